@@ -1,0 +1,221 @@
+"""Build a labeled sentence `DatasetDict` from a data config: read -> clean/split -> label ->
+split by article -> write atomically, with a dataset card and a content fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
+from sklearn.model_selection import StratifiedGroupKFold
+
+from trainer.config import DataConfig, SplitConfig, to_plain
+from trainer.data.sources import Example, SourceResult, input_files, read_source
+from trainer.errors import DataError
+from trainer.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+# Bump when the dataset layout changes; changes to the data code itself are caught by _code_digest.
+BUILDER_VERSION = "1"
+CARD_JSON = "card.json"
+CARD_MD = "README.md"
+SPLITS = ("train", "validation", "test")
+
+FEATURES = Features(
+    {
+        "text": Value("string"),
+        "label": ClassLabel(names=list(LABELS)),
+        "article": Value("string"),
+        "sentence_index": Value("int32"),
+        "label_source": Value("string"),
+        "source": Value("string"),
+        "beat": Value("string"),
+    }
+)
+
+
+@dataclass
+class BuiltDataset:
+    """A built dataset and its card."""
+
+    path: Path
+    dataset: DatasetDict
+    card: dict[str, Any]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.card["fingerprint"]
+
+
+def _code_digest() -> str:
+    """Digest of the data-processing code, so that a change in cleaning or splitting rebuilds."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    digest.update(importlib.metadata.version("syntok").encode())
+    return digest.hexdigest()
+
+
+def fingerprint(config: DataConfig) -> str:
+    """SHA-256 over the settings, the data code and every input file's name and bytes."""
+    digest = hashlib.sha256()
+    digest.update(_code_digest().encode())
+    settings = to_plain(config)
+    settings.pop("output_dir", None)
+    digest.update(json.dumps({"settings": settings, "builder": BUILDER_VERSION}, sort_keys=True).encode())
+    for source in config.sources:
+        for path in input_files(source):
+            digest.update(str(path).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def split_by_article(labels: list[str], groups: list[str], split: SplitConfig) -> dict[str, np.ndarray]:
+    """Indices of train/validation/test: stratified by label, grouped by article, seeded.
+
+    StratifiedGroupKFold peels off one fold as test (about `split.test` of the articles), then one
+    fold of the rest as validation, so no article has sentences in two splits.
+    """
+    y = np.asarray(labels)
+    g = np.asarray(groups)
+    n_articles = len(set(groups))
+    if n_articles < 3:
+        raise DataError(f"expected at least 3 articles to make train/validation/test splits, found {n_articles}")
+
+    def peel(indices: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        n_splits = max(2, min(round(1 / fraction), len(set(g[indices]))))
+        folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        rest, held = next(folds.split(np.zeros(len(indices)), y[indices], g[indices]))
+        return indices[rest], indices[held]
+
+    everything = np.arange(len(y))
+    rest, test = peel(everything, split.test, split.seed)
+    train, validation = peel(rest, split.validation / (1 - split.test), split.seed + 1)
+    return {"train": np.sort(train), "validation": np.sort(validation), "test": np.sort(test)}
+
+
+def _card(config: DataConfig, fp: str, results: list[SourceResult], dataset: DatasetDict) -> dict[str, Any]:
+    removed: Counter[str] = Counter()
+    for result in results:
+        removed.update(result.removed)
+    counts = {
+        name: dict(sorted(Counter(LABELS[i] for i in split["label"]).items(), key=lambda kv: LABELS.index(kv[0])))
+        for name, split in dataset.items()
+    }
+    return {
+        "name": config.name,
+        "fingerprint": fp,
+        "builder_version": BUILDER_VERSION,
+        "config": to_plain(config),
+        "labels": list(LABELS),
+        "articles": {name: len(set(split["article"])) for name, split in dataset.items()},
+        "sentences": {name: len(split) for name, split in dataset.items()},
+        "label_counts": counts,
+        "cleaning_removed": dict(removed),
+        "unlabeled_sentences": [item for r in results for item in r.unlabeled],
+        "unused_labels": [item for r in results for item in r.unused_labels],
+    }
+
+
+def _card_markdown(card: dict[str, Any]) -> str:
+    rows = [
+        f"| {name} | {card['articles'][name]} | {card['sentences'][name]} | "
+        + " | ".join(str(card["label_counts"][name].get(label, 0)) for label in LABELS)
+        + " |"
+        for name in SPLITS
+    ]
+    removed = ", ".join(f"{k}: {v}" for k, v in sorted(card["cleaning_removed"].items())) or "nothing"
+    return "\n".join(
+        [
+            f"# Dataset card: {card['name']}",
+            "",
+            f"Fingerprint: `{card['fingerprint']}`",
+            "",
+            "| split | articles | sentences | " + " | ".join(LABELS) + " |",
+            "|---|---|---|" + "---|" * len(LABELS),
+            *rows,
+            "",
+            f"Cleaning removed: {removed}.",
+            f"Sentences without a gold label (not in the dataset): {len(card['unlabeled_sentences'])}.",
+            f"Gold labels that matched no sentence: {len(card['unused_labels'])}.",
+            "",
+            "Splits are grouped by article (no article in two splits) and stratified by label.",
+            "",
+        ]
+    )
+
+
+def _write_atomically(dataset: DatasetDict, card: dict[str, Any], target: Path) -> None:
+    """Write into a temporary sibling folder, then rename into place: never a half-written build."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    dataset.save_to_disk(str(tmp))
+    (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+    (tmp / CARD_MD).write_text(_card_markdown(card), encoding="utf-8")
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_built(path: Path) -> BuiltDataset:
+    """Load a dataset folder written by `build_dataset`."""
+    card_path = path / CARD_JSON
+    if not card_path.is_file():
+        raise DataError(f"{path}: expected a built dataset (with {CARD_JSON}), found none; run `trainer build-data`")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    return BuiltDataset(path, load_from_disk(str(path)), card)
+
+
+def build_dataset(config: DataConfig, force: bool = False, progress: bool = True) -> BuiltDataset:
+    """Build (or reuse, if the fingerprint matches) the dataset described by `config`.
+
+    >>> built = build_dataset(load_data_config("configs/data/bundled.yaml"))  # doctest: +SKIP
+    >>> built.dataset["train"][0]["text"]  # doctest: +SKIP
+    """
+    fp = fingerprint(config)
+    target = config.dataset_dir
+    if not force and (target / CARD_JSON).is_file():
+        existing = load_built(target)
+        if existing.fingerprint == fp:
+            log.info("dataset %s is up to date (fingerprint %s)", target, fp[:12])
+            return existing
+
+    results = [read_source(source, progress=progress) for source in config.sources]
+    examples: list[Example] = [ex for r in results for ex in r.examples]
+    if not examples:
+        raise DataError(f"data config '{config.name}': expected labeled sentences, found none in its sources")
+    for result in results:
+        if result.unlabeled:
+            log.warning("%d sentences have no gold label and are left out (listed in the card)", len(result.unlabeled))
+        if result.unused_labels:
+            log.warning("%d gold labels matched no sentence (listed in the card)", len(result.unused_labels))
+
+    indices = split_by_article([e.label for e in examples], [e.article for e in examples], config.split)
+    columns = {key: [] for key in FEATURES}
+    rows = [asdict(e) for e in examples]
+    dataset = DatasetDict(
+        {
+            name: Dataset.from_dict(
+                {key: [rows[i][key] for i in idx] for key in columns}, features=FEATURES
+            )
+            for name, idx in indices.items()
+        }
+    )
+    card = _card(config, fp, results, dataset)
+    _write_atomically(dataset, card, target)
+    log.info("wrote %s: %s sentences, fingerprint %s", target, card["sentences"], fp[:12])
+    return load_built(target)

@@ -1,0 +1,81 @@
+"""The predict helper: load a saved model (folder or MLflow URI) and label sentences or articles.
+
+>>> clf = load_classifier("models/minilm-bundled")  # doctest: +SKIP
+>>> clf.predict(["The minister said the talks had failed."])[0].label  # doctest: +SKIP
+'attributed'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.data.cleaning import clean_article
+from trainer.data.sentences import article_sentences
+from trainer.labels import LABELS
+from trainer.models import load_backend
+from trainer.models.base import Backend
+
+DEFAULT_BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The label of one sentence and the probability of every label, in `LABELS` order."""
+
+    text: str
+    label: str
+    probabilities: dict[str, float]
+
+    @property
+    def score(self) -> float:
+        return self.probabilities[self.label]
+
+
+class Classifier:
+    """A loaded model with one API for every backend."""
+
+    def __init__(self, backend: Backend, source: str):
+        self.backend = backend
+        self.source = source
+        self.labels = LABELS
+
+    def predict(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
+        """One Prediction per input text, in input order."""
+        texts = list(texts)
+        return list(self.iter_predict(texts, batch_size=batch_size, chunk_size=max(len(texts), 1)))
+
+    def iter_predict(
+        self, texts: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = 4096
+    ) -> Iterator[Prediction]:
+        """Stream predictions for any number of texts, holding one chunk in memory at a time."""
+        chunk: list[str] = []
+        for text in texts:
+            chunk.append(text)
+            if len(chunk) >= chunk_size:
+                yield from self._predict_chunk(chunk, batch_size)
+                chunk = []
+        if chunk:
+            yield from self._predict_chunk(chunk, batch_size)
+
+    def _predict_chunk(self, texts: list[str], batch_size: int) -> Iterator[Prediction]:
+        probabilities = self.backend.predict_proba(texts, batch_size=batch_size)
+        for text, row in zip(texts, probabilities):
+            best = int(row.argmax())
+            yield Prediction(text, LABELS[best], {label: float(row[i]) for i, label in enumerate(LABELS)})
+
+    def tag_article(self, text: str, batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
+        """Clean a raw article (boilerplate out), split it into sentences and label each one."""
+        return self.predict(article_sentences(clean_article(text).paragraphs), batch_size=batch_size)
+
+
+def load_classifier(model: str | Path) -> Classifier:
+    """Load a model folder (`models/<run>`) or an MLflow model URI (`runs:/<id>/model`, `models:/NAME@alias`)."""
+    text = str(model)
+    if text.startswith(("runs:/", "models:/")):
+        from trainer.tracking import downloaded_model
+
+        with downloaded_model(text) as folder:
+            return Classifier(load_backend(folder), text)
+    return Classifier(load_backend(Path(model)), text)

@@ -1,0 +1,231 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+Every `train` and `evaluate` is one run. A tracking failure is reported (log warning and
+`Tracker.error`) and ends tracking for that run; it never stops training or loses the model,
+which is saved before anything is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from trainer.config import DEFAULT_TRACKING_DB, TrackingConfig
+
+log = logging.getLogger(__name__)
+
+# MLflow rejects longer param values; longer ones go to an artifact instead of being cut.
+_MAX_PARAM_CHARS = 500
+MODEL_ARTIFACT = "model"
+
+
+def tracking_uri(config: TrackingConfig) -> str:
+    """Config `tracking.uri`, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the current folder."""
+    if config.uri:
+        return config.uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / DEFAULT_TRACKING_DB}"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; lists are kept whole (as JSON)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list | tuple) else value
+    return flat
+
+
+class Tracker:
+    """One MLflow run. Use as a context manager; every method is a no-op once tracking failed."""
+
+    def __init__(self, config: TrackingConfig, run_name: str, tags: dict[str, str] | None = None):
+        self.config = config
+        self.run_name = run_name
+        self.tags = tags or {}
+        self.run_id: str | None = None
+        self.uri = tracking_uri(config)
+        self.error: str | None = None if config.enabled else "tracking disabled in the config"
+        self._active = False
+
+    def _guard(self, what: str, action: Callable[[], Any]) -> Any:
+        if self.error is not None:
+            return None
+        try:
+            return action()
+        except Exception as exc:  # noqa: BLE001 - any tracking failure is reported, training goes on
+            self.error = f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("MLflow tracking at %s: %s; the run goes on without tracking", self.uri, self.error)
+            return None
+
+    def __enter__(self) -> Tracker:
+        import mlflow
+
+        def start() -> None:
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_experiment(self.config.experiment)
+            run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
+            self.run_id = run.info.run_id
+            self._active = True
+
+        self._guard("starting the run", start)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        import mlflow
+
+        if self._active:
+            status = "FINISHED" if exc_type is None else "FAILED"
+            try:
+                mlflow.end_run(status=status)
+            except Exception as end_exc:  # noqa: BLE001
+                log.warning("MLflow tracking: ending the run failed: %s", end_exc)
+            self._active = False
+
+    # ------------------------------------------------------------ logging
+
+    def log_config(self, plain_config: dict[str, Any]) -> None:
+        """Params from the flattened config; values too long for a param go to config.json in full."""
+        import mlflow
+
+        def do() -> None:
+            flat = flatten(plain_config)
+            params = {k: v for k, v in flat.items() if len(str(v)) <= _MAX_PARAM_CHARS}
+            long = sorted(set(flat) - set(params))
+            if long:
+                params["long_params_in_artifact"] = ",".join(long)[:_MAX_PARAM_CHARS]
+            mlflow.log_params(params)
+            mlflow.log_dict(plain_config, "config/resolved_config.json")
+
+        self._guard("logging the config", do)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        self._guard("logging metrics", lambda: mlflow.log_metrics(metrics, step=step))
+
+    def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
+        import mlflow
+
+        self._guard(f"logging {artifact_file}", lambda: mlflow.log_dict(data, artifact_file))
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        import mlflow
+
+        self._guard(f"logging {artifact_file}", lambda: mlflow.log_text(text, artifact_file))
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        self._guard(f"logging {path.name}", lambda: mlflow.log_artifact(str(path), artifact_path))
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        import mlflow
+
+        self._guard("setting tags", lambda: mlflow.set_tags(tags))
+
+    def log_dataset(self, frame: Any, name: str, source: str, fingerprint: str, context: str) -> None:
+        """Log a split as an MLflow dataset input whose digest is the dataset fingerprint."""
+        import mlflow
+
+        def do() -> None:
+            dataset = mlflow.data.from_pandas(frame, source=source, targets="label", name=name, digest=fingerprint[:36])
+            mlflow.log_input(dataset, context=context, tags={"fingerprint": fingerprint})
+
+        self._guard(f"logging dataset {name}", do)
+
+    def log_model(self, model_dir: Path, input_example: list[str]) -> str | None:
+        """Log the model folder as a pyfunc model under `model`; returns its runs:/ URI."""
+        import mlflow
+        from mlflow.models import infer_signature
+
+        def do() -> str:
+            from trainer.predict import load_classifier
+
+            output = PyfuncModel.to_frame(load_classifier(model_dir).predict(input_example))
+            signature = infer_signature(input_example, output)
+            mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=PyfuncModel(),
+                artifacts={"model_dir": str(model_dir)},
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=_requirements(),
+            )
+            return f"runs:/{self.run_id}/{MODEL_ARTIFACT}"
+
+        return self._guard("logging the model", do)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("torch", "transformers", "scikit-learn", "skops", "syntok", "pydantic", "pyyaml", "mlflow"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def _pyfunc_base() -> type:
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.PythonModel
+
+
+class PyfuncModel(_pyfunc_base()):  # type: ignore[misc]
+    """MLflow pyfunc wrapper: `predict(list of sentences or DataFrame)` -> DataFrame of label + probabilities."""
+
+    def load_context(self, context: Any) -> None:
+        from trainer.predict import load_classifier
+
+        self.classifier = load_classifier(context.artifacts["model_dir"])
+
+    @staticmethod
+    def to_frame(predictions: list[Any]) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(
+            [{"label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}} for p in predictions]
+        )
+
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
+        import pandas as pd
+
+        if isinstance(model_input, pd.DataFrame):
+            column = "text" if "text" in model_input.columns else model_input.columns[0]
+            texts = model_input[column].tolist()
+        elif isinstance(model_input, pd.Series):
+            texts = model_input.tolist()
+        elif isinstance(model_input, str):
+            texts = [model_input]
+        else:
+            texts = list(model_input)
+        return self.to_frame(self.classifier.predict(texts))
+
+
+@contextmanager
+def downloaded_model(uri: str) -> Iterator[Path]:
+    """Download a `runs:/` or `models:/` pyfunc model and yield the trainer model folder inside it."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="trainer-model-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        candidates = [p.parent for p in local.rglob("trainer_model.json")]
+        if not candidates:
+            from trainer.errors import ModelLoadError
+
+            raise ModelLoadError(f"{uri}: expected a model logged by trainer, found no trainer_model.json in it")
+        yield candidates[0]
