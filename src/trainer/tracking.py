@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +73,7 @@ class Tracker:
         import mlflow
 
         def start() -> None:
+            _check_reachable(self.uri)
             mlflow.set_tracking_uri(self.uri)
             mlflow.set_experiment(self.config.experiment)
             run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
@@ -139,8 +141,13 @@ class Tracker:
         import mlflow
 
         def do() -> None:
-            dataset = mlflow.data.from_pandas(frame, source=source, targets="label", name=name, digest=fingerprint[:36])
-            mlflow.log_input(dataset, context=context, tags={"fingerprint": fingerprint})
+            with warnings.catch_warnings():
+                # "source can be interpreted in multiple ways", "schema contains integer column(s)"
+                warnings.simplefilter("ignore", UserWarning)
+                dataset = mlflow.data.from_pandas(
+                    frame, source=source, targets="label", name=name, digest=fingerprint[:36]
+                )
+                mlflow.log_input(dataset, context=context, tags={"fingerprint": fingerprint})
 
         self._guard(f"logging dataset {name}", do)
 
@@ -153,10 +160,12 @@ class Tracker:
             from trainer.predict import load_classifier
 
             output = PyfuncModel.to_frame(load_classifier(model_dir).predict(input_example))
-            signature = infer_signature(input_example, output)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # MLflow's hints about integer columns
+                signature = infer_signature(input_example, output)
             mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
-                python_model=PyfuncModel(),
+                python_model=str(Path(__file__).with_name("mlflow_model.py")),
                 artifacts={"model_dir": str(model_dir)},
                 signature=signature,
                 input_example=input_example,
@@ -165,6 +174,23 @@ class Tracker:
             return f"runs:/{self.run_id}/{MODEL_ARTIFACT}"
 
         return self._guard("logging the model", do)
+
+
+# A tracking server that does not answer within this many seconds is reported as unreachable,
+# instead of MLflow's own retries holding training up for minutes.
+_PROBE_TIMEOUT_S = 5
+
+
+def _check_reachable(uri: str) -> None:
+    """For http(s) tracking URIs, one quick request to the server's health endpoint."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=_PROBE_TIMEOUT_S).raise_for_status()
+    except requests.RequestException as exc:
+        raise ConnectionError(f"tracking server {uri} is unreachable ({type(exc).__name__})") from None
 
 
 def _requirements() -> list[str]:
@@ -185,35 +211,39 @@ def _pyfunc_base() -> type:
     return mlflow.pyfunc.PythonModel
 
 
-class PyfuncModel(_pyfunc_base()):  # type: ignore[misc]
-    """MLflow pyfunc wrapper: `predict(list of sentences or DataFrame)` -> DataFrame of label + probabilities."""
+# MLflow warns at class creation that predict() has no type hints; without them it takes any input.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
 
-    def load_context(self, context: Any) -> None:
-        from trainer.predict import load_classifier
+    class PyfuncModel(_pyfunc_base()):  # type: ignore[misc]
+        """MLflow pyfunc wrapper: `predict(list of sentences or DataFrame)` -> DataFrame of label + probabilities."""
 
-        self.classifier = load_classifier(context.artifacts["model_dir"])
+        def load_context(self, context: Any) -> None:
+            from trainer.predict import load_classifier
 
-    @staticmethod
-    def to_frame(predictions: list[Any]) -> Any:
-        import pandas as pd
+            self.classifier = load_classifier(context.artifacts["model_dir"])
 
-        return pd.DataFrame(
-            [{"label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}} for p in predictions]
-        )
+        @staticmethod
+        def to_frame(predictions: list[Any]) -> Any:
+            import pandas as pd
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
-        import pandas as pd
+            return pd.DataFrame(
+                [{"label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}} for p in predictions]
+            )
 
-        if isinstance(model_input, pd.DataFrame):
-            column = "text" if "text" in model_input.columns else model_input.columns[0]
-            texts = model_input[column].tolist()
-        elif isinstance(model_input, pd.Series):
-            texts = model_input.tolist()
-        elif isinstance(model_input, str):
-            texts = [model_input]
-        else:
-            texts = list(model_input)
-        return self.to_frame(self.classifier.predict(texts))
+        def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
+            import pandas as pd
+
+            if isinstance(model_input, pd.DataFrame):
+                column = "text" if "text" in model_input.columns else model_input.columns[0]
+                texts = model_input[column].tolist()
+            elif isinstance(model_input, pd.Series):
+                texts = model_input.tolist()
+            elif isinstance(model_input, str):
+                texts = [model_input]
+            else:
+                texts = list(model_input)
+            return self.to_frame(self.classifier.predict(texts))
 
 
 @contextmanager

@@ -1,0 +1,15 @@
+"""MLflow "model from code" entry point: MLflow runs this file to build the pyfunc wrapper.
+
+Logging the wrapper as code instead of a cloudpickle means loading a logged model never
+unpickles anything. Not meant to be imported by the project itself.
+"""
+
+import warnings
+
+import mlflow
+
+from trainer.tracking import PyfuncModel
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)  # "add type hints to predict": it takes lists and frames alike
+    mlflow.models.set_model(PyfuncModel())
