@@ -93,7 +93,7 @@ def test_card_markdown_written(project):
         ),
         (
             lambda root: (root / "corpus/labels.jsonl").write_text('{"article": "a1"}\nnot json\n'),
-            r"labels\.jsonl:1: expected keys",
+            r"labels\.jsonl:1: expected a 'sentence' column",
         ),
         (lambda root: (root / "corpus/labels.jsonl").write_text("not json\n"), r"labels\.jsonl:1: expected a JSON object"),
     ],

@@ -50,7 +50,7 @@ def test_out_of_range_value(project):
 
 def test_unknown_backend(project):
     path = project.experiment("bk", {"backend": "svm"})
-    with pytest.raises(ConfigError, match=r"model: expected one of 'transformer', 'sklearn', found 'svm'"):
+    with pytest.raises(ConfigError, match=r"model: expected one of 'transformer', 'sklearn', 'rules', found 'svm'"):
         load_config(path)
 
 

@@ -2,6 +2,7 @@
 
     trainer validate   --config configs/default.yaml [--set key=value ...]
     trainer build-data --config configs/data/bundled.yaml
+    trainer check-data --config configs/data/polnear.yaml
     trainer train      --config configs/default.yaml [--set training.epochs=2] [--overwrite]
     trainer evaluate   --model models/<run> [--split test | --data file.jsonl]
     trainer predict    --model models/<run> (--text "..." | --file article.txt) [--format table|jsonl]
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(build, "data config")
     build.add_argument("--force", action="store_true", help="rebuild even if the fingerprint is unchanged")
 
+    check = sub.add_parser("check-data", help="build (or reuse) a dataset and report problems before training")
+    _add_config(check, "data config")
+
     train = sub.add_parser("train", help="train a model and log the run to MLflow")
     _add_config(train, "experiment config")
     train.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
@@ -55,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     group = evaluate.add_mutually_exclusive_group()
     group.add_argument("--split", default="test", choices=["train", "validation", "test"])
     group.add_argument("--data", type=Path, help="labeled JSONL/CSV with text and label fields")
+    evaluate.add_argument("--dataset", type=Path, help="a built dataset folder whose --split to use (default: the model's own)")
     evaluate.add_argument("--output", type=Path, help="folder for the report (default: inside the model folder)")
 
     predict = sub.add_parser("predict", help="label sentences or a whole article")
@@ -92,6 +97,21 @@ def _cmd_build(args: argparse.Namespace) -> None:
     print(f"dataset: {built.path}")
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from trainer.config import load_data_config
+    from trainer.data.build import build_dataset
+    from trainer.data.check import check_dataset
+
+    config = load_data_config(args.config, args.overrides)
+    built = build_dataset(config)
+    problems = check_dataset(built, config.min_examples_per_label)
+    for problem in problems:
+        print(f"{problem.severity}: {problem.message}")
+    errors = sum(p.severity == "error" for p in problems)
+    print(f"{built.path}: {errors} errors, {len(problems) - errors} warnings")
+    return 1 if errors else 0
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     from trainer.config import load_config
     from trainer.metrics import format_table
@@ -112,8 +132,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from trainer.evaluate import evaluate
     from trainer.metrics import format_table
 
-    result = evaluate(args.model, split=None if args.data else args.split, data=args.data, output=args.output)
+    result = evaluate(
+        args.model, split=None if args.data else args.split, data=args.data, dataset=args.dataset, output=args.output
+    )
     print(format_table(result.metrics))
+    for name, metrics in result.slices.items():
+        print(f"\n{name} ({metrics['n']} sentences): macro-F1 {metrics['macro_f1']:.3f}  " + "  ".join(
+            f"{label} F1 {v['f1']:.3f} ({v['support']})" for label, v in metrics["per_label"].items()
+        ))
     print(f"\nreport: {result.report_dir}")
     if result.run_id:
         print(f"MLflow run: {result.run_id}")
@@ -147,6 +173,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 COMMANDS = {
     "validate": _cmd_validate,
     "build-data": _cmd_build,
+    "check-data": _cmd_check,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
@@ -161,11 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
-        COMMANDS[args.command](args)
+        return COMMANDS[args.command](args) or 0
     except TrainerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return 0
 
 
 if __name__ == "__main__":

@@ -34,7 +34,21 @@ def _must_exist(value: Path | None) -> Path | None:
 # ---------------------------------------------------------------- data
 
 
-class CorpusSource(_Strict):
+LabelName = Literal["verified", "attributed", "unverified"]
+
+
+class _Source(_Strict):
+    exclude_articles: Path | None = Field(
+        default=None, description="text file of article ids (one per line) left out, e.g. a dev set's articles"
+    )
+    rules: Path | None = Field(
+        default=None, description="cue lexicon YAML for rule labels; null: the packaged default_rules.yaml"
+    )
+
+    _exists_common = field_validator("exclude_articles", "rules")(_must_exist)
+
+
+class CorpusSource(_Source):
     """Plain-text articles in a folder, with gold sentence labels in a JSONL file beside them."""
 
     kind: Literal["corpus"] = "corpus"
@@ -45,7 +59,92 @@ class CorpusSource(_Strict):
     _exists = field_validator("articles", "labels", "metadata")(_must_exist)
 
 
-DataSource = Annotated[CorpusSource, Field(discriminator="kind")]
+class FolderSource(_Source):
+    """Raw, unlabeled articles (.txt/.md/.html files, or JSONL/CSV with a text column): labeled by rules."""
+
+    kind: Literal["folder"] = "folder"
+    path: Path
+    text_column: str = "text"
+    id_column: str | None = Field(default=None, description="JSONL/CSV column naming the article; default: row number")
+
+    _exists = field_validator("path")(_must_exist)
+
+
+# PolNeAR annotates thoughts and feelings as attributions too. A want, a like or a fear is not a
+# claim relayed from a source, so these cues do not make a sentence attributed.
+NON_CLAIM_CUES = (
+    r"wants?|wanted|wanting|wish(es|ed)?|hopes?|hoped|hoping|likes?|liked|loves?|loved|hates?|hated",
+    r"fears?|feared|worr(y|ies|ied)|feels?|felt|enjoy(s|ed)?|prefers?|preferred|dislikes?",
+    r"seems?|seemed|appears?|appeared|looks?|looked|sees?|saw|seen|watch(es|ed)?|hears?|heard",
+    r"captured|erupt(s|ed)? from|is expected|are expected|was expected|knows?|knew|learned|realized",
+)
+
+
+# Annotated cues that relay a source's claim although the rule lexicon (which must avoid their
+# other senses in free text) does not list them bare.
+EXTRA_CLAIM_CUES = (
+    r"confirm(s|ed)?|report(s|ed)?|reveal(s|ed)?|discuss(es|ed)?|defend(s|ed)?|applaud(s|ed)?|credit(s|ed)?",
+    r"threaten(s|ed)?|urg(e|es|ed|ing)|describ(e|es|ed|ing)|tout(s|ed)?|question(s|ed)?|mock(s|ed)?",
+    r"slam(s|med)?|blast(s|ed)?|attack(s|ed)?|criticiz(e|es|ed|ing)|dismiss(es|ed)?|reject(s|ed)?|show(s|ed|n)?",
+)
+
+
+class BratSource(_Source):
+    """A brat standoff corpus of attribution annotations, such as PolNeAR."""
+
+    kind: Literal["brat"] = "brat"
+    path: Path = Field(description="corpus folder holding text/ and attributions/")
+    text_dir: str = "text"
+    annotation_dir: str = "attributions"
+    count_beliefs: bool = Field(
+        default=True, description="cues of belief ('believes', 'thinks') attribute a claim, as the guidelines say"
+    )
+    extra_claim_cues: list[str] = Field(
+        default_factory=lambda: list(EXTRA_CLAIM_CUES),
+        description="regexes of annotated cues that relay a claim, beyond the rules' reporting verbs",
+    )
+    excluded_cues: list[str] = Field(
+        default_factory=lambda: list(NON_CLAIM_CUES),
+        description="regexes of annotated cues that never relay a claim (desires, feelings, perception)",
+    )
+    min_content_share: float = Field(
+        default=0.3, gt=0, le=1, description="share of a sentence an attribution's content must cover to make it attributed"
+    )
+    unverified_rules: bool = Field(default=True, description="apply the rules' unverified markers on top")
+    limit: int | None = Field(default=None, ge=1, description="read only the first N articles (quick runs)")
+
+    _exists = field_validator("path")(_must_exist)
+
+
+class LabeledSource(_Source):
+    """A JSONL or CSV file of labeled sentences."""
+
+    kind: Literal["labeled"] = "labeled"
+    path: Path
+    text_column: str = "text"
+    label_column: str = "label"
+    article_column: str | None = Field(default=None, description="groups sentences into articles for splitting")
+    label_map: dict[str, LabelName] = Field(default_factory=dict, description="their label name -> ours")
+
+    _exists = field_validator("path")(_must_exist)
+
+
+class HuggingFaceSource(_Source):
+    """`datasets.load_dataset(path, data_files=...)`: local files, or a hub id when a network exists."""
+
+    kind: Literal["huggingface"] = "huggingface"
+    path: str = Field(description="'json', 'csv', 'parquet' with data_files, or a hub dataset id")
+    data_files: list[str] | None = None
+    split: str = "train"
+    text_column: str = "text"
+    label_column: str = "label"
+    article_column: str | None = None
+    label_map: dict[str, LabelName] = Field(default_factory=dict)
+
+
+DataSource = Annotated[
+    CorpusSource | FolderSource | BratSource | LabeledSource | HuggingFaceSource, Field(discriminator="kind")
+]
 
 
 class SplitConfig(_Strict):
@@ -63,6 +162,8 @@ class DataConfig(_Strict):
     sources: list[DataSource] = Field(min_length=1)
     split: SplitConfig = SplitConfig()
     output_dir: Path = Path("data/processed")
+    num_proc: int = Field(default=1, ge=1, description="processes for reading large corpora")
+    min_examples_per_label: int = Field(default=5, ge=1, description="check-data warns below this, per split")
 
     @property
     def dataset_dir(self) -> Path:
@@ -94,7 +195,16 @@ class SklearnModel(_Strict):
     class_weight: Literal["balanced"] | None = "balanced"
 
 
-ModelConfig = Annotated[TransformerModel | SklearnModel, Field(discriminator="backend")]
+class RulesModel(_Strict):
+    """The cue-lexicon rules as a model: nothing to train, same evaluate and predict."""
+
+    backend: Literal["rules"] = "rules"
+    rules: Path | None = Field(default=None, description="cue lexicon YAML; null: the packaged default_rules.yaml")
+
+    _exists = field_validator("rules")(_must_exist)
+
+
+ModelConfig = Annotated[TransformerModel | SklearnModel | RulesModel, Field(discriminator="backend")]
 
 
 class TrainingConfig(_Strict):
@@ -215,9 +325,12 @@ def _first_model(annotation: Any) -> Any:
     return None
 
 
+_UNION_TAGS = {"corpus", "folder", "brat", "labeled", "huggingface", "transformer", "sklearn", "rules"}
+
+
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> tuple[str, str]:
     """(dotted key, message) for one pydantic error."""
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in {"corpus", "transformer", "sklearn"}))
+    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in _UNION_TAGS))
     key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
     kind = error["type"]
     found = error.get("input")

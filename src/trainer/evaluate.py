@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class EvalResult:
     report_dir: Path
     run_id: str | None
     tracking_error: str | None
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def load_labeled_file(path: Path) -> tuple[list[str], list[str]]:
@@ -118,24 +119,32 @@ def _model_training_config(model_dir: Path) -> ExperimentConfig | None:
     return ExperimentConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _split_data(model_dir: Path, split: str) -> tuple[list[str], list[str], str]:
-    from trainer.data.build import build_dataset
+def _split_data(model_dir: Path, split: str, dataset: Path | None) -> tuple[list[str], list[str], list[str], str]:
+    """Texts, labels and sources of a split: of `dataset` if given, else of the model's own dataset."""
+    from trainer.data.build import build_dataset, load_built
 
-    config = _model_training_config(model_dir)
-    if config is None:
-        raise ModelLoadError(f"{model_dir}: has no training config to find its dataset; pass --data FILE instead")
-    built = build_dataset(config.data, progress=False)
+    if dataset is not None:
+        built = load_built(dataset)
+    else:
+        config = _model_training_config(model_dir)
+        if config is None:
+            raise ModelLoadError(
+                f"{model_dir}: has no training config to find its dataset; pass --data FILE or --dataset DIR"
+            )
+        built = build_dataset(config.data, progress=False)
     if split not in built.dataset:
         raise DataError(f"expected a split in {list(built.dataset)}, found {split!r}")
     part = built.dataset[split]
     names = part.features["label"].names
-    return list(part["text"]), [names[i] for i in part["label"]], f"{config.data.name}:{split}"
+    sources = [s.split(":", 1)[0] + ":" + Path(s.split(":", 1)[-1]).name for s in part["source"]]
+    return list(part["text"]), [names[i] for i in part["label"]], sources, f"{built.card['name']}:{split}"
 
 
 def evaluate(
     model: str | Path,
     split: str | None = "test",
     data: str | Path | None = None,
+    dataset: str | Path | None = None,
     output: Path | None = None,
     tracking: TrackingConfig | None = None,
 ) -> EvalResult:
@@ -146,12 +155,19 @@ def evaluate(
     model_dir = Path(str(model))
     if data is not None:
         texts, gold = load_labeled_file(Path(data))
-        data_name = Path(data).stem
+        sources, data_name = [], Path(data).stem
     else:
-        texts, gold, data_name = _split_data(model_dir, split or "test")
+        texts, gold, sources, data_name = _split_data(
+            model_dir, split or "test", Path(dataset) if dataset is not None else None
+        )
     log.info("evaluating %s on %s (%d sentences)", model, data_name, len(texts))
 
     metrics, predictions = score(classifier, texts, gold)
+    slices = {}
+    if len(set(sources)) > 1:  # metrics per source, e.g. PolNeAR vs the bundled corpus in one test split
+        for name in sorted(set(sources)):
+            keep = [i for i, s in enumerate(sources) if s == name]
+            slices[name] = compute_metrics([gold[i] for i in keep], [predictions[i].label for i in keep])
     report_dir = output or (model_dir / EVAL_DIR / data_name.replace(":", "-"))
     title = f"{model_dir.name} on {data_name}"
     write_report(report_dir, metrics, predictions, gold, title)
@@ -161,14 +177,17 @@ def evaluate(
     if run_meta:
         tags["trainer.training_run_id"] = run_meta
     tracking = tracking or TrackingConfig()
-    from trainer.tracking import Tracker
-
     with Tracker(tracking, f"evaluate-{model_dir.name}-{data_name.replace(':', '-')}", tags) as tracker:
         tracker.log_config({"model": str(model), "data": data_name, "n": len(texts)})
         tracker.log_metrics(flat_metrics(metrics, "eval"))
+        for name, values in slices.items():
+            tracker.log_metrics(flat_metrics(values, f"eval_{name.split(':')[0]}"))
+        tracker.log_dict(slices, "evaluation/slices.json")
         for name in (METRICS_FILE, REPORT_FILE, CONFUSION_FILE, MISCLASSIFIED_FILE):
             tracker.log_artifact(report_dir / name, "evaluation")
-    return EvalResult(metrics, report_dir, tracker.run_id, tracker.error)
+    if slices:
+        (report_dir / "slices.json").write_text(json.dumps(slices, indent=2), encoding="utf-8")
+    return EvalResult(metrics, report_dir, tracker.run_id, tracker.error, slices)
 
 
 def _training_run(model_dir: Path) -> str | None:

@@ -9,6 +9,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_fro
 from sklearn.model_selection import StratifiedGroupKFold
 
 from trainer.config import DataConfig, SplitConfig, to_plain
+from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sources import Example, SourceResult, input_files, read_source
 from trainer.errors import DataError
 from trainer.labels import LABELS
@@ -41,6 +43,8 @@ FEATURES = Features(
         "label_source": Value("string"),
         "source": Value("string"),
         "beat": Value("string"),
+        "rule_label": Value("string"),
+        "rules_fired": Value("string"),
     }
 )
 
@@ -105,10 +109,62 @@ def split_by_article(labels: list[str], groups: list[str], split: SplitConfig) -
     return {"train": np.sort(train), "validation": np.sort(validation), "test": np.sort(test)}
 
 
-def _card(config: DataConfig, fp: str, results: list[SourceResult], dataset: DatasetDict) -> dict[str, Any]:
+def dedup_key(text: str) -> str:
+    """Normalised text under which near-duplicates collide: case, punctuation and spacing ignored."""
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def drop_cross_split_duplicates(
+    examples: list[Example], indices: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Remove from validation and test every sentence whose normalised text is in an earlier split.
+
+    Article grouping keeps articles apart; this keeps repeated sentences (wire copy, boilerplate
+    quotes) from leaking into the evaluation splits. Counts per split go to the card.
+    """
+    seen: set[str] = set()
+    kept: dict[str, np.ndarray] = {}
+    dropped: dict[str, int] = {}
+    for name in SPLITS:
+        keys = [dedup_key(examples[i].text) for i in indices[name]]
+        if name == "train":
+            keep = np.ones(len(keys), dtype=bool)
+        else:
+            keep = np.array([k not in seen for k in keys], dtype=bool)
+        kept[name] = indices[name][keep] if len(keys) else indices[name]
+        dropped[name] = int((~keep).sum()) if len(keys) else 0
+        seen.update(keys)
+    return kept, dropped
+
+
+def apply_rules(config: DataConfig, results: list[SourceResult]) -> None:
+    """Record the rule label and fired rules of every example; unlabeled examples take the rule label."""
+    for source, result in zip(config.sources, results):
+        labeler = RuleLabeler.from_yaml(rules_path(source.rules))
+        for example in result.examples:
+            rule = labeler.label(example.text)
+            example.rule_label = rule.label
+            example.rules_fired = json.dumps(rule.fired)
+            if example.label is None:
+                example.label = rule.label
+
+
+def _card(
+    config: DataConfig, fp: str, results: list[SourceResult], dataset: DatasetDict, dropped: dict[str, int]
+) -> dict[str, Any]:
     removed: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
     for result in results:
         removed.update(result.removed)
+        skipped.update(result.skipped)
+    disagreements: Counter[str] = Counter()
+    label_sources: Counter[str] = Counter()
+    for split in dataset.values():
+        names = split.features["label"].names
+        for label, rule, origin in zip(split["label"], split["rule_label"], split["label_source"]):
+            label_sources[origin] += 1
+            if origin != "rule" and names[label] != rule:
+                disagreements[f"{origin}:{names[label]}->rule:{rule}"] += 1
     counts = {
         name: dict(sorted(Counter(LABELS[i] for i in split["label"]).items(), key=lambda kv: LABELS.index(kv[0])))
         for name, split in dataset.items()
@@ -123,6 +179,10 @@ def _card(config: DataConfig, fp: str, results: list[SourceResult], dataset: Dat
         "sentences": {name: len(split) for name, split in dataset.items()},
         "label_counts": counts,
         "cleaning_removed": dict(removed),
+        "skipped": dict(skipped),
+        "duplicates_dropped_from_split": dropped,
+        "label_sources": dict(label_sources),
+        "rule_disagreements": dict(disagreements.most_common()),
         "unlabeled_sentences": [item for r in results for item in r.unlabeled],
         "unused_labels": [item for r in results for item in r.unused_labels],
     }
@@ -147,6 +207,11 @@ def _card_markdown(card: dict[str, Any]) -> str:
             *rows,
             "",
             f"Cleaning removed: {removed}.",
+            f"Skipped: {', '.join(f'{k}: {v}' for k, v in sorted(card['skipped'].items())) or 'nothing'}.",
+            "Sentences dropped from validation/test as duplicates of an earlier split: "
+            f"{card['duplicates_dropped_from_split']['validation']} / {card['duplicates_dropped_from_split']['test']}.",
+            f"Label sources: {', '.join(f'{k}: {v}' for k, v in sorted(card['label_sources'].items()))}.",
+            f"Sentences where the label and the rules disagree: {sum(card['rule_disagreements'].values())}.",
             f"Sentences without a gold label (not in the dataset): {len(card['unlabeled_sentences'])}.",
             f"Gold labels that matched no sentence: {len(card['unused_labels'])}.",
             "",
@@ -194,7 +259,8 @@ def build_dataset(config: DataConfig, force: bool = False, progress: bool = True
             log.info("dataset %s is up to date (fingerprint %s)", target, fp[:12])
             return existing
 
-    results = [read_source(source, progress=progress) for source in config.sources]
+    results = [read_source(source, num_proc=config.num_proc, progress=progress) for source in config.sources]
+    apply_rules(config, results)
     examples: list[Example] = [ex for r in results for ex in r.examples]
     if not examples:
         raise DataError(f"data config '{config.name}': expected labeled sentences, found none in its sources")
@@ -204,18 +270,32 @@ def build_dataset(config: DataConfig, force: bool = False, progress: bool = True
         if result.unused_labels:
             log.warning("%d gold labels matched no sentence (listed in the card)", len(result.unused_labels))
 
-    indices = split_by_article([e.label for e in examples], [e.article for e in examples], config.split)
-    columns = {key: [] for key in FEATURES}
+    # Each source is split on its own, with the same seed and fractions: adding a source to a
+    # config never moves another source's articles between splits, so figures stay comparable.
+    indices = {name: np.array([], dtype=int) for name in SPLITS}
+    offset = 0
+    for result in results:
+        articles = [e.article for e in result.examples]
+        if len(set(articles)) < 3:
+            log.warning("a source with %d article(s) goes to train whole: too few to split", len(set(articles)))
+            everything = np.arange(len(articles))
+            part = {"train": everything, "validation": everything[:0], "test": everything[:0]}
+        else:
+            part = split_by_article([e.label for e in result.examples], articles, config.split)
+        for name in SPLITS:
+            indices[name] = np.concatenate([indices[name], part[name] + offset])
+        offset += len(result.examples)
+    indices, dropped = drop_cross_split_duplicates(examples, indices)
     rows = [asdict(e) for e in examples]
     dataset = DatasetDict(
         {
             name: Dataset.from_dict(
-                {key: [rows[i][key] for i in idx] for key in columns}, features=FEATURES
+                {key: [rows[i][key] for i in idx] for key in FEATURES}, features=FEATURES
             )
             for name, idx in indices.items()
         }
     )
-    card = _card(config, fp, results, dataset)
+    card = _card(config, fp, results, dataset, dropped)
     _write_atomically(dataset, card, target)
     log.info("wrote %s: %s sentences, fingerprint %s", target, card["sentences"], fp[:12])
     return load_built(target)

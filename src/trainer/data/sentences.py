@@ -2,11 +2,31 @@
 
 syntok keeps abbreviations ("U.S.", "Gen.", "D-Mass.", "5 p.m. Tuesday"), figures ("$2,150",
 "3.5") and closing quotes attached to their sentence, which the naive split on ". " does not.
+Spans (character offsets into the raw text) are kept so that standoff annotations (brat) can be
+matched to sentences.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
+
 from syntok import segmenter
+
+from trainer.data.cleaning import boilerplate_kind
+
+# A piece that starts with a dash continues the one before: syntok ends a sentence after a
+# dateline's closing parenthesis ("KYIV, Ukraine (AP) — Troops ...").
+_CONTINUATION = ("—", "–", "-")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence: whitespace-normalised text and its [start, end) offsets in the raw text."""
+
+    text: str
+    start: int
+    end: int
 
 
 def normalize(text: str) -> str:
@@ -14,9 +34,23 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-# A piece that starts with a dash continues the one before: syntok ends a sentence after a
-# dateline's closing parenthesis ("KYIV, Ukraine (AP) — Troops ...").
-_CONTINUATION = ("—", "–", "-")
+def _spans(paragraph: str, offset: int = 0) -> list[Sentence]:
+    sentences: list[Sentence] = []
+    for para in segmenter.analyze(paragraph):
+        for tokens in para:
+            if not tokens:
+                continue
+            start = tokens[0].offset
+            end = tokens[-1].offset + len(tokens[-1].value)
+            text = normalize(paragraph[start:end])
+            if not text:
+                continue
+            if sentences and text.startswith(_CONTINUATION):
+                last = sentences[-1]
+                sentences[-1] = Sentence(f"{last.text} {text}", last.start, end + offset)
+            else:
+                sentences.append(Sentence(text, start + offset, end + offset))
+    return sentences
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -27,22 +61,35 @@ def split_sentences(paragraph: str) -> list[str]:
     >>> split_sentences('DALTON (Wire) — The river rose. It fell.')
     ['DALTON (Wire) — The river rose.', 'It fell.']
     """
-    sentences: list[str] = []
-    for para in segmenter.analyze(paragraph):
-        for sentence in para:
-            text = normalize("".join(str(token) for token in sentence))
-            if not text:
-                continue
-            if sentences and text.startswith(_CONTINUATION):
-                sentences[-1] = f"{sentences[-1]} {text}"
-            else:
-                sentences.append(text)
-    return sentences
+    return [s.text for s in _spans(paragraph)]
 
 
 def article_sentences(paragraphs: list[str]) -> list[str]:
     """Sentences of an article, in order, from its cleaned paragraphs."""
     return [s for p in paragraphs for s in split_sentences(p)]
+
+
+def sentence_spans(text: str, skip: list[tuple[int, int]] | None = None) -> tuple[list[Sentence], Counter[str]]:
+    """Clean and split raw article text line by line, keeping offsets into `text`.
+
+    Lines that are boilerplate, or that lie inside a `skip` span (e.g. an annotator's "Discard"),
+    are dropped and counted by kind.
+    """
+    removed: Counter[str] = Counter()
+    sentences: list[Sentence] = []
+    position = 0
+    for line in text.split("\n"):
+        start, position = position, position + len(line) + 1
+        if not line.strip():
+            continue
+        kind = boilerplate_kind(" ".join(line.split()))
+        if kind is None and skip and any(a <= start + len(line) - len(line.lstrip()) < b for a, b in skip):
+            kind = "discard_annotation"
+        if kind is not None:
+            removed[kind] += 1
+            continue
+        sentences.extend(_spans(line, start))
+    return sentences, removed
 
 
 def _main() -> None:

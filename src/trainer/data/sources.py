@@ -1,47 +1,72 @@
-"""Readers that turn each kind of input into labeled sentence examples.
+"""Readers that turn each kind of input into labeled (or rule-labeled) sentence examples.
 
-Every reader returns a `SourceResult`: the examples, what cleaning removed, and anything it could
-not match (reported in the dataset card, never dropped silently).
+Every reader returns a `SourceResult`: the examples, what cleaning removed, and anything it skipped
+or could not match (reported in the dataset card, never dropped silently). Examples without a label
+(raw article folders) get one from the rules in `build.py`.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import json
+import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from trainer.config import CorpusSource
+from trainer.config import BratSource, CorpusSource, FolderSource, HuggingFaceSource, LabeledSource
 from trainer.data.cleaning import clean_article
-from trainer.data.sentences import article_sentences, normalize
+from trainer.data.rules import RuleLabeler, rules_path
+from trainer.data.sentences import Sentence, article_sentences, normalize, sentence_spans
 from trainer.errors import DataError
-from trainer.labels import check_labels
+from trainer.labels import LABELS, check_labels
+
+AnySource = CorpusSource | FolderSource | BratSource | LabeledSource | HuggingFaceSource
+TEXT_SUFFIXES = (".txt", ".md")
+HTML_SUFFIXES = (".html", ".htm")
+TABLE_SUFFIXES = (".jsonl", ".csv")
 
 
 @dataclass
 class Example:
-    """One labeled sentence, with where it came from."""
+    """One sentence, its label (None until rules label it) and where both came from."""
 
     text: str
-    label: str
+    label: str | None
     article: str
     sentence_index: int
     label_source: str
     source: str
     beat: str = ""
+    rule_label: str = ""
+    rules_fired: str = ""
 
 
 @dataclass
 class SourceResult:
     examples: list[Example] = field(default_factory=list)
     removed: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
     unlabeled: list[dict[str, Any]] = field(default_factory=list)
     unused_labels: list[dict[str, Any]] = field(default_factory=list)
     articles: int = 0
+
+    def add(self, other: SourceResult) -> None:
+        self.examples.extend(other.examples)
+        self.removed.update(other.removed)
+        self.skipped.update(other.skipped)
+        self.unlabeled.extend(other.unlabeled)
+        self.unused_labels.extend(other.unused_labels)
+        self.articles += other.articles
+
+
+# ---------------------------------------------------------------- file helpers
 
 
 def read_text(path: Path) -> str:
@@ -69,27 +94,82 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, obj
 
 
-def _require(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
-    missing = [k for k in keys if k not in obj]
-    if missing:
-        raise DataError(f"{where}: expected keys {list(keys)}, missing {missing}")
+def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a JSONL or CSV file as (where, row), `where` naming file and line."""
+    if path.suffix.lower() == ".csv":
+        for number, row in enumerate(csv.DictReader(read_text(path).splitlines()), start=2):
+            yield f"{path}:{number}", row
+    else:
+        for number, row in read_jsonl(path):
+            yield f"{path}:{number}", row
 
 
-def read_corpus(source: CorpusSource, progress: bool = True) -> SourceResult:
+def _column(row: dict[str, Any], column: str, where: str) -> Any:
+    if column not in row:
+        raise DataError(f"{where}: expected a '{column}' column, found {sorted(row)} (set the column name in the config)")
+    return row[column]
+
+
+def _map_label(raw: Any, label_map: dict[str, str], where: str) -> str:
+    label = label_map.get(str(raw), str(raw))
+    check_labels([label], where)
+    return label
+
+
+def read_exclusions(path: Path | None) -> set[str]:
+    if path is None:
+        return set()
+    return {line.strip() for line in read_text(path).splitlines() if line.strip() and not line.startswith("#")}
+
+
+def html_to_text(html: str) -> str:
+    """Story text of an HTML page: headings, paragraphs and list items, one per line (BeautifulSoup)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "nav", "header", "footer", "aside", "form", "noscript", "figure"]):
+        tag.decompose()
+    blocks = [el.get_text(" ", strip=True) for el in soup.find_all(["h1", "h2", "h3", "p", "li", "blockquote"])]
+    blocks = [b for b in blocks if b]
+    return "\n\n".join(blocks) if blocks else soup.get_text("\n", strip=True)
+
+
+def _map(func: Callable[[Any], SourceResult], items: list[Any], num_proc: int, desc: str, progress: bool) -> SourceResult:
+    """Apply `func` to every item (in worker processes when num_proc > 1), merging results in order."""
+    result = SourceResult()
+    bar = tqdm(total=len(items), desc=desc, unit="article", disable=not progress)
+    if num_proc > 1 and len(items) > 1:
+        with ProcessPoolExecutor(max_workers=num_proc) as pool:
+            for part in pool.map(func, items, chunksize=max(1, len(items) // (num_proc * 8))):
+                result.add(part)
+                bar.update()
+    else:
+        for item in items:
+            result.add(func(item))
+            bar.update()
+    bar.close()
+    return result
+
+
+# ---------------------------------------------------------------- corpus (gold labels)
+
+
+def read_corpus(source: CorpusSource, num_proc: int = 1, progress: bool = True) -> SourceResult:
     """Read a folder of articles and join the gold labels by (article, normalised sentence)."""
     gold: dict[tuple[str, str], str] = {}
     for number, obj in read_jsonl(source.labels):
         where = f"{source.labels}:{number}"
-        _require(obj, ("article", "sentence", "label"), where)
+        for key in ("article", "sentence", "label"):
+            _column(obj, key, where)
         check_labels([obj["label"]], where)
         gold[(obj["article"], normalize(obj["sentence"]))] = obj["label"]
 
     beats: dict[str, str] = {}
     if source.metadata is not None:
         for number, obj in read_jsonl(source.metadata):
-            _require(obj, ("article",), f"{source.metadata}:{number}")
-            beats[obj["article"]] = str(obj.get("beat", ""))
+            beats[_column(obj, "article", f"{source.metadata}:{number}")] = str(obj.get("beat", ""))
 
+    excluded = read_exclusions(source.exclude_articles)
     files = sorted(source.articles.glob("*.txt"))
     if not files:
         raise DataError(f"{source.articles}: expected .txt articles in this folder, found none")
@@ -98,6 +178,9 @@ def read_corpus(source: CorpusSource, progress: bool = True) -> SourceResult:
     used: set[tuple[str, str]] = set()
     for path in tqdm(files, desc=f"reading {source.articles}", unit="article", disable=not progress):
         article = path.stem
+        if article in excluded:
+            result.skipped["excluded_article"] += 1
+            continue
         text = read_text(path)
         if not text.strip():
             raise DataError(f"{path}: article is empty; expected news text (remove the file or fill it)")
@@ -115,19 +198,279 @@ def read_corpus(source: CorpusSource, progress: bool = True) -> SourceResult:
                 Example(sentence, label, article, index, "gold", f"corpus:{source.articles}", beats.get(article, ""))
             )
     result.unused_labels = [
-        {"article": article, "sentence": sentence} for (article, sentence) in gold if (article, sentence) not in used
+        {"article": a, "sentence": s} for (a, s) in gold if (a, s) not in used and a not in excluded
     ]
     return result
 
 
-def read_source(source: CorpusSource, progress: bool = True) -> SourceResult:
+# ---------------------------------------------------------------- raw article folders
+
+
+def _folder_documents(source: FolderSource) -> list[tuple[str, str, str]]:
+    """(article id, raw text, where) for every document in the folder."""
+    documents: list[tuple[str, str, str]] = []
+    paths = sorted(p for p in source.path.rglob("*") if p.is_file()) if source.path.is_dir() else [source.path]
+    for path in paths:
+        suffix = path.suffix.lower()
+        if suffix in TEXT_SUFFIXES:
+            documents.append((path.stem, read_text(path), str(path)))
+        elif suffix in HTML_SUFFIXES:
+            documents.append((path.stem, html_to_text(read_text(path)), str(path)))
+        elif suffix in TABLE_SUFFIXES:
+            for number, (where, row) in enumerate(read_table(path)):
+                text = _column(row, source.text_column, where)
+                article = str(row[source.id_column]) if source.id_column else f"{path.stem}-{number}"
+                documents.append((article, str(text or ""), where))
+    if not documents:
+        raise DataError(
+            f"{source.path}: expected articles (.txt, .md, .html, or .jsonl/.csv with a "
+            f"'{source.text_column}' column), found none"
+        )
+    return documents
+
+
+def read_folder(source: FolderSource, num_proc: int = 1, progress: bool = True) -> SourceResult:
+    """Raw articles, cleaned and split; labels come from the rules (in build)."""
+    excluded = read_exclusions(source.exclude_articles)
+    result = SourceResult()
+    seen: set[str] = set()
+    for article, text, where in tqdm(_folder_documents(source), desc=f"reading {source.path}", disable=not progress):
+        if article in excluded:
+            result.skipped["excluded_article"] += 1
+            continue
+        if article in seen:
+            raise DataError(f"{where}: article id '{article}' appears twice; expected unique ids")
+        seen.add(article)
+        if not text.strip():
+            result.skipped["empty_article"] += 1
+            continue
+        sentences, removed = sentence_spans(text)
+        result.removed.update(removed)
+        result.articles += 1
+        result.examples.extend(
+            Example(s.text, None, article, i, "rule", f"folder:{source.path}") for i, s in enumerate(sentences)
+        )
+    return result
+
+
+# ---------------------------------------------------------------- brat standoff (PolNeAR)
+
+
+_BRAT_ID = re.compile(r"^([TERAMN]\d+|#\d*|\*)$")
+
+
+@dataclass(frozen=True)
+class _Attribution:
+    cue: str
+    content: tuple[tuple[int, int], ...]
+    cue_spans: tuple[tuple[int, int], ...] = ()
+
+
+def parse_brat(text: str, where: str) -> tuple[list[_Attribution], list[tuple[int, int]]]:
+    """Attributions (cue text, content spans) and Discard spans from a brat .ann file."""
+    spans: dict[str, tuple[str, tuple[tuple[int, int], ...], str]] = {}
+    events: list[dict[str, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if not _BRAT_ID.match(parts[0]):
+            continue  # the rest of a span text that itself contains a line break
+        try:
+            if parts[0].startswith("T"):
+                kind, _, ranges = parts[1].partition(" ")
+                offsets = tuple(tuple(int(x) for x in r.split()) for r in ranges.split(";"))
+                spans[parts[0]] = (kind, offsets, parts[2] if len(parts) > 2 else "")  # type: ignore[assignment]
+            elif parts[0].startswith("E"):
+                events.append(dict(arg.split(":", 1) for arg in parts[1].split()))
+        except (IndexError, ValueError):
+            raise DataError(f"{where}:{number}: expected a brat standoff line, found {line[:60]!r}") from None
+    attributions = []
+    for event in events:
+        cue = spans.get(event.get("Cue", ""))
+        content = spans.get(event.get("Content", ""))
+        if cue is None or content is None:
+            continue
+        attributions.append(_Attribution(cue[2], content[1], cue[1]))
+    discard = [offset for kind, offsets, _ in spans.values() if kind == "Discard" for offset in offsets]
+    return attributions, discard  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=4)
+def _labeler(path: str) -> RuleLabeler:
+    return RuleLabeler.from_yaml(path)
+
+
+def _overlap(sentence: Sentence, spans: tuple[tuple[int, int], ...]) -> int:
+    return sum(max(0, min(sentence.end, b) - max(sentence.start, a)) for a, b in spans)
+
+
+@functools.lru_cache(maxsize=16)
+def _cue_patterns(patterns: tuple[str, ...]) -> list[re.Pattern[str]]:
+    # A cue counts by its last word ("has said", "also told"), optionally with one word before.
+    return [re.compile(rf"^\W*(?:[\w']+\s+)*(?:{p})\W*$", re.IGNORECASE) for p in patterns]
+
+
+def _counts(cue: str, source: BratSource, labeler: RuleLabeler) -> bool:
+    """Does an annotated cue relay a claim? Vetoed cues never; beliefs only if the setting says so."""
+    if any(p.match(cue) for p in _cue_patterns(tuple(source.excluded_cues))):
+        return False
+    if labeler.is_belief_cue(cue):
+        return source.count_beliefs
+    return labeler.counts_as_claim_cue(cue) or any(p.match(cue) for p in _cue_patterns(tuple(source.extra_claim_cues)))
+
+
+def _relays(sentence: Sentence, attribution: _Attribution, length: int, min_share: float) -> bool:
+    """The attribution's content covers enough of the sentence, or its cue is in the sentence and
+    its (short) content lies within it: '"The bullying," Wallace said.'"""
+    inside = _overlap(sentence, attribution.content)
+    if inside / length >= min_share:
+        return True
+    content_length = sum(b - a for a, b in attribution.content) or 1
+    return _overlap(sentence, attribution.cue_spans) > 0 and inside / content_length >= 0.8 and inside / length >= min_share / 2
+
+
+def _brat_article(job: tuple[BratSource, str, Path, Path]) -> SourceResult:
+    source, article, text_path, ann_path = job
+    labeler = _labeler(str(rules_path(source.rules)))
+    text = read_text(text_path)
+    attributions, discard = parse_brat(read_text(ann_path), str(ann_path))
+    counted = [a for a in attributions if _counts(a.cue, source, labeler)]
+    sentences, removed = sentence_spans(text, skip=discard)
+    result = SourceResult(removed=removed, articles=1)
+    for index, sentence in enumerate(sentences):
+        length = max(1, sentence.end - sentence.start)
+        attributed = any(_relays(sentence, a, length, source.min_content_share) for a in counted)
+        label, label_source = ("attributed" if attributed else "verified"), "annotation"
+        if source.unverified_rules:
+            rule = labeler.label(sentence.text)
+            if rule.label == "unverified":
+                label, label_source = "unverified", "annotation+rule"
+        result.examples.append(Example(sentence.text, label, article, index, label_source, f"brat:{source.path}"))
+    return result
+
+
+def read_brat(source: BratSource, num_proc: int = 1, progress: bool = True) -> SourceResult:
+    """Sentences of a brat corpus labeled from its attribution annotations (first annotator by name)."""
+    text_dir, ann_dir = source.path / source.text_dir, source.path / source.annotation_dir
+    for folder in (text_dir, ann_dir):
+        if not folder.is_dir():
+            raise DataError(f"{source.path}: expected a '{folder.name}' folder in the brat corpus, found none")
+    annotations: dict[str, list[Path]] = {}
+    for ann in sorted(ann_dir.glob("*.ann")):
+        article = ann.stem.rsplit("_", 1)[0]
+        annotations.setdefault(article, []).append(ann)
+    excluded = read_exclusions(source.exclude_articles)
+    result = SourceResult()
+    jobs = []
+    for text_path in sorted(text_dir.glob("*.txt")):
+        article = text_path.stem
+        if article in excluded:
+            result.skipped["excluded_article"] += 1
+        elif article not in annotations:
+            result.skipped["article_without_annotations"] += 1
+        else:
+            jobs.append((source, article, text_path, annotations[article][0]))  # first annotator by name
+    if source.limit is not None:
+        jobs = jobs[: source.limit]
+    if not jobs:
+        raise DataError(f"{text_dir}: expected annotated .txt articles, found none")
+    result.add(_map(_brat_article, jobs, num_proc, f"reading {source.path}", progress))
+    return result
+
+
+# ---------------------------------------------------------------- labeled files and HF datasets
+
+
+def _rows_to_result(
+    rows: Iterator[tuple[str, dict[str, Any]]],
+    text_column: str,
+    label_column: str,
+    article_column: str | None,
+    label_map: dict[str, str],
+    source_name: str,
+) -> SourceResult:
+    result = SourceResult()
+    counters: Counter[str] = Counter()
+    for number, (where, row) in enumerate(rows):
+        text = normalize(str(_column(row, text_column, where) or ""))
+        label = _map_label(_column(row, label_column, where), label_map, where)
+        if not text:
+            result.skipped["empty_text"] += 1
+            continue
+        article = str(row[article_column]) if article_column else f"{source_name}#{number}"
+        result.examples.append(Example(text, label, article, counters[article], "gold", source_name))
+        counters[article] += 1
+    result.articles = len(counters)
+    return result
+
+
+def read_labeled(source: LabeledSource, num_proc: int = 1, progress: bool = True) -> SourceResult:
+    """Labeled sentences from JSONL/CSV, with a label-name mapping."""
+    excluded = read_exclusions(source.exclude_articles)
+    rows = (
+        (w, r)
+        for w, r in read_table(source.path)
+        if not (source.article_column and str(r.get(source.article_column)) in excluded)
+    )
+    return _rows_to_result(
+        rows, source.text_column, source.label_column, source.article_column, source.label_map, f"labeled:{source.path}"
+    )
+
+
+def read_huggingface(source: HuggingFaceSource, num_proc: int = 1, progress: bool = True) -> SourceResult:
+    """Labeled sentences from `datasets.load_dataset`; integer labels are read through its ClassLabel names."""
+    from datasets import load_dataset
+
+    try:
+        dataset = load_dataset(source.path, data_files=source.data_files, split=source.split)
+    except Exception as exc:  # noqa: BLE001 - the library raises many kinds; the user needs one line
+        raise DataError(f"huggingface source {source.path!r}: could not load ({type(exc).__name__}: {exc})") from None
+    feature = dataset.features.get(source.label_column)
+    names = getattr(feature, "names", None)
+
+    def rows() -> Iterator[tuple[str, dict[str, Any]]]:
+        for number, row in enumerate(dataset):
+            if names is not None and isinstance(row.get(source.label_column), int):
+                row = {**row, source.label_column: names[row[source.label_column]]}
+            yield f"{source.path}[{number}]", row
+
+    return _rows_to_result(
+        rows(), source.text_column, source.label_column, source.article_column, source.label_map, f"hf:{source.path}"
+    )
+
+
+READERS: dict[str, Callable[..., SourceResult]] = {
+    "corpus": read_corpus,
+    "folder": read_folder,
+    "brat": read_brat,
+    "labeled": read_labeled,
+    "huggingface": read_huggingface,
+}
+
+
+def read_source(source: AnySource, num_proc: int = 1, progress: bool = True) -> SourceResult:
     """Dispatch on the source kind."""
-    return read_corpus(source, progress=progress)
+    return READERS[source.kind](source, num_proc=num_proc, progress=progress)
 
 
-def input_files(source: CorpusSource) -> list[Path]:
-    """Every file a source reads, for the dataset fingerprint."""
-    files = sorted(source.articles.glob("*.txt")) + [source.labels]
-    if source.metadata is not None:
-        files.append(source.metadata)
+def input_files(source: AnySource) -> list[Path]:
+    """Every local file a source reads, for the dataset fingerprint."""
+    files: list[Path] = [rules_path(source.rules)]
+    if source.exclude_articles is not None:
+        files.append(source.exclude_articles)
+    if isinstance(source, CorpusSource):
+        files += sorted(source.articles.glob("*.txt")) + [source.labels]
+        if source.metadata is not None:
+            files.append(source.metadata)
+    elif isinstance(source, BratSource):
+        files += sorted((source.path / source.text_dir).glob("*.txt"))
+        files += sorted((source.path / source.annotation_dir).glob("*.ann"))
+    elif isinstance(source, FolderSource | LabeledSource):
+        files += sorted(p for p in source.path.rglob("*") if p.is_file()) if source.path.is_dir() else [source.path]
+    elif isinstance(source, HuggingFaceSource):
+        files += [Path(f) for f in source.data_files or [] if Path(f).is_file()]
     return files
+
+
+__all__ = ["LABELS", "Example", "SourceResult", "input_files", "read_jsonl", "read_source", "read_text"]

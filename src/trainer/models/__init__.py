@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.config import ExperimentConfig, SklearnModel
+from trainer.config import ExperimentConfig, RulesModel, SklearnModel
 from trainer.errors import ModelLoadError
 from trainer.models.base import Backend, read_meta
 
 
 def create_backend(config: ExperimentConfig) -> Backend:
     """A fresh, untrained backend for the experiment's `model` section."""
+    if isinstance(config.model, RulesModel):
+        from trainer.models.rules import RulesBackend
+
+        return RulesBackend(config.model)
     if isinstance(config.model, SklearnModel):
         from trainer.models.sklearn import SklearnBackend
 
@@ -31,8 +35,12 @@ def load_backend(directory: str | Path) -> Backend:
         from trainer.models.sklearn import SklearnBackend
 
         return SklearnBackend.load(directory, meta)
+    if backend == "rules":
+        from trainer.models.rules import RulesBackend
+
+        return RulesBackend.load(directory, meta)
     if backend == "transformer":
         from trainer.models.transformer import TransformerBackend
 
         return TransformerBackend.load(directory, meta)
-    raise ModelLoadError(f"{directory}: expected backend 'transformer' or 'sklearn', found {backend!r}")
+    raise ModelLoadError(f"{directory}: expected backend 'transformer', 'sklearn' or 'rules', found {backend!r}")

@@ -1,0 +1,200 @@
+"""Rule labeling from the cue lexicons in a YAML file (default: `default_rules.yaml` beside this module).
+
+Precedence follows the guidelines: a writer's unverified marker on the main claim wins, then an
+attribution frame, else verified. Markers inside quotation marks are the speaker's, hedges inside a
+side clause ("after he allegedly ...") do not count, uncertainty voiced by a source ("officials said
+it was unclear ...") is attributed, and "unclear whether X will ..." is a forecast (verified).
+
+>>> labeler = RuleLabeler.from_yaml(DEFAULT_RULES)  # doctest: +SKIP
+>>> labeler.label("Rebels reportedly seized the town.")  # doctest: +SKIP
+RuleResult(label='unverified', fired=['unverified.hedge:reportedly'])
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trainer.errors import ConfigError
+
+DEFAULT_RULES = Path(__file__).with_name("default_rules.yaml")
+
+
+def rules_path(path: Path | None) -> Path:
+    """The lexicon file a config names, or the packaged default."""
+    return DEFAULT_RULES if path is None else path
+
+_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|''.*?''|‘[^’]*’")
+_CLAUSE_BREAK = re.compile(r"[,;:()—–]|\bbut\b|\bthough\b|\balthough\b|\bhowever\b")
+
+
+class _Lexicon(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UnverifiedRules(_Lexicon):
+    markers: list[str] = Field(default_factory=list)
+    no_evidence: list[str] = Field(default_factory=list)
+    hedges: list[str] = Field(default_factory=list)
+    not_known: list[str] = Field(default_factory=list)
+    forecast: str = r"\b(will|would)\b"
+
+
+class AttributedRules(_Lexicon):
+    verbs: list[str] = Field(default_factory=list)
+    beliefs: list[str] = Field(default_factory=list)
+    frames: list[str] = Field(default_factory=list)
+    quote_pattern: str = r"^[\"“].+[\"”]$"
+
+
+class VerifiedRules(_Lexicon):
+    refusals: list[str] = Field(default_factory=list)
+    other_senses: list[str] = Field(default_factory=list)
+
+
+class RuleFile(_Lexicon):
+    unverified: UnverifiedRules = UnverifiedRules()
+    attributed: AttributedRules = AttributedRules()
+    verified: VerifiedRules = VerifiedRules()
+    side_clause_openers: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    label: str
+    fired: list[str]
+
+
+def _compile(patterns: list[str], where: str) -> list[tuple[str, re.Pattern[str]]]:
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append((pattern, re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])", re.IGNORECASE)))
+        except re.error as exc:
+            raise ConfigError(f"{where}: expected a regular expression, found {pattern!r} ({exc})") from None
+    return compiled
+
+
+class RuleLabeler:
+    """Labels one sentence at a time from the lexicons; records which rules fired."""
+
+    def __init__(self, rules: RuleFile, source: str = "<rules>"):
+        self.rules = rules
+        self.source = source
+        self.markers = _compile(rules.unverified.markers, f"{source}: unverified.markers")
+        self.no_evidence = _compile(rules.unverified.no_evidence, f"{source}: unverified.no_evidence")
+        self.hedges = _compile(rules.unverified.hedges, f"{source}: unverified.hedges")
+        self.not_known = _compile(rules.unverified.not_known, f"{source}: unverified.not_known")
+        self.forecast = re.compile(rules.unverified.forecast, re.IGNORECASE)
+        self.verbs = _compile(rules.attributed.verbs, f"{source}: attributed.verbs")
+        self.beliefs = _compile(rules.attributed.beliefs, f"{source}: attributed.beliefs")
+        self.frames = _compile(rules.attributed.frames, f"{source}: attributed.frames")
+        self.quote = re.compile(rules.attributed.quote_pattern)
+        self.refusals = _compile(rules.verified.refusals, f"{source}: verified.refusals")
+        self.other_senses = _compile(rules.verified.other_senses, f"{source}: verified.other_senses")
+        openers = "|".join(re.escape(w) for w in rules.side_clause_openers) or "(?!)"
+        self.openers = re.compile(rf"\b({openers})\b", re.IGNORECASE)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RuleLabeler:
+        """Load a lexicon file; unknown keys and bad regular expressions are ConfigErrors."""
+        from trainer.config import read_yaml
+
+        path = Path(path)
+        try:
+            rules = RuleFile.model_validate(read_yaml(path))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(str(p) for p in error["loc"])
+            raise ConfigError(f"{path}: {key}: {error['msg'].lower()}") from None
+        return cls(rules, str(path))
+
+    # ------------------------------------------------------------ helpers
+
+    def _source_voiced(self, text: str, start: int) -> bool:
+        """True when a reporting verb precedes position `start` in the same clause."""
+        clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, start)), default=0)
+        clause = text[clause_start:start]
+        return any(p.search(clause) for _, p in self.verbs + self.beliefs)
+
+    def _in_side_clause(self, text: str, start: int) -> bool:
+        clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, start)), default=0)
+        return bool(self.openers.search(text[clause_start:start]))
+
+    # ------------------------------------------------------------ labeling
+
+    def label(self, text: str) -> RuleResult:
+        """Label one sentence by the lexicons, with the guidelines' precedence."""
+        unquoted = _QUOTED.sub(" \u2026 ", text)  # a speaker's words are not the writer's markers
+        fired: list[str] = []
+        attributed_by_source = False
+
+        for name, pattern in self.no_evidence:
+            match = pattern.search(unquoted)
+            if match:
+                return RuleResult("unverified", [f"unverified.no_evidence:{match.group(0).lower()}"])
+        for name, pattern in self.markers:
+            for match in pattern.finditer(unquoted):
+                if self._source_voiced(unquoted, match.start()):
+                    attributed_by_source = True
+                    fired.append(f"attributed.source_uncertainty:{match.group(0).lower()}")
+                else:
+                    return RuleResult("unverified", [f"unverified.marker:{match.group(0).lower()}"])
+        for name, pattern in self.not_known:
+            for match in pattern.finditer(unquoted):
+                # A forecast ("unclear whether X will ...", "whether X will ... remains unclear")
+                if self.forecast.search(unquoted[max(0, match.start() - 80) : match.end() + 80]):
+                    fired.append(f"verified.forecast:{match.group(0).lower()}")
+                elif self._source_voiced(unquoted, match.start()):
+                    attributed_by_source = True
+                    fired.append(f"attributed.source_uncertainty:{match.group(0).lower()}")
+                else:
+                    return RuleResult("unverified", [f"unverified.not_known:{match.group(0).lower()}"])
+        for name, pattern in self.hedges:
+            for match in pattern.finditer(unquoted):
+                if self._in_side_clause(unquoted, match.start()):
+                    fired.append(f"verified.side_clause_hedge:{match.group(0).lower()}")
+                elif self._source_voiced(unquoted, match.start()):
+                    attributed_by_source = True
+                    fired.append(f"attributed.source_hedge:{match.group(0).lower()}")
+                else:
+                    return RuleResult("unverified", [f"unverified.hedge:{match.group(0).lower()}"])
+
+        for name, pattern in self.refusals:
+            if pattern.search(unquoted):
+                return RuleResult("verified", [*fired, f"verified.refusal:{name}"])
+        cleaned = unquoted
+        for name, pattern in self.other_senses:
+            if pattern.search(cleaned):
+                fired.append(f"verified.other_sense:{name}")
+                cleaned = pattern.sub(" ", cleaned)
+
+        if attributed_by_source:
+            return RuleResult("attributed", fired)
+        for family, patterns in (("verb", self.verbs), ("belief", self.beliefs), ("frame", self.frames)):
+            for name, pattern in patterns:
+                match = pattern.search(cleaned)
+                if match:
+                    return RuleResult("attributed", [*fired, f"attributed.{family}:{match.group(0).lower()}"])
+        if self.quote.search(text.strip()):
+            return RuleResult("attributed", [*fired, "attributed.quote"])
+        return RuleResult("verified", fired or ["verified.default"])
+
+    def counts_as_claim_cue(self, cue: str) -> bool:
+        """Does an annotated attribution cue (e.g. PolNeAR's) relay a claim? Speech, beliefs and
+        evidence frames do; desires, feelings and perceptions ("wants", "likes", "feel") do not."""
+        cue = cue.strip()
+        if cue and not any(ch.isalnum() for ch in cue):
+            return True  # ":" or a quotation mark introducing a quote
+        return any(p.search(cue) for _, p in self.verbs + self.beliefs + self.frames)
+
+    def is_belief_cue(self, cue: str) -> bool:
+        return any(p.search(cue) for _, p in self.beliefs)
+
+
+def to_plain(result: RuleResult) -> dict[str, Any]:
+    return {"label": result.label, "fired": result.fired}
