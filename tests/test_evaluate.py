@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from trainer.config import TrackingConfig
 from trainer.errors import DataError
-from trainer.evaluate import evaluate, load_labeled_file
+from trainer.evaluate import evaluate, rows_from_file
 from trainer.metrics import compute_metrics
 
 
@@ -61,7 +61,125 @@ def test_labeled_file_errors(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "x", "label": "verified"}\n{"text": "y", "label": "rumor"}\n')
     with pytest.raises(DataError, match=r"labels \['rumor'\] are outside the scheme"):
-        load_labeled_file(bad)
+        rows_from_file(bad)
+    assert rows_from_file(bad, {"rumor": "unverified"}).gold == ["verified", "unverified"]
     bad.write_text('{"txt": "x", "label": "verified"}\n')
     with pytest.raises(DataError, match=r"bad\.jsonl:1: expected a 'text' \(or 'sentence'\) and a 'label' field"):
-        load_labeled_file(bad)
+        rows_from_file(bad)
+
+
+# ---------------------------------------------------------------- issue: publishable evaluation
+
+import numpy as np  # noqa: E402
+
+from trainer.calibration import apply_temperature, fit_temperature  # noqa: E402
+from trainer.metrics import bootstrap_ci, paired_bootstrap, reliability  # noqa: E402
+
+
+def _toy(n_articles=40, seed=0):
+    rng = np.random.default_rng(seed)
+    gold, pred, groups = [], [], []
+    labels = ["verified", "attributed", "unverified"]
+    for a in range(n_articles):
+        for _ in range(5):
+            g = labels[rng.integers(0, 3)]
+            gold.append(g)
+            pred.append(g if rng.random() < 0.8 else labels[rng.integers(0, 3)])
+            groups.append(f"a{a}")
+    return gold, pred, groups
+
+
+def test_bootstrap_interval_contains_point_estimate_and_shrinks_with_data():
+    from trainer.metrics import compute_metrics
+
+    gold, pred, groups = _toy()
+    point = compute_metrics(gold, pred)
+    ci = bootstrap_ci(gold, pred, groups, n_resamples=300)
+    assert ci["macro_f1"][0] <= point["macro_f1"] <= ci["macro_f1"][1]
+    for label in ("verified", "attributed", "unverified"):
+        assert ci[f"{label}_f1"][0] <= point["per_label"][label]["f1"] <= ci[f"{label}_f1"][1]
+    big = bootstrap_ci(*_toy(n_articles=400), n_resamples=300)
+    assert big["macro_f1"][1] - big["macro_f1"][0] < ci["macro_f1"][1] - ci["macro_f1"][0]
+
+
+def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
+    gold, pred, groups = _toy(n_articles=200)
+    same = paired_bootstrap(gold, pred, list(pred), groups, n_resamples=300)
+    assert same["delta_macro_f1"] == 0 and same["p_value"] == 1.0
+    perfect = paired_bootstrap(gold, pred, list(gold), groups, n_resamples=300)
+    assert perfect["delta_macro_f1"] > 0.1 and perfect["p_value"] < 0.01 and perfect["ci_low"] > 0
+
+
+def test_ece_near_zero_for_a_calibrated_model_and_high_for_an_overconfident_one():
+    rng = np.random.default_rng(1)
+    confidence = rng.uniform(0.34, 1.0, 20000)
+    calibrated = rng.random(20000) < confidence  # right exactly as often as it says
+    assert reliability(confidence, calibrated)["ece"] < 0.02
+    overconfident = rng.random(20000) < 0.5
+    assert reliability(np.full(20000, 0.95), overconfident)["ece"] > 0.4
+
+
+def test_temperature_scaling_fixes_overconfidence():
+    rng = np.random.default_rng(2)
+    n = 3000
+    gold = rng.integers(0, 3, n)
+    logits = rng.normal(0, 1, (n, 3))
+    logits[np.arange(n), gold] += 1.0
+    overconfident = np.exp(logits * 4) / np.exp(logits * 4).sum(axis=1, keepdims=True)
+    temperature = fit_temperature(overconfident, gold)
+    assert 3 < temperature < 5  # the factor of 4 put in, recovered
+    scaled = apply_temperature(overconfident, temperature)
+    assert np.allclose(scaled.sum(axis=1), 1) and (scaled.argmax(1) == overconfident.argmax(1)).all()
+    before = reliability(overconfident.max(1), overconfident.argmax(1) == gold)["ece"]
+    after = reliability(scaled.max(1), scaled.argmax(1) == gold)["ece"]
+    assert after < before / 2
+
+
+def test_report_files_html_and_json(trained_sklearn, tmp_path):
+    import json as _json
+
+    project, trained = trained_sklearn
+    result = evaluate(trained.model_dir, split="test", output=tmp_path / "r", tracking=TrackingConfig(enabled=False),
+                      n_resamples=200)
+    report = _json.loads((result.report_dir / "report.json").read_text())
+    assert report["metrics"]["macro_f1"] == result.metrics["macro_f1"]
+    assert set(report["ci"]) == {"verified_f1", "attributed_f1", "unverified_f1", "macro_f1"}
+    assert report["ci_unit"] == "articles" and "beat" in report["slices"]
+    assert all(len(v) <= 5 for v in report["confident_mistakes"].values())
+    page = (result.report_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "F1 [95% CI]" in page and "<script" not in page
+
+
+def test_compare_table_and_markdown(trained_sklearn, trained_tiny, tmp_path, monkeypatch):
+    from trainer.compare import compare, to_markdown
+
+    project, sk = trained_sklearn
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+    table = compare([str(sk.model_dir), str(trained_tiny[1].model_dir)], split="test", n_resamples=200)
+    assert [r["model"] for r in table.rows] == [str(sk.model_dir), str(trained_tiny[1].model_dir)]
+    assert "vs_reference" not in table.rows[0] and 0 <= table.rows[1]["vs_reference"]["p_value"] <= 1
+    expected_delta = table.rows[1]["macro_f1"] - table.rows[0]["macro_f1"]
+    assert table.rows[1]["vs_reference"]["delta_macro_f1"] == pytest.approx(expected_delta)
+    markdown = to_markdown(table)
+    assert markdown.count("\n|") == 4 and "reference" in markdown and "paired bootstrap over articles" in markdown
+
+
+def test_evaluate_any_data_config_without_building(trained_sklearn, tmp_path):
+    project, trained = trained_sklearn
+    config = project.write("data/eval.yaml", project.data_config())
+    result = evaluate(trained.model_dir, data_config=config, tracking=TrackingConfig(enabled=False), n_resamples=50)
+    assert result.metrics["n"] == 72 and not (project.root / "processed" / "eval").exists()
+
+
+def test_cross_validation_parent_and_nested_runs(project):
+    from trainer.config import load_config
+    from trainer.train import cross_validate
+
+    result = cross_validate(load_config(project.experiment("cv", {"backend": "sklearn"})), 3)
+    assert len(result.folds) == 3 and sum(f["n"] for f in result.folds) == 72  # every sentence tested once
+    assert result.summary["macro_f1"]["mean"] == pytest.approx(np.mean([f["macro_f1"] for f in result.folds]))
+    client = MlflowClient(tracking_uri=project.tracking_uri)
+    children = client.search_runs(
+        [client.get_run(result.run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert len(children) == 3 and all("test_macro_f1" in c.data.metrics for c in children)

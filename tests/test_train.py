@@ -30,11 +30,23 @@ def test_model_folder_is_self_contained(trained_tiny):
     assert not list(folder.parent.glob(".*tmp*"))  # no temporary folder left behind
 
 
-def test_training_lowers_the_loss(trained_tiny):
-    project, result = trained_tiny
-    history = MlflowClient(tracking_uri=project.tracking_uri).get_metric_history(result.run_id, "train_loss")
-    losses = [m.value for m in sorted(history, key=lambda m: m.step)]
-    assert losses[-1] < losses[0]
+def test_training_loop_learns(tiny_model_dir):
+    """The training loop can fit eight sentences: the loss falls well below chance (ln 3 = 1.10)."""
+    from trainer.config import TrainingConfig, TransformerModel
+    from trainer.models.transformer import TransformerBackend
+    from trainer.predict import Classifier
+
+    texts = ["The mayor said the bridge would reopen.", "The bridge was built in 1931.",
+             "The video could not be verified.", "Officials said two people died.", "Shares rose 4% on Thursday.",
+             "Rebels reportedly seized the town.", "The court said the law was void.", "It is unclear how many died."]
+    labels = ["attributed", "verified", "unverified", "attributed", "verified", "unverified", "attributed", "unverified"]
+    training = TrainingConfig(epochs=20, batch_size=8, learning_rate=1e-2, precision="fp32",
+                              early_stopping_patience=100, warmup_ratio=0.0)
+    losses: list[float] = []
+    backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir), max_length=32), training)
+    backend.fit(texts, labels, on_epoch=lambda epoch, metrics: losses.append(metrics["train_loss"]))
+    assert losses[0] > 1.0 and losses[-1] < 0.5
+    assert [p.label for p in Classifier(backend, "mem").predict(texts)] == labels
 
 
 def test_mlflow_run_has_params_metrics_artifacts_dataset_and_model(trained_tiny):

@@ -4,7 +4,8 @@
     trainer build-data --config configs/data/bundled.yaml
     trainer check-data --config configs/data/polnear.yaml
     trainer train      --config configs/default.yaml [--set training.epochs=2] [--overwrite]
-    trainer evaluate   --model models/<run> [--split test | --data file.jsonl]
+    trainer evaluate   --model models/<run> [--split test | --data file.jsonl | --data-config cfg.yaml]
+    trainer compare    --models models/a models/b [--data file.jsonl] [--markdown table.md]
     trainer predict    --model models/<run> (--text "..." | --file article.txt) [--format table|jsonl]
 
 User mistakes print one line and exit with code 2; no traceback.
@@ -53,14 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model and log the run to MLflow")
     _add_config(train, "experiment config")
     train.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
+    train.add_argument("--cv", type=int, metavar="K", help="k-fold cross-validation grouped by article instead")
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a saved model")
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved model: metrics, intervals, calibration, report")
     evaluate.add_argument("--model", required=True, help="model folder or MLflow model URI")
-    group = evaluate.add_mutually_exclusive_group()
-    group.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    group.add_argument("--data", type=Path, help="labeled JSONL/CSV with text and label fields")
-    evaluate.add_argument("--dataset", type=Path, help="a built dataset folder whose --split to use (default: the model's own)")
+    _add_eval_data(evaluate)
     evaluate.add_argument("--output", type=Path, help="folder for the report (default: inside the model folder)")
+
+    compare = sub.add_parser("compare", help="evaluate several models on the same data, with paired bootstrap tests")
+    compare.add_argument("--models", nargs="+", required=True, help="model folders or MLflow model URIs")
+    compare.add_argument("--reference", help="the model the others are tested against (default: the first)")
+    _add_eval_data(compare)
+    compare.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
 
     predict = sub.add_parser("predict", help="label sentences or a whole article")
     predict.add_argument("--model", required=True, help="model folder or MLflow model URI")
@@ -69,6 +74,30 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--file", type=Path, help="a raw article: cleaned, split and tagged")
     predict.add_argument("--format", choices=["table", "jsonl"], default="table")
     return parser
+
+
+def _add_eval_data(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--data", type=Path, help="labeled JSONL/CSV with text and label fields")
+    group.add_argument("--data-config", type=Path, help="a data config: evaluate on all its sentences, no split")
+    parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    parser.add_argument("--dataset", type=Path, help="a built dataset folder whose --split to use")
+    parser.add_argument(
+        "--label-map", action="append", default=[], metavar="THEIRS=OURS", help="rename labels in --data (repeatable)"
+    )
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
+
+
+def _label_map(pairs: list[str]) -> dict[str, str]:
+    from trainer.errors import ConfigError
+
+    mapping = {}
+    for pair in pairs:
+        theirs, sep, ours = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--label-map {pair!r}: expected THEIRS=OURS, e.g. --label-map FACT=verified")
+        mapping[theirs] = ours
+    return mapping
 
 
 def _is_data_config(path: Path) -> bool:
@@ -115,9 +144,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> None:
     from trainer.config import load_config
     from trainer.metrics import format_table
-    from trainer.train import train
+    from trainer.train import cross_validate, train
 
-    result = train(load_config(args.config, args.overrides), overwrite=args.overwrite)
+    config = load_config(args.config, args.overrides)
+    if args.cv:
+        cv = cross_validate(config, args.cv)
+        for name, stats in cv.summary.items():
+            print(f"{name:<16} {stats['mean']:.3f} ± {stats['std']:.3f}")
+        print(f"MLflow parent run: {cv.run_id}" if cv.run_id else f"MLflow tracking failed ({cv.tracking_error})")
+        return
+    result = train(config, overwrite=args.overwrite)
     print(f"\ntest split ({result.metrics['test']['n']} sentences):\n{format_table(result.metrics['test'])}\n")
     print(f"validation macro-F1: {result.metrics['validation']['macro_f1']:.3f}")
     print(f"model folder: {result.model_dir}")
@@ -128,23 +164,46 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"took {result.seconds:.0f}s")
 
 
+def _print_report(report: dict) -> None:
+    from trainer.report import per_label_rows
+
+    print(f"{'label':<12}{'precision':>10}{'recall':>10}   {'F1 [95% CI]':<24}{'n':>6}")
+    for label, precision, recall, f1, n in per_label_rows(report):
+        print(f"{label:<12}{precision:>10}{recall:>10}   {f1:<24}{n:>6}")
+    print(f"accuracy {report['metrics']['accuracy']:.3f}   ECE {report['calibration']['ece']:.3f}   "
+          f"(intervals: bootstrap over {report['ci_unit']})")
+    for column, slices in report["slices"].items():
+        for value, m in slices.items():
+            print(f"  {column}={value} ({m['n']}): macro-F1 {m['macro_f1']:.3f}  " + "  ".join(
+                f"{label} {v['f1']:.3f} ({v['support']})" for label, v in m["per_label"].items()))
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from trainer.evaluate import evaluate
-    from trainer.metrics import format_table
 
     result = evaluate(
-        args.model, split=None if args.data else args.split, data=args.data, dataset=args.dataset, output=args.output
+        args.model, split=args.split, data=args.data, dataset=args.dataset, data_config=args.data_config,
+        label_map=_label_map(args.label_map), output=args.output, n_resamples=args.resamples,
     )
-    print(format_table(result.metrics))
-    for name, metrics in result.slices.items():
-        print(f"\n{name} ({metrics['n']} sentences): macro-F1 {metrics['macro_f1']:.3f}  " + "  ".join(
-            f"{label} F1 {v['f1']:.3f} ({v['support']})" for label, v in metrics["per_label"].items()
-        ))
-    print(f"\nreport: {result.report_dir}")
+    _print_report(result.report)
+    print(f"\nreport: {result.report_dir / 'report.html'}")
     if result.run_id:
         print(f"MLflow run: {result.run_id}")
     if result.tracking_error:
         print(f"MLflow tracking failed ({result.tracking_error})", file=sys.stderr)
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from trainer.compare import compare, to_markdown, to_text
+
+    table = compare(
+        args.models, reference=args.reference, split=args.split, data=args.data, dataset=args.dataset,
+        data_config=args.data_config, label_map=_label_map(args.label_map), n_resamples=args.resamples,
+    )
+    print(to_text(table))
+    if args.markdown:
+        args.markdown.write_text(to_markdown(table), encoding="utf-8")
+        print(f"\nMarkdown: {args.markdown}")
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
@@ -176,6 +235,7 @@ COMMANDS = {
     "check-data": _cmd_check,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
+    "compare": _cmd_compare,
     "predict": _cmd_predict,
 }
 

@@ -44,6 +44,11 @@ class _Source(_Strict):
     rules: Path | None = Field(
         default=None, description="cue lexicon YAML for rule labels; null: the packaged default_rules.yaml"
     )
+    train_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="train on only this many of the source's train-split articles (seeded); validation and test unchanged",
+    )
 
     _exists_common = field_validator("exclude_articles", "rules")(_must_exist)
 
@@ -221,6 +226,9 @@ class TrainingConfig(_Strict):
         default="auto", description="auto: bf16 autocast where the CPU/GPU supports it fast, else fp32"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    temperature_scaling: bool = Field(
+        default=False, description="fit a temperature on validation; saved with the model and used by predict"
+    )
     seed: int = 13
 
 

@@ -1,113 +1,112 @@
-"""Evaluation: metrics on data the model never saw, the report files, and the `evaluate` entry point.
+"""Evaluation that a results section can use: metrics with bootstrap intervals (by article),
+calibration, error analysis and slices, on any labeled data, as one JSON + HTML report per run.
 
 >>> result = evaluate("models/minilm-bundled", split="test")  # doctest: +SKIP
->>> result.metrics["macro_f1"]  # doctest: +SKIP
+>>> result.metrics["macro_f1"], result.report["ci"]["macro_f1"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import csv
+import heapq
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trainer.config import ExperimentConfig, TrackingConfig
-from trainer.data.sources import read_jsonl, read_text
+from trainer.data.sources import read_table
 from trainer.errors import DataError, ModelLoadError
-from trainer.labels import LABELS, check_labels
-from trainer.metrics import compute_metrics, flat_metrics, format_table
-from trainer.predict import Classifier, Prediction, load_classifier
+from trainer.labels import LABEL2ID, LABELS, check_labels
+from trainer.metrics import bootstrap_ci, compute_metrics, flat_metrics, reliability
+from trainer.predict import Classifier, load_classifier
+from trainer.report import MISCLASSIFIED_FILE, REPORT_FILES, write_report
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "classification_report.txt"
-CONFUSION_FILE = "confusion_matrix.png"
-MISCLASSIFIED_FILE = "misclassified.jsonl"
 EVAL_DIR = "evaluations"
 TEXT_KEYS = ("text", "sentence")
+GROUP_KEYS = ("article", "article_id", "doc", "document")
+# A metadata column is sliced on when it has at most this many distinct values (publisher, beat, source).
+MAX_SLICE_VALUES = 30
+TOP_MISTAKES = 5
+N_RESAMPLES = 1000
+
+
+@dataclass
+class LabeledRows:
+    """Sentences to evaluate on: texts, gold labels, article groups and metadata columns."""
+
+    name: str
+    texts: list[str]
+    gold: list[str]
+    groups: list[str] | None = None
+    meta: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
 class EvalResult:
-    """Metrics of one model on one set of labeled sentences, and where the report was written."""
+    """Figures of one model on one set of labeled sentences, and where the report was written."""
 
     metrics: dict[str, Any]
     report_dir: Path
     run_id: str | None
     tracking_error: str | None
-    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    predicted: list[str] = field(default_factory=list)
+
+    @property
+    def slices(self) -> dict[str, dict[str, Any]]:
+        return self.report.get("slices", {})
 
 
-def load_labeled_file(path: Path) -> tuple[list[str], list[str]]:
-    """Texts and labels from a JSONL or CSV file with a text (or sentence) column and a label column."""
+# ---------------------------------------------------------------- inputs
+
+
+def rows_from_file(path: Path, label_map: dict[str, str] | None = None) -> LabeledRows:
+    """A JSONL or CSV file with a text (or sentence) and a label column; other columns are metadata."""
     if not path.is_file():
         raise DataError(f"{path}: expected a labeled JSONL or CSV file, found nothing there (check the path)")
-    rows: list[tuple[str, dict[str, Any]]] = []
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(read_text(path).splitlines())
-        rows = [(f"{path}:{i}", row) for i, row in enumerate(reader, start=2)]
-    else:
-        rows = [(f"{path}:{i}", obj) for i, obj in read_jsonl(path)]
-    texts, labels = [], []
-    for where, row in rows:
+    label_map = label_map or {}
+    texts, gold, raw_meta = [], [], []
+    for where, row in read_table(path):
         key = next((k for k in TEXT_KEYS if k in row), None)
         if key is None or "label" not in row:
             raise DataError(f"{where}: expected a 'text' (or 'sentence') and a 'label' field, found {sorted(row)}")
         texts.append(str(row[key]))
-        labels.append(str(row["label"]))
+        gold.append(label_map.get(str(row["label"]), str(row["label"])))
+        raw_meta.append({k: str(v) for k, v in row.items() if k not in (key, "label")})
     if not texts:
         raise DataError(f"{path}: expected labeled sentences, found none")
-    check_labels(labels, str(path))
-    return texts, labels
+    check_labels(gold, f"{path} (use --label-map THEIRS=OURS for other names)")
+    columns = sorted({k for m in raw_meta for k in m})
+    meta = {c: [m.get(c, "") for m in raw_meta] for c in columns}
+    group_key = next((k for k in GROUP_KEYS if k in meta), None)
+    return LabeledRows(path.stem, texts, gold, meta.pop(group_key) if group_key else None, meta)
 
 
-def score(classifier: Classifier, texts: list[str], gold: list[str]) -> tuple[dict[str, Any], list[Prediction]]:
-    """Predict and compute the metrics."""
-    predictions = classifier.predict(texts)
-    return compute_metrics(gold, [p.label for p in predictions]), predictions
+def rows_from_data_config(path: Path) -> LabeledRows:
+    """Every sentence of a data config's sources (anything build-data reads), without splitting."""
+    from trainer.config import load_data_config
+    from trainer.data.build import apply_rules
+    from trainer.data.sources import read_source
 
-
-def plot_confusion(matrix: list[list[int]], path: Path, title: str) -> None:
-    """Save the confusion matrix (counts, rows gold) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
-    ConfusionMatrixDisplay(np.asarray(matrix), display_labels=list(LABELS)).plot(ax=ax, cmap="Blues", colorbar=False)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def write_report(
-    out_dir: Path, metrics: dict[str, Any], predictions: list[Prediction], gold: list[str], title: str
-) -> None:
-    """metrics.json, the text report, the confusion matrix image and the misclassified sentences."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (out_dir / REPORT_FILE).write_text(f"{title}\n\n{format_table(metrics)}\n", encoding="utf-8")
-    plot_confusion(metrics["confusion_matrix"], out_dir / CONFUSION_FILE, title)
-    with (out_dir / MISCLASSIFIED_FILE).open("w", encoding="utf-8") as handle:
-        for prediction, label in zip(predictions, gold):
-            if prediction.label != label:
-                record = {
-                    "text": prediction.text,
-                    "gold": label,
-                    "predicted": prediction.label,
-                    "score": round(prediction.score, 4),
-                    "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()},
-                }
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    config = load_data_config(path)
+    results = [read_source(s, num_proc=config.num_proc, progress=False) for s in config.sources]
+    apply_rules(config, results)
+    examples = [e for r in results for e in r.examples]
+    if not examples:
+        raise DataError(f"{path}: expected labeled sentences in its sources, found none")
+    return LabeledRows(
+        config.name,
+        [e.text for e in examples],
+        [e.label or "" for e in examples],
+        [f"{e.source}/{e.article}" for e in examples],
+        {"source": [e.source.split(":", 1)[0] for e in examples], "label_source": [e.label_source for e in examples],
+         "beat": [e.beat for e in examples]},
+    )
 
 
 def _model_training_config(model_dir: Path) -> ExperimentConfig | None:
@@ -119,8 +118,8 @@ def _model_training_config(model_dir: Path) -> ExperimentConfig | None:
     return ExperimentConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _split_data(model_dir: Path, split: str, dataset: Path | None) -> tuple[list[str], list[str], list[str], str]:
-    """Texts, labels and sources of a split: of `dataset` if given, else of the model's own dataset."""
+def rows_from_split(model_dir: Path, split: str, dataset: Path | None = None) -> LabeledRows:
+    """A split of a built dataset: `dataset` if given, else the one the model was trained on."""
     from trainer.data.build import build_dataset, load_built
 
     if dataset is not None:
@@ -134,10 +133,124 @@ def _split_data(model_dir: Path, split: str, dataset: Path | None) -> tuple[list
         built = build_dataset(config.data, progress=False)
     if split not in built.dataset:
         raise DataError(f"expected a split in {list(built.dataset)}, found {split!r}")
-    part = built.dataset[split]
+    return rows_from_dataset(built.dataset[split], f"{built.card['name']}:{split}")
+
+
+def rows_from_dataset(part: Any, name: str) -> LabeledRows:
+    """LabeledRows from one split of a built dataset (a `datasets.Dataset`)."""
     names = part.features["label"].names
-    sources = [s.split(":", 1)[0] + ":" + Path(s.split(":", 1)[-1]).name for s in part["source"]]
-    return list(part["text"]), [names[i] for i in part["label"]], sources, f"{built.card['name']}:{split}"
+    sources = [s.split(":", 1)[0] for s in part["source"]]
+    return LabeledRows(
+        name,
+        list(part["text"]),
+        [names[i] for i in part["label"]],
+        [f"{s}/{a}" for s, a in zip(part["source"], part["article"])],
+        {"source": sources, "beat": list(part["beat"]), "label_source": list(part["label_source"])},
+    )
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def score_stream(
+    classifier: Classifier, rows: LabeledRows, misclassified: Path, top_k: int = TOP_MISTAKES
+) -> tuple[np.ndarray, np.ndarray, dict[str, list[dict[str, Any]]]]:
+    """Predict in chunks, keeping only label ids and confidences (no growing list of probabilities).
+
+    Misclassified sentences are written as they come; the `top_k` most confident mistakes per
+    (gold, predicted) pair are kept in small heaps.
+    """
+    n = len(rows.texts)
+    predicted = np.empty(n, dtype=np.int8)
+    confidence = np.empty(n, dtype=np.float32)
+    heaps: dict[tuple[str, str], list[tuple[float, int, dict[str, Any]]]] = {}
+    misclassified.parent.mkdir(parents=True, exist_ok=True)
+    with misclassified.open("w", encoding="utf-8") as handle:
+        for i, prediction in enumerate(classifier.iter_predict(iter(rows.texts))):
+            predicted[i] = LABEL2ID[prediction.label]
+            confidence[i] = prediction.score
+            gold = rows.gold[i]
+            if prediction.label == gold:
+                continue
+            record = {
+                "text": prediction.text,
+                "gold": gold,
+                "predicted": prediction.label,
+                "score": round(prediction.score, 4),
+                "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()},
+            }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            heap = heaps.setdefault((gold, prediction.label), [])
+            item = (prediction.score, -i, record)
+            if len(heap) < top_k:
+                heapq.heappush(heap, item)
+            else:
+                heapq.heappushpop(heap, item)
+    mistakes = {
+        f"{gold} -> {pred}": [r for _, _, r in sorted(heap, key=lambda x: (-x[0], -x[1]))]
+        for (gold, pred), heap in sorted(heaps.items())
+    }
+    return predicted, confidence, mistakes
+
+
+def build_report(
+    title: str,
+    rows: LabeledRows,
+    predicted_ids: np.ndarray,
+    confidence: np.ndarray,
+    mistakes: dict[str, list[dict[str, Any]]],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 13,
+) -> dict[str, Any]:
+    """Every figure of one evaluation as plain data."""
+    predicted = [LABELS[i] for i in predicted_ids]
+    metrics = compute_metrics(rows.gold, predicted)
+    gold_ids = np.array([LABEL2ID[g] for g in rows.gold])
+    slices: dict[str, dict[str, Any]] = {}
+    for column, values in rows.meta.items():
+        distinct = sorted(set(values))
+        if 1 < len(distinct) <= MAX_SLICE_VALUES:
+            slices[column] = {}
+            for value in distinct:
+                keep = [i for i, v in enumerate(values) if v == value]
+                slices[column][value] = compute_metrics([rows.gold[i] for i in keep], [predicted[i] for i in keep])
+    return {
+        "title": title,
+        "data": rows.name,
+        "metrics": metrics,
+        "ci": bootstrap_ci(rows.gold, predicted, rows.groups, n_resamples=n_resamples, seed=seed),
+        "ci_unit": "articles" if rows.groups is not None else "sentences",
+        "n_resamples": n_resamples,
+        "calibration": reliability(confidence, predicted_ids == gold_ids),
+        "slices": slices,
+        "confident_mistakes": mistakes,
+    }
+
+
+def evaluate_rows(
+    classifier: Classifier, rows: LabeledRows, out_dir: Path, title: str, n_resamples: int = N_RESAMPLES
+) -> tuple[dict[str, Any], list[str]]:
+    """Score `rows`, write the whole report into `out_dir`; return the report and the predictions."""
+    predicted_ids, confidence, mistakes = score_stream(classifier, rows, out_dir / MISCLASSIFIED_FILE)
+    report = build_report(title, rows, predicted_ids, confidence, mistakes, n_resamples)
+    write_report(out_dir, report)
+    return report, [LABELS[i] for i in predicted_ids]
+
+
+def load_rows(
+    model_dir: Path,
+    split: str | None = "test",
+    data: str | Path | None = None,
+    dataset: str | Path | None = None,
+    data_config: str | Path | None = None,
+    label_map: dict[str, str] | None = None,
+) -> LabeledRows:
+    """The sentences an evaluation runs on, from whichever input was named."""
+    if data is not None:
+        return rows_from_file(Path(data), label_map)
+    if data_config is not None:
+        return rows_from_data_config(Path(data_config))
+    return rows_from_split(model_dir, split or "test", Path(dataset) if dataset is not None else None)
 
 
 def evaluate(
@@ -145,49 +258,34 @@ def evaluate(
     split: str | None = "test",
     data: str | Path | None = None,
     dataset: str | Path | None = None,
+    data_config: str | Path | None = None,
+    label_map: dict[str, str] | None = None,
     output: Path | None = None,
     tracking: TrackingConfig | None = None,
+    n_resamples: int = N_RESAMPLES,
+    rows: LabeledRows | None = None,
 ) -> EvalResult:
-    """Evaluate a saved model on a split of its own dataset, or on any labeled JSONL/CSV file."""
+    """Evaluate a saved model on a split, a labeled file, or any data config, and track the run."""
     from trainer.tracking import Tracker
 
     classifier = load_classifier(model)
     model_dir = Path(str(model))
-    if data is not None:
-        texts, gold = load_labeled_file(Path(data))
-        sources, data_name = [], Path(data).stem
-    else:
-        texts, gold, sources, data_name = _split_data(
-            model_dir, split or "test", Path(dataset) if dataset is not None else None
-        )
-    log.info("evaluating %s on %s (%d sentences)", model, data_name, len(texts))
+    rows = rows or load_rows(model_dir, split, data, dataset, data_config, label_map)
+    log.info("evaluating %s on %s (%d sentences)", model, rows.name, len(rows.texts))
+    safe_name = rows.name.replace(":", "-")
+    report_dir = output or (model_dir / EVAL_DIR / safe_name)
+    report, predicted = evaluate_rows(classifier, rows, report_dir, f"{model_dir.name} on {rows.name}", n_resamples)
 
-    metrics, predictions = score(classifier, texts, gold)
-    slices = {}
-    if len(set(sources)) > 1:  # metrics per source, e.g. PolNeAR vs the bundled corpus in one test split
-        for name in sorted(set(sources)):
-            keep = [i for i, s in enumerate(sources) if s == name]
-            slices[name] = compute_metrics([gold[i] for i in keep], [predictions[i].label for i in keep])
-    report_dir = output or (model_dir / EVAL_DIR / data_name.replace(":", "-"))
-    title = f"{model_dir.name} on {data_name}"
-    write_report(report_dir, metrics, predictions, gold, title)
-
-    run_meta = _training_run(model_dir)
-    tags = {"trainer.kind": "evaluate", "trainer.model": str(model), "trainer.data": data_name}
-    if run_meta:
-        tags["trainer.training_run_id"] = run_meta
-    tracking = tracking or TrackingConfig()
-    with Tracker(tracking, f"evaluate-{model_dir.name}-{data_name.replace(':', '-')}", tags) as tracker:
-        tracker.log_config({"model": str(model), "data": data_name, "n": len(texts)})
-        tracker.log_metrics(flat_metrics(metrics, "eval"))
-        for name, values in slices.items():
-            tracker.log_metrics(flat_metrics(values, f"eval_{name.split(':')[0]}"))
-        tracker.log_dict(slices, "evaluation/slices.json")
-        for name in (METRICS_FILE, REPORT_FILE, CONFUSION_FILE, MISCLASSIFIED_FILE):
+    tags = {"trainer.kind": "evaluate", "trainer.model": str(model), "trainer.data": rows.name}
+    training_run = _training_run(model_dir)
+    if training_run:
+        tags["trainer.training_run_id"] = training_run
+    with Tracker(tracking or TrackingConfig(), f"evaluate-{model_dir.name}-{safe_name}", tags) as tracker:
+        tracker.log_config({"model": str(model), "data": rows.name, "n": len(rows.texts), "n_resamples": n_resamples})
+        tracker.log_metrics({**flat_metrics(report["metrics"], "eval"), "eval_ece": report["calibration"]["ece"]})
+        for name in REPORT_FILES:
             tracker.log_artifact(report_dir / name, "evaluation")
-    if slices:
-        (report_dir / "slices.json").write_text(json.dumps(slices, indent=2), encoding="utf-8")
-    return EvalResult(metrics, report_dir, tracker.run_id, tracker.error, slices)
+    return EvalResult(report["metrics"], report_dir, tracker.run_id, tracker.error, report, predicted)
 
 
 def _training_run(model_dir: Path) -> str | None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.calibration import apply_temperature, load_temperature
 from trainer.data.cleaning import clean_article
 from trainer.data.sentences import article_sentences
 from trainer.labels import LABELS
@@ -36,10 +37,11 @@ class Prediction:
 class Classifier:
     """A loaded model with one API for every backend."""
 
-    def __init__(self, backend: Backend, source: str):
+    def __init__(self, backend: Backend, source: str, temperature: float = 1.0):
         self.backend = backend
         self.source = source
         self.labels = LABELS
+        self.temperature = temperature  # from temperature scaling; 1.0 leaves probabilities as they are
 
     def predict(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
         """One Prediction per input text, in input order."""
@@ -60,7 +62,7 @@ class Classifier:
             yield from self._predict_chunk(chunk, batch_size)
 
     def _predict_chunk(self, texts: list[str], batch_size: int) -> Iterator[Prediction]:
-        probabilities = self.backend.predict_proba(texts, batch_size=batch_size)
+        probabilities = apply_temperature(self.backend.predict_proba(texts, batch_size=batch_size), self.temperature)
         for text, row in zip(texts, probabilities):
             best = int(row.argmax())
             yield Prediction(text, LABELS[best], {label: float(row[i]) for i, label in enumerate(LABELS)})
@@ -77,5 +79,5 @@ def load_classifier(model: str | Path) -> Classifier:
         from trainer.tracking import downloaded_model
 
         with downloaded_model(text) as folder:
-            return Classifier(load_backend(folder), text)
-    return Classifier(load_backend(Path(model)), text)
+            return Classifier(load_backend(folder), text, load_temperature(folder))
+    return Classifier(load_backend(Path(model)), text, load_temperature(Path(model)))

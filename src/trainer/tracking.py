@@ -50,14 +50,26 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 class Tracker:
     """One MLflow run. Use as a context manager; every method is a no-op once tracking failed."""
 
-    def __init__(self, config: TrackingConfig, run_name: str, tags: dict[str, str] | None = None):
+    def __init__(
+        self,
+        config: TrackingConfig,
+        run_name: str,
+        tags: dict[str, str] | None = None,
+        nested: bool = False,
+        error: str | None = None,
+    ):
         self.config = config
         self.run_name = run_name
         self.tags = tags or {}
+        self.nested = nested
         self.run_id: str | None = None
         self.uri = tracking_uri(config)
-        self.error: str | None = None if config.enabled else "tracking disabled in the config"
+        self.error: str | None = error or (None if config.enabled else "tracking disabled in the config")
         self._active = False
+
+    def child(self, run_name: str, tags: dict[str, str] | None = None) -> Tracker:
+        """A nested run under this one (e.g. one per cross-validation fold)."""
+        return Tracker(self.config, run_name, tags, nested=True, error=self.error)
 
     def _guard(self, what: str, action: Callable[[], Any]) -> Any:
         if self.error is not None:
@@ -73,10 +85,11 @@ class Tracker:
         import mlflow
 
         def start() -> None:
-            _check_reachable(self.uri)
-            mlflow.set_tracking_uri(self.uri)
-            mlflow.set_experiment(self.config.experiment)
-            run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
+            if not self.nested:
+                _check_reachable(self.uri)
+                mlflow.set_tracking_uri(self.uri)
+                mlflow.set_experiment(self.config.experiment)
+            run = mlflow.start_run(run_name=self.run_name, tags=self.tags, nested=self.nested)
             self.run_id = run.info.run_id
             self._active = True
 

@@ -15,14 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from trainer.calibration import fit_temperature, save_temperature
 from trainer.config import ExperimentConfig, dump_yaml, to_plain
-from trainer.data.build import build_dataset
-from trainer.errors import ConfigError
-from trainer.evaluate import CONFUSION_FILE, METRICS_FILE, MISCLASSIFIED_FILE, REPORT_FILE, score, write_report
-from trainer.labels import LABELS
-from trainer.metrics import flat_metrics
+from trainer.data.build import SPLITS, build_dataset
+from trainer.errors import ConfigError, DataError
+from trainer.evaluate import evaluate_rows, rows_from_dataset
+from trainer.labels import LABEL2ID, LABELS
+from trainer.metrics import compute_metrics, flat_metrics, reliability
 from trainer.models import create_backend
 from trainer.predict import Classifier
+from trainer.report import REPORT_FILES
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,6 @@ def train(config: ExperimentConfig, overwrite: bool = False) -> TrainResult:
     built = build_dataset(config.data)
     train_texts, train_labels = _texts_labels(built.dataset["train"])
     val_texts, val_labels = _texts_labels(built.dataset["validation"])
-    test_texts, test_labels = _texts_labels(built.dataset["test"])
 
     log.info("2/5 model: %s backend", config.model.backend)
     backend = create_backend(config)
@@ -74,7 +77,7 @@ def train(config: ExperimentConfig, overwrite: bool = False) -> TrainResult:
     tags = {"trainer.kind": "train", "trainer.backend": config.model.backend, "trainer.dataset": config.data.name}
     with Tracker(config.tracking, config.run_name, tags) as tracker:
         tracker.log_config(to_plain(config))
-        for name in ("train", "validation", "test"):
+        for name in SPLITS:
             tracker.log_dataset(
                 built.dataset[name].to_pandas(),
                 name=f"{config.data.name}-{name}",
@@ -93,51 +96,145 @@ def train(config: ExperimentConfig, overwrite: bool = False) -> TrainResult:
 
         log.info("4/5 evaluate on validation and test")
         classifier = Classifier(backend, str(target))
-        val_metrics, _ = score(classifier, val_texts, val_labels)
-        test_metrics, test_predictions = score(classifier, test_texts, test_labels)
-        metrics = {"validation": val_metrics, "test": test_metrics}
+        val_probabilities = backend.predict_proba(val_texts)
+        temperature = _calibrate(config, val_probabilities, val_labels)
+        classifier.temperature = temperature
+        val_metrics = compute_metrics(val_labels, [LABELS[i] for i in val_probabilities.argmax(axis=1)])
 
         log.info("5/5 save to %s", target)
-        _save_atomically(
-            target,
-            backend,
-            config,
-            metrics,
-            run={"run_id": tracker.run_id, "tracking_uri": tracker.uri, "dataset_fingerprint": built.fingerprint},
-            report=(test_predictions, test_labels),
+        test_rows = rows_from_dataset(built.dataset["test"], f"{config.data.name}:test")
+        with _atomic_folder(target) as tmp:
+            backend.save(tmp)
+            if config.training.temperature_scaling:
+                save_temperature(tmp, temperature, f"{config.data.name}:validation")
+            report, _ = evaluate_rows(classifier, test_rows, tmp / REPORT_DIR, f"{target.name} on {test_rows.name}")
+            metrics = {"validation": val_metrics, "test": report["metrics"]}
+            (tmp / RESOLVED_CONFIG).write_text(json.dumps(to_plain(config), indent=2), encoding="utf-8")
+            (tmp / RESOLVED_CONFIG_YAML).write_text(dump_yaml(config), encoding="utf-8")
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+            run = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "dataset_fingerprint": built.fingerprint}
+            (tmp / RUN_FILE).write_text(json.dumps({**run, "labels": list(LABELS)}, indent=2), encoding="utf-8")
+
+        tracker.log_metrics(
+            {**flat_metrics(val_metrics, "val"), **flat_metrics(report["metrics"], "test"),
+             "test_ece": report["calibration"]["ece"], "temperature": temperature}
         )
-        tracker.log_metrics({**flat_metrics(val_metrics, "val"), **flat_metrics(test_metrics, "test")})
         tracker.log_text(dump_yaml(config), "config/resolved_config.yaml")
-        for name in (REPORT_FILE, CONFUSION_FILE, METRICS_FILE, MISCLASSIFIED_FILE):
-            tracker.log_artifact(target / REPORT_DIR / name, "test_report")
-        model_uri = tracker.log_model(target, input_example=test_texts[:3] or ["The minister said talks failed."])
+        for name in REPORT_FILES:
+            tracker.log_artifact(target / REPORT_DIR / name, REPORT_DIR)
+        model_uri = tracker.log_model(target, input_example=test_rows.texts[:3] or ["The minister said talks failed."])
 
     seconds = time.perf_counter() - started
-    return TrainResult(target, metrics, tracker.run_id, model_uri, tracker.error, seconds)
+    extra = {"ci": report["ci"], "ece": report["calibration"]["ece"], "temperature": temperature}
+    return TrainResult(target, metrics, tracker.run_id, model_uri, tracker.error, seconds, extra)
 
 
-def _save_atomically(
-    target: Path,
-    backend: Any,
-    config: ExperimentConfig,
-    metrics: dict[str, Any],
-    run: dict[str, Any],
-    report: tuple[list[Any], list[str]],
-) -> None:
-    """Write the whole model folder beside the target, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    backend.save(tmp)
-    (tmp / RESOLVED_CONFIG).write_text(json.dumps(to_plain(config), indent=2), encoding="utf-8")
-    (tmp / RESOLVED_CONFIG_YAML).write_text(dump_yaml(config), encoding="utf-8")
-    (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (tmp / RUN_FILE).write_text(json.dumps({**run, "labels": list(LABELS)}, indent=2), encoding="utf-8")
-    predictions, gold = report
-    write_report(tmp / REPORT_DIR, metrics["test"], predictions, gold, f"{target.name} on {config.data.name}:test")
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+def _calibrate(config: ExperimentConfig, probabilities: np.ndarray, labels: list[str]) -> float:
+    """Fit a temperature on validation when the config asks for it; report ECE before and after."""
+    if not config.training.temperature_scaling or not len(labels):
+        return 1.0
+    gold = np.array([LABEL2ID[label] for label in labels])
+    temperature = fit_temperature(probabilities, gold)
+    from trainer.calibration import apply_temperature
+
+    before = reliability(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold)["ece"]
+    scaled = apply_temperature(probabilities, temperature)
+    after = reliability(scaled.max(axis=1), scaled.argmax(axis=1) == gold)["ece"]
+    log.info("temperature %.3f: validation ECE %.3f -> %.3f", temperature, before, after)
+    return temperature
+
+
+class _atomic_folder:  # noqa: N801 - used as a context manager, reads as a verb phrase
+    """Write a folder beside `target`, rename it into place only when the block completes."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+
+    def __enter__(self) -> Path:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+        return self.tmp
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
+        if self.target.exists():
+            self.target.rename(old)
+        self.tmp.rename(self.target)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- cross-validation
+
+
+@dataclass
+class CVResult:
+    """Per-fold test metrics, their mean and spread, and the parent MLflow run."""
+
+    folds: list[dict[str, Any]]
+    summary: dict[str, dict[str, float]]
+    run_id: str | None
+    tracking_error: str | None
+
+
+def cross_validate(config: ExperimentConfig, k: int) -> CVResult:
+    """k-fold cross-validation grouped by article over all of the dataset's sentences.
+
+    Each fold is held out once as test; a grouped tenth of the rest is validation (early stopping).
+    One parent MLflow run, one nested run per fold; no model folder is written.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from trainer.tracking import Tracker
+
+    if k < 2:
+        raise ConfigError(f"--cv: expected at least 2 folds, found {k}")
+    built = build_dataset(config.data)
+    texts, labels, groups = [], [], []
+    for name in SPLITS:
+        t, y = _texts_labels(built.dataset[name])
+        texts += t
+        labels += y
+        groups += [f"{s}/{a}" for s, a in zip(built.dataset[name]["source"], built.dataset[name]["article"])]
+    if len(set(groups)) < k:
+        raise DataError(f"--cv {k}: expected at least {k} articles, found {len(set(groups))}")
+    y_arr, g_arr = np.array(labels), np.array(groups)
+    outer = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=config.data.split.seed)
+    folds: list[dict[str, Any]] = []
+    tags = {"trainer.kind": "cross-validation", "trainer.backend": config.model.backend, "trainer.folds": str(k)}
+    with Tracker(config.tracking, f"{config.run_name}-cv{k}", tags) as parent:
+        parent.log_config(to_plain(config))
+        for fold, (rest, test) in enumerate(outer.split(np.zeros(len(y_arr)), y_arr, g_arr), start=1):
+            n_inner = max(2, min(10, len(set(g_arr[rest]))))  # about a tenth of the rest is validation
+            inner = StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=config.data.split.seed + fold)
+            fit_idx, val_idx = next(inner.split(np.zeros(len(rest)), y_arr[rest], g_arr[rest]))
+            fit_idx, val_idx = rest[fit_idx], rest[val_idx]
+            log.info("fold %d/%d: %d train, %d validation, %d test", fold, k, len(fit_idx), len(val_idx), len(test))
+            with parent.child(f"{config.run_name}-fold{fold}", {"trainer.fold": str(fold)}) as child:
+                backend = create_backend(config)
+                backend.fit(
+                    [texts[i] for i in fit_idx],
+                    [labels[i] for i in fit_idx],
+                    validation=([texts[i] for i in val_idx], [labels[i] for i in val_idx]),
+                    on_epoch=lambda epoch, metrics, c=child: c.log_metrics(metrics, step=epoch),
+                )
+                probabilities = backend.predict_proba([texts[i] for i in test])
+                metrics = compute_metrics([labels[i] for i in test], [LABELS[i] for i in probabilities.argmax(axis=1)])
+                child.log_metrics(flat_metrics(metrics, "test"))
+            folds.append(metrics)
+        summary = _summarise(folds)
+        parent.log_metrics({f"{name}_{stat}": v for name, stats in summary.items() for stat, v in stats.items()})
+        parent.log_dict({"folds": folds, "summary": summary}, "cv/results.json")
+    return CVResult(folds, summary, parent.run_id, parent.error)
+
+
+def _summarise(folds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean and standard deviation across folds of macro-F1, accuracy and each label's F1."""
+    figures = {"macro_f1": [f["macro_f1"] for f in folds], "accuracy": [f["accuracy"] for f in folds]}
+    for label in LABELS:
+        figures[f"{label}_f1"] = [f["per_label"][label]["f1"] for f in folds]
+    return {name: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))} for name, v in figures.items()}

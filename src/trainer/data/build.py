@@ -109,6 +109,15 @@ def split_by_article(labels: list[str], groups: list[str], split: SplitConfig) -
     return {"train": np.sort(train), "validation": np.sort(validation), "test": np.sort(test)}
 
 
+def _limit_train(train: np.ndarray, articles: list[str], limit: int, seed: int) -> tuple[np.ndarray, int]:
+    """Keep the sentences of `limit` train articles, drawn with the seed; return them and how many articles went."""
+    names = sorted({articles[i] for i in train})
+    if len(names) <= limit:
+        return train, 0
+    keep = set(np.random.default_rng(seed).choice(names, size=limit, replace=False).tolist())
+    return np.array([i for i in train if articles[i] in keep], dtype=int), len(names) - limit
+
+
 def dedup_key(text: str) -> str:
     """Normalised text under which near-duplicates collide: case, punctuation and spacing ignored."""
     return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
@@ -274,7 +283,7 @@ def build_dataset(config: DataConfig, force: bool = False, progress: bool = True
     # config never moves another source's articles between splits, so figures stay comparable.
     indices = {name: np.array([], dtype=int) for name in SPLITS}
     offset = 0
-    for result in results:
+    for source, result in zip(config.sources, results):
         articles = [e.article for e in result.examples]
         if len(set(articles)) < 3:
             log.warning("a source with %d article(s) goes to train whole: too few to split", len(set(articles)))
@@ -282,6 +291,9 @@ def build_dataset(config: DataConfig, force: bool = False, progress: bool = True
             part = {"train": everything, "validation": everything[:0], "test": everything[:0]}
         else:
             part = split_by_article([e.label for e in result.examples], articles, config.split)
+        if source.train_limit is not None:
+            part["train"], unused = _limit_train(part["train"], articles, source.train_limit, config.split.seed)
+            result.skipped["train_articles_over_train_limit"] += unused
         for name in SPLITS:
             indices[name] = np.concatenate([indices[name], part[name] + offset])
         offset += len(result.examples)

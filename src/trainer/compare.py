@@ -1,0 +1,104 @@
+"""`trainer compare`: several models on the same sentences, one table, paired bootstrap tests.
+
+>>> table = compare(["models/tfidf-bundled", "models/minilm-bundled"], data="dev.jsonl")  # doctest: +SKIP
+>>> print(to_markdown(table))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import ConfigError
+from trainer.evaluate import N_RESAMPLES, evaluate, load_rows
+from trainer.labels import LABELS
+from trainer.metrics import paired_bootstrap
+
+
+@dataclass
+class CompareTable:
+    """One row per model: figures with intervals, and the paired test against the reference."""
+
+    data: str
+    n: int
+    ci_unit: str
+    reference: str
+    rows: list[dict[str, Any]]
+
+
+def compare(
+    models: list[str],
+    reference: str | None = None,
+    split: str | None = "test",
+    data: str | Path | None = None,
+    dataset: str | Path | None = None,
+    data_config: str | Path | None = None,
+    label_map: dict[str, str] | None = None,
+    n_resamples: int = N_RESAMPLES,
+) -> CompareTable:
+    """Evaluate every model on the same rows and test each against `reference` (default: the first)."""
+    reference = reference or models[0]
+    if reference not in models:
+        raise ConfigError(f"--reference: expected one of the --models {models}, found {reference!r}")
+    rows = load_rows(Path(str(models[0])), split, data, dataset, data_config, label_map)
+    results = {model: evaluate(model, rows=rows, n_resamples=n_resamples) for model in models}
+    base = results[reference].predicted
+    table_rows = []
+    for model, result in results.items():
+        row: dict[str, Any] = {
+            "model": model,
+            "macro_f1": result.metrics["macro_f1"],
+            "macro_f1_ci": result.report["ci"]["macro_f1"],
+            "f1": {label: result.metrics["per_label"][label]["f1"] for label in LABELS},
+            "ece": result.report["calibration"]["ece"],
+            "run_id": result.run_id,
+        }
+        if model != reference:
+            row["vs_reference"] = paired_bootstrap(rows.gold, base, result.predicted, rows.groups, n_resamples)
+        table_rows.append(row)
+    unit = "articles" if rows.groups is not None else "sentences"
+    return CompareTable(rows.name, len(rows.texts), unit, reference, table_rows)
+
+
+def _cells(table: CompareTable) -> tuple[list[str], list[list[str]]]:
+    support = ""
+    header = ["model", "macro-F1 [95% CI]", *[f"{label} F1" for label in LABELS], "ECE", f"Δ vs {Path(table.reference).name} [95% CI]", "p"]
+    body = []
+    for row in table.rows:
+        lo, hi = row["macro_f1_ci"]
+        versus = row.get("vs_reference")
+        body.append(
+            [
+                Path(row["model"]).name or row["model"],
+                f"{row['macro_f1']:.3f} [{lo:.3f}, {hi:.3f}]",
+                *[f"{row['f1'][label]:.3f}" for label in LABELS],
+                f"{row['ece']:.3f}",
+                f"{versus['delta_macro_f1']:+.3f} [{versus['ci_low']:+.3f}, {versus['ci_high']:+.3f}]" if versus else "reference",
+                f"{versus['p_value']:.3f}" if versus else support,
+            ]
+        )
+    return header, body
+
+
+def to_markdown(table: CompareTable) -> str:
+    """The comparison as a Markdown table, with a line saying what the intervals are."""
+    header, body = _cells(table)
+    lines = [
+        f"Data: {table.data} ({table.n} sentences). Intervals and p-values: paired bootstrap over {table.ci_unit}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *["| " + " | ".join(row) + " |" for row in body],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def to_text(table: CompareTable) -> str:
+    """The comparison as an aligned plain-text table."""
+    header, body = _cells(table)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [f"{table.data}: {table.n} sentences; paired bootstrap over {table.ci_unit}", fmt.format(*header)]
+    lines += [fmt.format(*row) for row in body]
+    return "\n".join(lines)
