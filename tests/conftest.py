@@ -83,10 +83,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 32-wide BERT with the bundled MiniLM tokenizer: the real code path, trained in seconds."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from trainer.models.transformer import default_pretrained
 
+    torch.manual_seed(0)  # the same random weights every session
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(default_pretrained())
     config = BertConfig(

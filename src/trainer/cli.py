@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from trainer.errors import EXIT_USAGE, TrainerError
@@ -240,8 +242,15 @@ COMMANDS = {
 }
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    # SystemExit unwinds the `with` blocks: temporary folders are removed, the MLflow run is closed.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

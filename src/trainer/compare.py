@@ -25,6 +25,7 @@ class CompareTable:
     ci_unit: str
     reference: str
     rows: list[dict[str, Any]]
+    n_resamples: int = N_RESAMPLES
 
 
 def compare(
@@ -58,11 +59,15 @@ def compare(
             row["vs_reference"] = paired_bootstrap(rows.gold, base, result.predicted, rows.groups, n_resamples)
         table_rows.append(row)
     unit = "articles" if rows.groups is not None else "sentences"
-    return CompareTable(rows.name, len(rows.texts), unit, reference, table_rows)
+    return CompareTable(rows.name, len(rows.texts), unit, reference, table_rows, n_resamples)
+
+
+def _p(value: float, n_resamples: int) -> str:
+    """A bootstrap p-value of 0 only says 'below 1/n_resamples'."""
+    return f"<{1 / n_resamples:.3g}" if value == 0 else f"{value:.3f}"
 
 
 def _cells(table: CompareTable) -> tuple[list[str], list[list[str]]]:
-    support = ""
     header = ["model", "macro-F1 [95% CI]", *[f"{label} F1" for label in LABELS], "ECE", f"Δ vs {Path(table.reference).name} [95% CI]", "p"]
     body = []
     for row in table.rows:
@@ -75,7 +80,7 @@ def _cells(table: CompareTable) -> tuple[list[str], list[list[str]]]:
                 *[f"{row['f1'][label]:.3f}" for label in LABELS],
                 f"{row['ece']:.3f}",
                 f"{versus['delta_macro_f1']:+.3f} [{versus['ci_low']:+.3f}, {versus['ci_high']:+.3f}]" if versus else "reference",
-                f"{versus['p_value']:.3f}" if versus else support,
+                _p(versus["p_value"], table.n_resamples) if versus else "",
             ]
         )
     return header, body

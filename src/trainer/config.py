@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trainer.errors import ConfigError
+from trainer.labels import LABELS
 
 DEFAULT_TRACKING_DB = "mlflow.db"
 
@@ -43,6 +44,10 @@ class _Source(_Strict):
     )
     rules: Path | None = Field(
         default=None, description="cue lexicon YAML for rule labels; null: the packaged default_rules.yaml"
+    )
+    on_bad_encoding: Literal["error", "replace"] = Field(
+        default="error",
+        description="a file that is not UTF-8: stop with an error, or decode it with replacement characters (counted)",
     )
     train_limit: int | None = Field(
         default=None,
@@ -160,6 +165,12 @@ class SplitConfig(_Strict):
     seed: int = 13
 
 
+def _scheme(value: list[str]) -> list[str]:
+    if value != list(LABELS):
+        raise ValueError(f"the project's label scheme {list(LABELS)}, found {value} (map other names with label_map)")
+    return value
+
+
 class DataConfig(_Strict):
     """How to build one labeled sentence dataset: `trainer build-data --config ...`."""
 
@@ -168,7 +179,12 @@ class DataConfig(_Strict):
     split: SplitConfig = SplitConfig()
     output_dir: Path = Path("data/processed")
     num_proc: int = Field(default=1, ge=1, description="processes for reading large corpora")
+    labels: list[str] = Field(
+        default_factory=lambda: list(LABELS), description="the label scheme; must be the project's, in its order"
+    )
     min_examples_per_label: int = Field(default=5, ge=1, description="check-data warns below this, per split")
+
+    _labels = field_validator("labels")(_scheme)
 
     @property
     def dataset_dir(self) -> Path:
@@ -352,7 +368,7 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> tuple[str, str]:
     if kind == "union_tag_invalid":
         return key, f"expected one of {error['ctx']['expected_tags']}, found {error['ctx']['tag']!r}"
     message = error["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
-    if message.startswith("an existing path"):
+    if message.startswith(("an existing path", "the project's label scheme")):
         return key, f"expected {message}"
     shown = json.dumps(found, default=str) if not isinstance(found, dict) else "a mapping"
     return key, f"expected {message[0].lower() + message[1:]}, found {shown}"

@@ -14,6 +14,7 @@ from pathlib import Path
 from trainer.calibration import apply_temperature, load_temperature
 from trainer.data.cleaning import clean_article
 from trainer.data.sentences import article_sentences
+from trainer.errors import DataError
 from trainer.labels import LABELS
 from trainer.models import load_backend
 from trainer.models.base import Backend
@@ -28,6 +29,7 @@ class Prediction:
     text: str
     label: str
     probabilities: dict[str, float]
+    truncated: bool = False  # the text was longer than the model reads; only its start was labeled
 
     @property
     def score(self) -> float:
@@ -53,7 +55,12 @@ class Classifier:
     ) -> Iterator[Prediction]:
         """Stream predictions for any number of texts, holding one chunk in memory at a time."""
         chunk: list[str] = []
-        for text in texts:
+        for position, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise DataError(
+                    f"input {position}: expected a string, found {type(text).__name__} ({text!r:.40}); "
+                    "pass text only (use '' for a missing sentence)"
+                )
             chunk.append(text)
             if len(chunk) >= chunk_size:
                 yield from self._predict_chunk(chunk, batch_size)
@@ -63,9 +70,10 @@ class Classifier:
 
     def _predict_chunk(self, texts: list[str], batch_size: int) -> Iterator[Prediction]:
         probabilities = apply_temperature(self.backend.predict_proba(texts, batch_size=batch_size), self.temperature)
-        for text, row in zip(texts, probabilities):
+        truncated = self.backend.truncated(texts)
+        for text, row, cut in zip(texts, probabilities, truncated):
             best = int(row.argmax())
-            yield Prediction(text, LABELS[best], {label: float(row[i]) for i, label in enumerate(LABELS)})
+            yield Prediction(text, LABELS[best], {label: float(row[i]) for i, label in enumerate(LABELS)}, cut)
 
     def tag_article(self, text: str, batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
         """Clean a raw article (boilerplate out), split it into sentences and label each one."""

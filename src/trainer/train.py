@@ -19,7 +19,7 @@ import numpy as np
 
 from trainer.calibration import fit_temperature, save_temperature
 from trainer.config import ExperimentConfig, dump_yaml, to_plain
-from trainer.data.build import SPLITS, build_dataset
+from trainer.data.build import SPLITS, build_dataset, remove_stale_siblings
 from trainer.errors import ConfigError, DataError
 from trainer.evaluate import evaluate_rows, rows_from_dataset
 from trainer.labels import LABEL2ID, LABELS
@@ -153,7 +153,7 @@ class _atomic_folder:  # noqa: N801 - used as a context manager, reads as a verb
 
     def __enter__(self) -> Path:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        remove_stale_siblings(self.target)
         self.tmp.mkdir()
         return self.tmp
 

@@ -230,11 +230,31 @@ def _card_markdown(card: dict[str, Any]) -> str:
     )
 
 
+def remove_stale_siblings(target: Path) -> None:
+    """Remove `.NAME.tmp-PID` / `.NAME.old-PID` folders left by runs that were killed (their PID is gone)."""
+    for stale in target.parent.glob(f".{target.name}.*-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftovers from an earlier attempt in this process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _write_atomically(dataset: DatasetDict, card: dict[str, Any], target: Path) -> None:
     """Write into a temporary sibling folder, then rename into place: never a half-written build."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     dataset.save_to_disk(str(tmp))
     (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
     (tmp / CARD_MD).write_text(_card_markdown(card), encoding="utf-8")
@@ -278,6 +298,8 @@ def build_dataset(config: DataConfig, force: bool = False, progress: bool = True
             log.warning("%d sentences have no gold label and are left out (listed in the card)", len(result.unlabeled))
         if result.unused_labels:
             log.warning("%d gold labels matched no sentence (listed in the card)", len(result.unused_labels))
+        for reason, count in sorted(result.skipped.items()):
+            log.warning("skipped or converted: %s x%d (counted in the card)", reason, count)
 
     # Each source is split on its own, with the same seed and fractions: adding a source to a
     # config never moves another source's articles between splits, so figures stay comparable.

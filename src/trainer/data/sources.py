@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,6 +27,8 @@ from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sentences import Sentence, article_sentences, normalize, sentence_spans
 from trainer.errors import DataError
 from trainer.labels import LABELS, check_labels
+
+log = logging.getLogger(__name__)
 
 AnySource = CorpusSource | FolderSource | BratSource | LabeledSource | HuggingFaceSource
 TEXT_SUFFIXES = (".txt", ".md")
@@ -78,6 +81,32 @@ def read_text(path: Path) -> str:
             f"{path}: expected UTF-8 text, found an undecodable byte at offset {exc.start}; "
             "re-save the file as UTF-8"
         ) from None
+
+
+_HTML = re.compile(r"<\s*(html|body|p|div|br|span|article)\b[^>]*>", re.IGNORECASE)
+
+
+def read_article(path: Path, source: AnySource, result: SourceResult) -> str:
+    """An article's text: UTF-8 (or decoded with replacement, by setting), HTML turned into text.
+
+    Each fallback is counted in `result.skipped` (and so in the card) and logged.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        if source.on_bad_encoding == "error":
+            raise DataError(
+                f"{path}: expected UTF-8 text, found an undecodable byte at offset {exc.start}; re-save the file "
+                "as UTF-8, or set on_bad_encoding: replace in the source"
+            ) from None
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        result.skipped["decoded_with_replacement"] += 1
+        log.warning("%s: not UTF-8; decoded with replacement characters", path)
+    if path.suffix.lower() not in HTML_SUFFIXES and len(_HTML.findall(text)) >= 2:
+        result.skipped["html_in_text_file_converted"] += 1
+        log.warning("%s: HTML where plain text was expected; extracted its text", path)
+        text = html_to_text(text)
+    return text
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -181,7 +210,7 @@ def read_corpus(source: CorpusSource, num_proc: int = 1, progress: bool = True) 
         if article in excluded:
             result.skipped["excluded_article"] += 1
             continue
-        text = read_text(path)
+        text = read_article(path, source, result)
         if not text.strip():
             raise DataError(f"{path}: article is empty; expected news text (remove the file or fill it)")
         cleaned = clean_article(text)
@@ -206,16 +235,16 @@ def read_corpus(source: CorpusSource, num_proc: int = 1, progress: bool = True) 
 # ---------------------------------------------------------------- raw article folders
 
 
-def _folder_documents(source: FolderSource) -> list[tuple[str, str, str]]:
+def _folder_documents(source: FolderSource, result: SourceResult) -> list[tuple[str, str, str]]:
     """(article id, raw text, where) for every document in the folder."""
     documents: list[tuple[str, str, str]] = []
     paths = sorted(p for p in source.path.rglob("*") if p.is_file()) if source.path.is_dir() else [source.path]
     for path in paths:
         suffix = path.suffix.lower()
         if suffix in TEXT_SUFFIXES:
-            documents.append((path.stem, read_text(path), str(path)))
+            documents.append((path.stem, read_article(path, source, result), str(path)))
         elif suffix in HTML_SUFFIXES:
-            documents.append((path.stem, html_to_text(read_text(path)), str(path)))
+            documents.append((path.stem, html_to_text(read_article(path, source, result)), str(path)))
         elif suffix in TABLE_SUFFIXES:
             for number, (where, row) in enumerate(read_table(path)):
                 text = _column(row, source.text_column, where)
@@ -234,7 +263,8 @@ def read_folder(source: FolderSource, num_proc: int = 1, progress: bool = True) 
     excluded = read_exclusions(source.exclude_articles)
     result = SourceResult()
     seen: set[str] = set()
-    for article, text, where in tqdm(_folder_documents(source), desc=f"reading {source.path}", disable=not progress):
+    documents = _folder_documents(source, result)
+    for article, text, where in tqdm(documents, desc=f"reading {source.path}", disable=not progress):
         if article in excluded:
             result.skipped["excluded_article"] += 1
             continue
@@ -333,11 +363,12 @@ def _relays(sentence: Sentence, attribution: _Attribution, length: int, min_shar
 def _brat_article(job: tuple[BratSource, str, Path, Path]) -> SourceResult:
     source, article, text_path, ann_path = job
     labeler = _labeler(str(rules_path(source.rules)))
-    text = read_text(text_path)
+    result = SourceResult(articles=1)
+    text = read_article(text_path, source, result)
     attributions, discard = parse_brat(read_text(ann_path), str(ann_path))
     counted = [a for a in attributions if _counts(a.cue, source, labeler)]
     sentences, removed = sentence_spans(text, skip=discard)
-    result = SourceResult(removed=removed, articles=1)
+    result.removed.update(removed)
     for index, sentence in enumerate(sentences):
         length = max(1, sentence.end - sentence.start)
         attributed = any(_relays(sentence, a, length, source.min_content_share) for a in counted)

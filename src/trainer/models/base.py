@@ -36,6 +36,10 @@ class Backend(Protocol):
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray: ...
 
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        """Which texts are longer than the model reads (only their start is labeled)."""
+        ...
+
     def save(self, directory: Path) -> None: ...
 
     @classmethod

@@ -48,6 +48,9 @@ class RulesBackend:
             out[row, LABEL2ID[self.labeler.label(text).label]] = _RULE_CONFIDENCE
         return out
 
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        return [False] * len(texts)  # reads the whole text
+
     def save(self, directory: Path) -> None:
         shutil.copyfile(self.path, directory / RULES_FILE)
         write_meta(directory, self.name)

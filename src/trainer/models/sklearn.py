@@ -64,6 +64,9 @@ class SklearnBackend:
         out[:, self.pipeline.classes_] = raw
         return out
 
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        return [False] * len(texts)  # reads the whole text
+
     def save(self, directory: Path) -> None:
         sio.dump(self.pipeline, directory / PIPELINE_FILE)
         write_meta(directory, self.name)

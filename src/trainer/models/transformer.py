@@ -164,7 +164,8 @@ class TransformerBackend:
 
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
 
-        best_f1, best_state, stale, step = -1.0, None, 0, 0
+        best_f1, best_state, stale, step = -float("inf"), None, 0, 0
+        self.best_epoch = 0
         log.info("training on %s in %s: %d examples, %d steps", self.device, self.precision, len(ids), total_steps)
         for epoch in range(1, cfg.epochs + 1):
             self.model.train()
@@ -240,6 +241,10 @@ class TransformerBackend:
             out[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return out
 
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        lengths = self.tokenizer(list(texts), truncation=False)["input_ids"]
+        return [len(ids) > self.max_length for ids in lengths]
+
     def predict_labels(self, texts: Sequence[str]) -> list[str]:
         return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
@@ -254,7 +259,9 @@ class TransformerBackend:
 
         if not (directory / "model.safetensors").is_file():
             raise ModelLoadError(f"{directory}: expected weights in model.safetensors, found none")
-        model = AutoModelForSequenceClassification.from_pretrained(directory, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory, trust_remote_code=False, use_safetensors=True  # never unpickle weights from a folder
+        )
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
         return cls(
             model=model.eval(),
