@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEVSET := ../shared/devset/real-news-dev.jsonl
 PYTEST_ARGS ?=
 
-.PHONY: setup train baseline data test test-fast ui clean
+.PHONY: setup train baseline data test test-fast ui clean bench
 
 setup: $(STAMP)
 
@@ -45,3 +45,7 @@ ui: $(STAMP)
 
 clean:
 	rm -rf data/processed models mlruns mlartifacts mlflow.db
+
+# Speed benchmarks (each prints both sides and the ratio; results in benchmarks/results/)
+bench: $(STAMP)
+	cd benchmarks && ../$(BIN)/python bench_build.py && ../$(BIN)/python bench_predict.py && ../$(BIN)/python bench_train.py --epochs 3

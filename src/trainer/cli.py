@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_eval_data(compare)
     compare.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
 
+    export = sub.add_parser("export", help="copy a transformer model folder set to load as dynamic int8 (CPU)")
+    export.add_argument("--model", required=True, type=Path, help="a transformer model folder")
+    export.add_argument("--output", required=True, type=Path, help="the new model folder")
+
     predict = sub.add_parser("predict", help="label sentences or a whole article")
     predict.add_argument("--model", required=True, help="model folder or MLflow model URI")
     source = predict.add_mutually_exclusive_group(required=True)
@@ -208,6 +212,13 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         print(f"\nMarkdown: {args.markdown}")
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from trainer.models.export import export_int8
+
+    export_int8(args.model, args.output)
+    print(f"int8 model folder: {args.output} (load it like any other; it runs on the CPU)")
+
+
 def _cmd_predict(args: argparse.Namespace) -> None:
     from trainer.data.sources import read_text
     from trainer.errors import DataError
@@ -238,6 +249,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "compare": _cmd_compare,
+    "export": _cmd_export,
     "predict": _cmd_predict,
 }
 

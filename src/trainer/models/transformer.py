@@ -60,6 +60,18 @@ def resolve_precision(setting: str, device: torch.device) -> str:
     return setting
 
 
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of the linear layers (weights int8, activations quantised on the fly).
+
+    For CPUs without native bf16: the matmuls run through fbgemm's int8 kernels.
+    """
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def _is_quantized(model: Any) -> bool:
+    return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -102,6 +114,8 @@ class TransformerBackend:
             )
         self.tokenizer = tokenizer
         self.model = model.to(self.device)
+        if _is_quantized(self.model):
+            self.device, self.precision = torch.device("cpu"), "int8"
 
     # ------------------------------------------------------------ batching
 
@@ -131,6 +145,11 @@ class TransformerBackend:
 
     def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def quantize(self) -> None:
+        """Switch this model to dynamic int8 (CPU inference only)."""
+        self.model = quantize_int8(self.model.to("cpu"))
+        self.device, self.precision = torch.device("cpu"), "int8"
 
     # ------------------------------------------------------------ interface
 
@@ -261,10 +280,12 @@ class TransformerBackend:
             raise ModelLoadError(f"{directory}: expected weights in model.safetensors, found none")
         model = AutoModelForSequenceClassification.from_pretrained(
             directory, trust_remote_code=False, use_safetensors=True  # never unpickle weights from a folder
-        )
+        ).eval()
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        if meta.get("quantize") == "int8":
+            model = quantize_int8(model)  # weights stay fp32 safetensors on disk; quantised when loaded
         return cls(
-            model=model.eval(),
+            model=model,
             tokenizer=tokenizer,
             max_length=int(meta.get("max_length", 128)),
             base_model=meta.get("base_model"),

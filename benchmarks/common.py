@@ -1,0 +1,71 @@
+"""Shared helpers for the benchmarks: the machine description, real sentences, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+POLNEAR = ROOT.parent / "shared" / "corpora" / "polnear" / "text"
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, torch version and what the CPU offers for bf16."""
+    import torch
+
+    cpu = "unknown"
+    if Path("/proc/cpuinfo").is_file():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "avx512_bf16": bool(torch.cpu._is_avx512_bf16_supported()),
+        "amx": bool(torch.cpu._is_amx_tile_supported()),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+    }
+
+
+def real_sentences(n: int) -> list[str]:
+    """`n` real news sentences of 4+ words: PolNeAR when present, else the bundled corpus, cycled."""
+    from trainer.data.sentences import sentence_spans
+
+    folders = [POLNEAR] if POLNEAR.is_dir() else []
+    folders.append(ROOT / "data" / "corpus" / "articles")
+    sentences: list[str] = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.txt")):
+            spans, _ = sentence_spans(path.read_text(encoding="utf-8"))
+            sentences += [s.text for s in spans if len(s.text.split()) >= 4]
+            if len(sentences) >= n:
+                return sentences[:n]
+    return (sentences * (n // max(len(sentences), 1) + 1))[:n]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **result}, indent=2), encoding="utf-8")
+    print(f"\nresult: {path}")
+    return path
+
+
+def need_model(path: Path) -> None:
+    if not (path / "trainer_model.json").is_file():
+        sys.exit(f"error: {path}: expected a trained model; run `make train` first")
