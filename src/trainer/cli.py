@@ -4,6 +4,7 @@
     trainer build-data --config configs/data/bundled.yaml
     trainer check-data --config configs/data/polnear.yaml
     trainer train      --config configs/default.yaml [--set training.epochs=2] [--overwrite]
+                       [--register-as NAME --alias champion] [--cv K]
     trainer evaluate   --model models/<run> [--split test | --data file.jsonl | --data-config cfg.yaml]
     trainer compare    --models models/a models/b [--data file.jsonl] [--markdown table.md]
     trainer predict    --model models/<run> (--text "..." | --file article.txt) [--format table|jsonl]
@@ -57,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(train, "experiment config")
     train.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
     train.add_argument("--cv", type=int, metavar="K", help="k-fold cross-validation grouped by article instead")
+    train.add_argument("--register-as", metavar="NAME", help="register the logged model under this name")
+    train.add_argument("--alias", metavar="ALIAS", help="with --register-as: point this alias (e.g. champion) at it")
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved model: metrics, intervals, calibration, report")
     evaluate.add_argument("--model", required=True, help="model folder or MLflow model URI")
@@ -159,7 +162,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
             print(f"{name:<16} {stats['mean']:.3f} ± {stats['std']:.3f}")
         print(f"MLflow parent run: {cv.run_id}" if cv.run_id else f"MLflow tracking failed ({cv.tracking_error})")
         return
-    result = train(config, overwrite=args.overwrite)
+    if args.alias and not args.register_as:
+        from trainer.errors import ConfigError
+
+        raise ConfigError("--alias: expected --register-as NAME as well (an alias names a registered model version)")
+    result = train(config, overwrite=args.overwrite, register_as=args.register_as, alias=args.alias)
     print(f"\ntest split ({result.metrics['test']['n']} sentences):\n{format_table(result.metrics['test'])}\n")
     print(f"validation macro-F1: {result.metrics['validation']['macro_f1']:.3f}")
     print(f"model folder: {result.model_dir}")

@@ -164,8 +164,14 @@ class Tracker:
 
         self._guard(f"logging dataset {name}", do)
 
-    def log_model(self, model_dir: Path, input_example: list[str]) -> str | None:
-        """Log the model folder as a pyfunc model under `model`; returns its runs:/ URI."""
+    def log_model(
+        self, model_dir: Path, input_example: list[str], register_as: str | None = None, alias: str | None = None
+    ) -> str | None:
+        """Log the model folder as a pyfunc model under `model`; returns its runs:/ URI.
+
+        With `register_as`, the model also becomes a new version of that registered model, and
+        `alias` (e.g. "champion") points at the new version: `models:/NAME@champion`.
+        """
         import mlflow
         from mlflow.models import infer_signature
 
@@ -183,7 +189,13 @@ class Tracker:
                 signature=signature,
                 input_example=input_example,
                 pip_requirements=_requirements(),
+                registered_model_name=register_as,
             )
+            if register_as and alias:
+                client = mlflow.MlflowClient()
+                versions = client.search_model_versions(f"name = '{register_as}' and run_id = '{self.run_id}'")
+                newest = max(versions, key=lambda v: int(v.version))
+                client.set_registered_model_alias(register_as, alias, newest.version)
             return f"runs:/{self.run_id}/{MODEL_ARTIFACT}"
 
         return self._guard("logging the model", do)

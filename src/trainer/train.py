@@ -54,7 +54,9 @@ def _texts_labels(split: Any) -> tuple[list[str], list[str]]:
     return list(split["text"]), [names[i] for i in split["label"]]
 
 
-def train(config: ExperimentConfig, overwrite: bool = False) -> TrainResult:
+def train(
+    config: ExperimentConfig, overwrite: bool = False, register_as: str | None = None, alias: str | None = None
+) -> TrainResult:
     """Train the configured backend, evaluate it on validation and test, save it, and track the run."""
     from trainer.tracking import Tracker
 
@@ -122,7 +124,9 @@ def train(config: ExperimentConfig, overwrite: bool = False) -> TrainResult:
         tracker.log_text(dump_yaml(config), "config/resolved_config.yaml")
         for name in REPORT_FILES:
             tracker.log_artifact(target / REPORT_DIR / name, REPORT_DIR)
-        model_uri = tracker.log_model(target, input_example=test_rows.texts[:3] or ["The minister said talks failed."])
+        model_uri = tracker.log_model(
+            target, test_rows.texts[:3] or ["The minister said talks failed."], register_as=register_as, alias=alias
+        )
 
     seconds = time.perf_counter() - started
     extra = {"ci": report["ci"], "ece": report["calibration"]["ece"], "temperature": temperature}

@@ -1,0 +1,105 @@
+"""Remote tracking against a real `mlflow server`, the model registry, and the pyfunc model's inputs."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from trainer import load_classifier
+from trainer.config import TrackingConfig, load_config
+from trainer.evaluate import evaluate
+from trainer.labels import LABELS
+from trainer.train import train
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on loopback: SQLite backend, local artifact store, stopped after."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts"),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{uri}/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.5)
+        if process.poll() is not None:
+            pytest.fail(f"mlflow server exited: {process.stderr.read()[-2000:]}")
+    else:
+        process.kill()
+        pytest.fail("mlflow server did not answer within 120 s")
+    yield uri
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def test_train_and_evaluate_over_http_and_read_back(project, mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    config = load_config(project.experiment("remote", {"backend": "sklearn"}), [f"tracking.uri={mlflow_server}"])
+    result = train(config, register_as="sourcing-remote", alias="champion")
+    assert result.tracking_error is None and result.run_id
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    run = client.get_run(result.run_id)
+    assert run.data.params["model.backend"] == "sklearn"
+    assert run.data.metrics["test_macro_f1"] == pytest.approx(result.metrics["test"]["macro_f1"])
+    assert "test_report/report.html" in {a.path for a in client.list_artifacts(result.run_id, "test_report")}
+
+    # the registry: the alias points at the new version, and the model loads and predicts from it
+    version = client.get_model_version_by_alias("sourcing-remote", "champion")
+    assert version.run_id == result.run_id
+    clf = load_classifier("models:/sourcing-remote@champion")
+    local = load_classifier(result.model_dir)
+    texts = ["Officials said the bridge was closed.", "The bridge was built in 1931."]
+    assert [p.label for p in clf.predict(texts)] == [p.label for p in local.predict(texts)]
+
+    evaluation = evaluate(result.model_dir, split="test", tracking=TrackingConfig(uri=mlflow_server), n_resamples=50)
+    eval_run = client.get_run(evaluation.run_id)
+    assert eval_run.data.tags["trainer.training_run_id"] == result.run_id
+
+
+def test_pyfunc_takes_a_dataframe_and_a_list(trained_sklearn, monkeypatch):
+    import mlflow
+
+    project, result = trained_sklearn
+    mlflow.set_tracking_uri(project.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    texts = ["Officials said the bridge was closed.", "Rebels reportedly took the town."]
+    from_list = model.predict(texts)
+    from_frame = model.predict(pd.DataFrame({"text": texts}))
+    assert list(from_list["label"]) == list(from_frame["label"]) and set(from_list["label"]) <= set(LABELS)
+    assert list(from_list.columns) == ["label", *[f"p_{label}" for label in LABELS]]
+    assert model.metadata.signature is not None
+    assert model.metadata.saved_input_example_info is not None  # logged with its input example too
+
+
+def test_unreachable_server_still_saves_the_model(project):
+    port = _free_port()  # nothing listens there
+    config = load_config(project.experiment("down", {"backend": "sklearn"}), [f"tracking.uri=http://127.0.0.1:{port}"])
+    result = train(config)
+    assert "unreachable" in (result.tracking_error or "")
+    assert load_classifier(result.model_dir).predict(["The mayor said so."])[0].label in LABELS
