@@ -167,6 +167,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
         raise ConfigError("--alias: expected --register-as NAME as well (an alias names a registered model version)")
     result = train(config, overwrite=args.overwrite, register_as=args.register_as, alias=args.alias)
+    from trainer import distributed
+
+    if not distributed.is_main():
+        return  # rank 0 reports for everyone
     print(f"\ntest split ({result.metrics['test']['n']} sentences):\n{format_table(result.metrics['test'])}\n")
     print(f"validation macro-F1: {result.metrics['validation']['macro_f1']:.3f}")
     print(f"model folder: {result.model_dir}")
@@ -270,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    from trainer.distributed import is_main
+
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.WARNING if args.quiet or not is_main() else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer import distributed
 from trainer.calibration import fit_temperature, save_temperature
 from trainer.config import ExperimentConfig, dump_yaml, to_plain
 from trainer.data.build import SPLITS, build_dataset, remove_stale_siblings
@@ -68,8 +69,16 @@ def train(
             "pass --overwrite or choose another name (--set run_name=...)"
         )
 
+    distributed.setup()
+    if not distributed.is_main():
+        # Ranks other than 0 train their shard and nothing else: no tracking, no files, no output.
+        config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"enabled": False})})
+        distributed.barrier()  # rank 0 builds the dataset first; the others then reuse it
+
     log.info("1/5 dataset: %s", config.data.name)
     built = build_dataset(config.data)
+    if distributed.is_main():
+        distributed.barrier()
     train_texts, train_labels = _texts_labels(built.dataset["train"])
     val_texts, val_labels = _texts_labels(built.dataset["validation"])
 
@@ -95,6 +104,9 @@ def train(
             validation=(val_texts, val_labels),
             on_epoch=lambda epoch, metrics: tracker.log_metrics(metrics, step=epoch),
         )
+
+        if not distributed.is_main():
+            return TrainResult(target, {}, None, None, "not rank 0", time.perf_counter() - started)
 
         log.info("4/5 evaluate on validation and test")
         classifier = Classifier(backend, str(target))

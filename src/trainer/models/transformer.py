@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from trainer import distributed
 from trainer.config import TrainingConfig, TransformerModel
 from trainer.errors import ModelLoadError
 from trainer.labels import ID2LABEL, LABEL2ID, LABELS
@@ -98,7 +99,7 @@ class TransformerBackend:
 
         self.config = config or TransformerModel()
         self.training = training or TrainingConfig()
-        self.device = pick_device(self.training.device)
+        self.device = distributed.device_for_rank(pick_device(self.training.device))
         self.precision = resolve_precision(self.training.precision, self.device)
         self.max_length = max_length or self.config.max_length
         self.base_model = base_model or self.config.pretrained or default_pretrained()
@@ -185,15 +186,23 @@ class TransformerBackend:
 
         best_f1, best_state, stale, step = -float("inf"), None, 0, 0
         self.best_epoch = 0
+        # Under torchrun every rank draws the same global batches (same seed) and takes its shard;
+        # DDP averages the gradients, so a step matches one process with the same global batch.
+        trained = distributed.wrap(self.model)
         log.info("training on %s in %s: %d examples, %d steps", self.device, self.precision, len(ids), total_steps)
         for epoch in range(1, cfg.epochs + 1):
             self.model.train()
             started, seen, loss_sum = time.perf_counter(), 0, 0.0
             batches = self._train_batches(lengths, cfg.batch_size, rng)
-            for batch in tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False):
+            if distributed.is_distributed():  # every rank needs a non-empty shard of every step
+                batches = [b for b in batches if len(b) >= distributed.world_size()]
+            for global_batch in tqdm(
+                batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False, disable=not distributed.is_main()
+            ):
+                batch = distributed.shard(global_batch)
                 inputs = self._collate([ids[i] for i in batch])
                 with self._autocast():
-                    logits = self.model(**inputs).logits
+                    logits = trained(**inputs).logits
                 loss = loss_fn(logits.float(), y[batch].to(self.device))
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -206,6 +215,7 @@ class TransformerBackend:
                 if step >= total_steps:
                     break
             elapsed = time.perf_counter() - started
+            loss_sum, seen = distributed.sum_across_ranks(loss_sum, seen)
             metrics = {"train_loss": loss_sum / max(seen, 1), "train_examples_per_second": seen / elapsed}
             if validation is not None and len(validation[0]):
                 predicted = self.predict_labels(validation[0])
