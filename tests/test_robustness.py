@@ -269,3 +269,41 @@ def test_streaming_prediction_memory_stays_flat(trained_sklearn):
 
     small, large = peak(10_000), peak(100_000)
     assert large < 1.5 * small  # ten times the input, about the same peak
+
+
+def test_resume_continues_the_same_run_to_the_same_result(project, tiny_model_dir):
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from trainer.checkpoint import checkpoint_dir
+    from trainer.train import train
+
+    training = {"epochs": 4, "batch_size": 8, "learning_rate": 2e-3, "seed": 7, "precision": "fp32",
+                "checkpoint_every_steps": 2, "early_stopping_patience": 10}
+    model = {"backend": "transformer", "pretrained": str(tiny_model_dir), "max_length": 64}
+    reference = train(load_config(project.experiment("whole", model, training)))
+
+    config_path = project.experiment("cut", model, training)
+    process = _cli("train", "--config", str(config_path), cwd=project.root)
+    assert _wait_for(".cut.checkpoint/state.pt", project.root / "models", timeout=120)
+    time.sleep(1.0)  # a little further into training
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    if (project.root / "models" / "cut").exists():
+        pytest.skip("the run finished before it could be killed")
+    checkpoint = checkpoint_dir(project.root / "models" / "cut")
+    interrupted_run = torch.load(checkpoint / "state.pt", weights_only=True)["meta"]["run_id"]
+
+    resumed = train(load_config(config_path), resume=True)
+    assert resumed.run_id == interrupted_run  # the same MLflow run goes on
+    assert not checkpoint.exists()
+    assert resumed.metrics["test"] == reference.metrics["test"]  # as if never interrupted
+    history = MlflowClient(tracking_uri=project.tracking_uri).get_metric_history(resumed.run_id, "train_loss")
+    assert sorted({m.step for m in history}) == [1, 2, 3, 4]
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(project):
+    from trainer.train import train
+
+    with pytest.raises(ConfigError, match=r"--resume: expected a checkpoint of run 'none'"):
+        train(load_config(project.experiment("none", {"backend": "sklearn"})), resume=True)

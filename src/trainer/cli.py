@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model and log the run to MLflow")
     _add_config(train, "experiment config")
     train.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     train.add_argument("--cv", type=int, metavar="K", help="k-fold cross-validation grouped by article instead")
     train.add_argument("--register-as", metavar="NAME", help="register the logged model under this name")
     train.add_argument("--alias", metavar="ALIAS", help="with --register-as: point this alias (e.g. champion) at it")
@@ -166,7 +167,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         from trainer.errors import ConfigError
 
         raise ConfigError("--alias: expected --register-as NAME as well (an alias names a registered model version)")
-    result = train(config, overwrite=args.overwrite, register_as=args.register_as, alias=args.alias)
+    result = train(
+        config, overwrite=args.overwrite, register_as=args.register_as, alias=args.alias, resume=args.resume
+    )
     from trainer import distributed
 
     if not distributed.is_main():

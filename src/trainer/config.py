@@ -242,6 +242,9 @@ class TrainingConfig(_Strict):
         default="auto", description="auto: bf16 autocast where the CPU/GPU supports it fast, else fp32"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    checkpoint_every_steps: int = Field(
+        default=100, ge=1, description="steps between checkpoints for --resume (one is also written each epoch)"
+    )
     temperature_scaling: bool = Field(
         default=False, description="fit a temperature on validation; saved with the model and used by predict"
     )

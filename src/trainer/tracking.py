@@ -57,11 +57,13 @@ class Tracker:
         tags: dict[str, str] | None = None,
         nested: bool = False,
         error: str | None = None,
+        resume_run_id: str | None = None,
     ):
         self.config = config
         self.run_name = run_name
         self.tags = tags or {}
         self.nested = nested
+        self.resume_run_id = resume_run_id
         self.run_id: str | None = None
         self.uri = tracking_uri(config)
         self.error: str | None = error or (None if config.enabled else "tracking disabled in the config")
@@ -89,7 +91,10 @@ class Tracker:
                 _check_reachable(self.uri)
                 mlflow.set_tracking_uri(self.uri)
                 mlflow.set_experiment(self.config.experiment)
-            run = mlflow.start_run(run_name=self.run_name, tags=self.tags, nested=self.nested)
+            if self.resume_run_id:  # --resume: continue the interrupted run, not a new one
+                run = mlflow.start_run(run_id=self.resume_run_id)
+            else:
+                run = mlflow.start_run(run_name=self.run_name, tags=self.tags, nested=self.nested)
             self.run_id = run.info.run_id
             self._active = True
 

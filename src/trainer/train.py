@@ -19,6 +19,7 @@ import numpy as np
 
 from trainer import distributed
 from trainer.calibration import fit_temperature, save_temperature
+from trainer.checkpoint import Checkpointer, checkpoint_dir
 from trainer.config import ExperimentConfig, dump_yaml, to_plain
 from trainer.data.build import SPLITS, build_dataset, remove_stale_siblings
 from trainer.errors import ConfigError, DataError
@@ -56,14 +57,30 @@ def _texts_labels(split: Any) -> tuple[list[str], list[str]]:
 
 
 def train(
-    config: ExperimentConfig, overwrite: bool = False, register_as: str | None = None, alias: str | None = None
+    config: ExperimentConfig,
+    overwrite: bool = False,
+    register_as: str | None = None,
+    alias: str | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train the configured backend, evaluate it on validation and test, save it, and track the run."""
     from trainer.tracking import Tracker
 
     started = time.perf_counter()
     target = config.model_dir
-    if target.exists() and not overwrite:
+    checkpointer = Checkpointer(checkpoint_dir(target), config.training.checkpoint_every_steps)
+    resume_run = None
+    if resume:
+        if not checkpointer.exists():
+            raise ConfigError(
+                f"--resume: expected a checkpoint of run '{config.run_name}' at {checkpointer.directory}, found none "
+                "(only transformer runs that were interrupted leave one)"
+            )
+        resume_run = checkpointer.read_meta().get("run_id")
+    elif checkpointer.exists():
+        log.warning("an interrupted run left %s; starting afresh (pass --resume to continue it)", checkpointer.directory)
+        checkpointer.remove()
+    if target.exists() and not overwrite and not resume:
         raise ConfigError(
             f"run_name: expected a new run name, found existing model folder {target}; "
             "pass --overwrite or choose another name (--set run_name=...)"
@@ -86,9 +103,11 @@ def train(
     backend = create_backend(config)
 
     tags = {"trainer.kind": "train", "trainer.backend": config.model.backend, "trainer.dataset": config.data.name}
-    with Tracker(config.tracking, config.run_name, tags) as tracker:
-        tracker.log_config(to_plain(config))
-        for name in SPLITS:
+    with Tracker(config.tracking, config.run_name, tags, resume_run_id=resume_run) as tracker:
+        checkpointer.meta = {"run_id": tracker.run_id}
+        if resume_run is None:
+            tracker.log_config(to_plain(config))
+        for name in SPLITS if resume_run is None else ():
             tracker.log_dataset(
                 built.dataset[name].to_pandas(),
                 name=f"{config.data.name}-{name}",
@@ -103,6 +122,7 @@ def train(
             train_labels,
             validation=(val_texts, val_labels),
             on_epoch=lambda epoch, metrics: tracker.log_metrics(metrics, step=epoch),
+            checkpoint=checkpointer,  # backends that train in steps save it; the others ignore it
         )
 
         if not distributed.is_main():
@@ -133,6 +153,7 @@ def train(
             {**flat_metrics(val_metrics, "val"), **flat_metrics(report["metrics"], "test"),
              "test_ece": report["calibration"]["ece"], "temperature": temperature}
         )
+        checkpointer.remove()  # the model is saved: nothing left to resume
         tracker.log_text(dump_yaml(config), "config/resolved_config.yaml")
         for name in REPORT_FILES:
             tracker.log_artifact(target / REPORT_DIR / name, REPORT_DIR)

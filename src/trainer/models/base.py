@@ -32,6 +32,7 @@ class Backend(Protocol):
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
         on_epoch: EpochCallback | None = None,
+        checkpoint: Any = None,
     ) -> Backend: ...
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray: ...

@@ -39,6 +39,7 @@ class RulesBackend:
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
         on_epoch: EpochCallback | None = None,
+        checkpoint: Any = None,
     ) -> RulesBackend:
         return self
 

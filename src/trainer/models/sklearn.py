@@ -53,6 +53,7 @@ class SklearnBackend:
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
         on_epoch: EpochCallback | None = None,
+        checkpoint: Any = None,
     ) -> SklearnBackend:
         self.pipeline.fit(list(texts), [LABEL2ID[label] for label in labels])
         return self

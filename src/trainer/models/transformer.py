@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from trainer import distributed
+from trainer.checkpoint import Checkpointer
 from trainer.config import TrainingConfig, TransformerModel
 from trainer.errors import ModelLoadError
 from trainer.labels import ID2LABEL, LABEL2ID, LABELS
@@ -160,6 +161,7 @@ class TransformerBackend:
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
         on_epoch: EpochCallback | None = None,
+        checkpoint: Checkpointer | None = None,
     ) -> TransformerBackend:
         cfg = self.training
         seed_everything(cfg.seed)
@@ -186,20 +188,52 @@ class TransformerBackend:
 
         best_f1, best_state, stale, step = -float("inf"), None, 0, 0
         self.best_epoch = 0
+        first_epoch, resume_batches, resume_at, loss_sum, seen = 1, None, 0, 0.0, 0
+        if checkpoint is not None and checkpoint.exists():
+            saved = checkpoint.load()
+            self.model.load_state_dict(saved["weights"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            torch.set_rng_state(saved["torch_rng"])
+            loop = saved["loop"]
+            rng.bit_generator.state = loop["numpy_rng"]
+            best_state, best_f1, stale, step = saved["best"], loop["best_f1"], loop["stale"], loop["step"]
+            self.best_epoch, first_epoch = loop["best_epoch"], loop["epoch"]
+            if loop["batches"] is not None:
+                resume_batches = [np.array(b, dtype=int) for b in loop["batches"]]
+            resume_at, loss_sum, seen = loop["batch_index"], loop["loss_sum"], loop["seen"]
+            log.info("resuming at epoch %d, batch %d (step %d)", first_epoch, resume_at, step)
         # Under torchrun every rank draws the same global batches (same seed) and takes its shard;
         # DDP averages the gradients, so a step matches one process with the same global batch.
         trained = distributed.wrap(self.model)
         log.info("training on %s in %s: %d examples, %d steps", self.device, self.precision, len(ids), total_steps)
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(first_epoch, cfg.epochs + 1):
             self.model.train()
-            started, seen, loss_sum = time.perf_counter(), 0, 0.0
-            batches = self._train_batches(lengths, cfg.batch_size, rng)
+            started = time.perf_counter()
+            if resume_batches is not None:
+                batches, start_at, resume_batches = resume_batches, resume_at, None
+            else:
+                batches, start_at, loss_sum, seen = self._train_batches(lengths, cfg.batch_size, rng), 0, 0.0, 0
             if distributed.is_distributed():  # every rank needs a non-empty shard of every step
                 batches = [b for b in batches if len(b) >= distributed.world_size()]
-            for global_batch in tqdm(
-                batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False, disable=not distributed.is_main()
+
+            def save_checkpoint(at_epoch: int, next_batch: int, epoch_batches: list[np.ndarray] | None) -> None:
+                """`epoch_batches` None: resume at the start of `at_epoch`, drawing its batches afresh."""
+                if checkpoint is None or not distributed.is_main():
+                    return
+                loop_state = {
+                    "epoch": at_epoch, "batch_index": next_batch, "step": step, "loss_sum": loss_sum, "seen": seen,
+                    "best_f1": best_f1, "stale": stale, "best_epoch": self.best_epoch,
+                    "batches": None if epoch_batches is None else [b.tolist() for b in epoch_batches],
+                    "numpy_rng": rng.bit_generator.state,
+                }
+                checkpoint.save(self.model, best_state, optimizer, scheduler, loop_state)
+
+            for index in tqdm(
+                range(start_at, len(batches)), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
+                disable=not distributed.is_main(),
             ):
-                batch = distributed.shard(global_batch)
+                batch = distributed.shard(batches[index])
                 inputs = self._collate([ids[i] for i in batch])
                 with self._autocast():
                     logits = trained(**inputs).logits
@@ -214,9 +248,11 @@ class TransformerBackend:
                 step += 1
                 if step >= total_steps:
                     break
+                if checkpoint is not None and step % checkpoint.every_steps == 0:
+                    save_checkpoint(epoch, index + 1, batches)
             elapsed = time.perf_counter() - started
-            loss_sum, seen = distributed.sum_across_ranks(loss_sum, seen)
-            metrics = {"train_loss": loss_sum / max(seen, 1), "train_examples_per_second": seen / elapsed}
+            epoch_loss, epoch_seen = distributed.sum_across_ranks(loss_sum, seen)
+            metrics = {"train_loss": epoch_loss / max(epoch_seen, 1), "train_examples_per_second": seen / elapsed}
             if validation is not None and len(validation[0]):
                 predicted = self.predict_labels(validation[0])
                 metrics["val_macro_f1"] = macro_f1(list(validation[1]), predicted)
@@ -236,6 +272,9 @@ class TransformerBackend:
                     break
             if step >= total_steps:
                 break
+            if epoch < cfg.epochs:
+                loss_sum, seen = 0.0, 0
+                save_checkpoint(epoch + 1, 0, None)  # resume at the start of the next epoch
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.model.eval()
