@@ -47,6 +47,13 @@ class Backend(Protocol):
     def load(cls, directory: Path, meta: dict[str, Any]) -> Backend: ...
 
 
+class ReadsWholeText:
+    """Mixin for backends without a length limit: no text is ever truncated."""
+
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        return [False] * len(texts)
+
+
 def write_meta(directory: Path, backend: str, **extra: Any) -> None:
     """Write the metadata that makes a model folder self-describing: backend and label order."""
     meta = {"backend": backend, "labels": list(LABELS), **extra}

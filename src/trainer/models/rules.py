@@ -16,14 +16,14 @@ import numpy as np
 from trainer.config import RulesModel
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.labels import LABEL2ID, LABELS
-from trainer.models.base import EpochCallback, write_meta
+from trainer.models.base import EpochCallback, ReadsWholeText, write_meta
 
 RULES_FILE = "rules.yaml"
 # Rules give no graded confidence: the fired label gets this probability, the others share the rest.
 _RULE_CONFIDENCE = 0.9
 
 
-class RulesBackend:
+class RulesBackend(ReadsWholeText):
     """Labels by the lexicons in a YAML file; the file is copied into the model folder."""
 
     name: ClassVar[str] = "rules"
@@ -48,9 +48,6 @@ class RulesBackend:
         for row, text in enumerate(texts):
             out[row, LABEL2ID[self.labeler.label(text).label]] = _RULE_CONFIDENCE
         return out
-
-    def truncated(self, texts: Sequence[str]) -> list[bool]:
-        return [False] * len(texts)  # reads the whole text
 
     def save(self, directory: Path) -> None:
         shutil.copyfile(self.path, directory / RULES_FILE)

@@ -19,12 +19,12 @@ from sklearn.pipeline import Pipeline
 from trainer.config import SklearnModel
 from trainer.errors import ModelLoadError
 from trainer.labels import LABEL2ID, LABELS
-from trainer.models.base import EpochCallback, write_meta
+from trainer.models.base import EpochCallback, ReadsWholeText, write_meta
 
 PIPELINE_FILE = "pipeline.skops"
 
 
-class SklearnBackend:
+class SklearnBackend(ReadsWholeText):
     """TF-IDF word n-grams into a class-weighted logistic regression."""
 
     name: ClassVar[str] = "sklearn"
@@ -64,9 +64,6 @@ class SklearnBackend:
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
         out[:, self.pipeline.classes_] = raw
         return out
-
-    def truncated(self, texts: Sequence[str]) -> list[bool]:
-        return [False] * len(texts)  # reads the whole text
 
     def save(self, directory: Path) -> None:
         sio.dump(self.pipeline, directory / PIPELINE_FILE)
