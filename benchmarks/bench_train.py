@@ -21,7 +21,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    import numpy as np
     import torch
     from datasets import Dataset
     from transformers import (

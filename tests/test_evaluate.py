@@ -70,10 +70,10 @@ def test_labeled_file_errors(tmp_path):
 
 # ---------------------------------------------------------------- issue: publishable evaluation
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from trainer.calibration import apply_temperature, fit_temperature  # noqa: E402
-from trainer.metrics import bootstrap_ci, paired_bootstrap, reliability  # noqa: E402
+from trainer.calibration import apply_temperature, fit_temperature
+from trainer.metrics import bootstrap_ci, paired_bootstrap, reliability
 
 
 def _toy(n_articles=40, seed=0):

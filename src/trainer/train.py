@@ -181,7 +181,7 @@ def _calibrate(config: ExperimentConfig, probabilities: np.ndarray, labels: list
     return temperature
 
 
-class _atomic_folder:  # noqa: N801 - used as a context manager, reads as a verb phrase
+class _atomic_folder:
     """Write a folder beside `target`, rename it into place only when the block completes."""
 
     def __init__(self, target: Path):
