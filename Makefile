@@ -48,4 +48,4 @@ clean:
 
 # Speed benchmarks (each prints both sides and the ratio; results in benchmarks/results/)
 bench: $(STAMP)
-	cd benchmarks && ../$(BIN)/python bench_build.py && ../$(BIN)/python bench_predict.py && ../$(BIN)/python bench_train.py --epochs 3
+	cd benchmarks && ../$(BIN)/python bench_build.py && ../$(BIN)/python bench_predict.py && ../$(BIN)/python bench_train.py --epochs 3 && ../$(BIN)/python bench_memory.py
