@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from trainer.atomic import atomic_folder
+
 WEIGHTS = "model.safetensors"
 BEST = "best.safetensors"
 STATE = "state.pt"
@@ -48,26 +50,18 @@ class Checkpointer:
         scheduler: Any,
         loop: dict[str, Any],
     ) -> None:
-        tmp = self.directory.parent / f"{self.directory.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(_contiguous(model.state_dict()), str(tmp / WEIGHTS))
-        if best_state is not None:
-            save_file(_contiguous(best_state), str(tmp / BEST))
-        state = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "loop": loop,
-            "meta": self.meta,
-        }
-        torch.save(state, tmp / STATE)
-        old = self.directory.parent / f"{self.directory.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if self.directory.exists():
-            self.directory.rename(old)
-        tmp.rename(self.directory)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_folder(self.directory) as tmp:
+            save_file(_contiguous(model.state_dict()), str(tmp / WEIGHTS))
+            if best_state is not None:
+                save_file(_contiguous(best_state), str(tmp / BEST))
+            state = {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "loop": loop,
+                "meta": self.meta,
+            }
+            torch.save(state, tmp / STATE)
 
     def load(self) -> dict[str, Any]:
         """Weights, best weights (or None) and the loop state, as saved."""

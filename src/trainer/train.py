@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from trainer import distributed
+from trainer.atomic import atomic_folder
 from trainer.calibration import fit_temperature, save_temperature
 from trainer.checkpoint import Checkpointer, checkpoint_dir
 from trainer.config import ExperimentConfig, dump_yaml, to_plain
-from trainer.data.build import SPLITS, build_dataset, remove_stale_siblings
+from trainer.data.build import SPLITS, build_dataset
 from trainer.errors import ConfigError, DataError
 from trainer.evaluate import evaluate_rows, rows_from_dataset
 from trainer.labels import LABEL2ID, LABELS
@@ -137,7 +136,7 @@ def train(
 
         log.info("5/5 save to %s", target)
         test_rows = rows_from_dataset(built.dataset["test"], f"{config.data.name}:test")
-        with _atomic_folder(target) as tmp:
+        with atomic_folder(target) as tmp:
             backend.save(tmp)
             if config.training.temperature_scaling:
                 save_temperature(tmp, temperature, f"{config.data.name}:validation")
@@ -179,30 +178,6 @@ def _calibrate(config: ExperimentConfig, probabilities: np.ndarray, labels: list
     after = reliability(scaled.max(axis=1), scaled.argmax(axis=1) == gold)["ece"]
     log.info("temperature %.3f: validation ECE %.3f -> %.3f", temperature, before, after)
     return temperature
-
-
-class _atomic_folder:
-    """Write a folder beside `target`, rename it into place only when the block completes."""
-
-    def __init__(self, target: Path):
-        self.target = target
-        self.tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_siblings(self.target)
-        self.tmp.mkdir()
-        return self.tmp
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
-        if self.target.exists():
-            self.target.rename(old)
-        self.tmp.rename(self.target)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- cross-validation

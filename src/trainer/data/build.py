@@ -8,9 +8,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 import re
-import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
 from sklearn.model_selection import StratifiedGroupKFold
 
+from trainer.atomic import atomic_folder
 from trainer.config import DataConfig, SplitConfig, to_plain
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sources import Example, SourceResult, input_files, read_source
@@ -230,39 +229,12 @@ def _card_markdown(card: dict[str, Any]) -> str:
     )
 
 
-def remove_stale_siblings(target: Path) -> None:
-    """Remove `.NAME.tmp-PID` / `.NAME.old-PID` folders left by runs that were killed (their PID is gone)."""
-    for stale in target.parent.glob(f".{target.name}.*-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # our own leftovers from an earlier attempt in this process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _write_atomically(dataset: DatasetDict, card: dict[str, Any], target: Path) -> None:
-    """Write into a temporary sibling folder, then rename into place: never a half-written build."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(target)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    dataset.save_to_disk(str(tmp))
-    (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
-    (tmp / CARD_MD).write_text(_card_markdown(card), encoding="utf-8")
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    """Write the dataset and its card; never a half-written build."""
+    with atomic_folder(target) as tmp:
+        dataset.save_to_disk(str(tmp))
+        (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+        (tmp / CARD_MD).write_text(_card_markdown(card), encoding="utf-8")
 
 
 def load_built(path: Path) -> BuiltDataset:

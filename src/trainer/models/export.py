@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+from trainer.atomic import atomic_folder
 from trainer.errors import ConfigError, ModelLoadError
 from trainer.models.base import MODEL_META, read_meta
 
@@ -21,9 +22,7 @@ def export_int8(model_dir: Path, output: Path) -> Path:
         raise ModelLoadError(f"{model_dir}: expected a transformer model to quantise, found {meta.get('backend')!r}")
     if output.exists():
         raise ConfigError(f"--output: expected a new folder, found existing {output}")
-    tmp = output.parent / f".{output.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("evaluations"))
-    (tmp / MODEL_META).write_text(json.dumps({**meta, "quantize": "int8"}, indent=2), encoding="utf-8")
-    tmp.rename(output)
+    with atomic_folder(output) as tmp:
+        shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("evaluations"), dirs_exist_ok=True)
+        (tmp / MODEL_META).write_text(json.dumps({**meta, "quantize": "int8"}, indent=2), encoding="utf-8")
     return output
