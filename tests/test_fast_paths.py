@@ -11,6 +11,7 @@ import torch
 from trainer import load_classifier
 from trainer.cli import main
 from trainer.config import TrainingConfig, TransformerModel
+from trainer.models.onnx import _is_ffn_down_projection
 from trainer.models.transformer import TransformerBackend, fast_bf16
 
 TEXTS = [
@@ -25,7 +26,7 @@ TEXTS = [
 
 def test_length_sorted_batches_equal_one_sentence_at_a_time(trained_tiny):
     """Padding and sorting change nothing: same probabilities as a plain, unbatched pass."""
-    backend = load_classifier(trained_tiny[1].model_dir).backend
+    backend = load_classifier(trained_tiny[1].model_dir, precision="fp32").backend
     fast = backend.predict_proba(TEXTS, batch_size=16)
     plain = np.vstack([backend.predict_proba([t], batch_size=1) for t in TEXTS])
     np.testing.assert_allclose(fast, plain, atol=1e-5)
@@ -36,7 +37,7 @@ def test_same_probabilities_as_the_transformers_pipeline(trained_tiny):
     from transformers import pipeline
 
     model_dir = trained_tiny[1].model_dir
-    ours = load_classifier(model_dir).predict(TEXTS)
+    ours = load_classifier(model_dir, precision="fp32").predict(TEXTS)
     plain = pipeline("text-classification", model=str(model_dir), device=-1, top_k=None)
     theirs = plain(TEXTS, batch_size=8, truncation=True, max_length=64)
     for mine, scores in zip(ours, theirs):
@@ -58,10 +59,73 @@ def test_auto_precision_follows_the_hardware(tiny_model_dir):
 
 def test_int8_export_loads_and_predicts(trained_tiny, tmp_path, capsys):
     output = tmp_path / "int8"
-    assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output)]) == 0
+    assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output), "--format", "int8"]) == 0
     assert json.loads((output / "trainer_model.json").read_text())["quantize"] == "int8"
     clf = load_classifier(output)
     assert clf.backend.precision == "int8"
     predictions = clf.predict(TEXTS)
     assert all(sum(p.probabilities.values()) == pytest.approx(1, abs=1e-5) for p in predictions)
     assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output)]) == 2  # exists
+
+
+def test_loaded_model_precision_is_a_setting(trained_tiny):
+    """bf16 casts the weights once; fp32 forces full precision; both give the same labels here."""
+    model_dir = trained_tiny[1].model_dir
+    fp32 = load_classifier(model_dir, precision="fp32").backend
+    bf16 = load_classifier(model_dir, precision="bf16").backend
+    assert (fp32.precision, fp32.model.dtype) == ("fp32", torch.float32)
+    assert (bf16.precision, bf16.model.dtype) == ("bf16", torch.bfloat16)
+    exact, rounded = fp32.predict_proba(TEXTS), bf16.predict_proba(TEXTS)
+    assert rounded.dtype == np.float32 and np.allclose(rounded.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(rounded, exact, atol=0.03)  # bf16 keeps 8 bits of mantissa
+    auto = load_classifier(model_dir).backend
+    assert auto.precision == ("bf16" if fast_bf16(auto.device) else "fp32")
+
+
+def test_unknown_precision_is_a_config_error(trained_tiny):
+    from trainer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="precision: expected one of auto, bf16, fp32, found 'fp16'"):
+        load_classifier(trained_tiny[1].model_dir, precision="fp16")
+
+
+def test_onnx_export_gives_the_source_probabilities_in_input_order(trained_tiny, tmp_path):
+    pytest.importorskip("onnxruntime")
+    model_dir = trained_tiny[1].model_dir
+    output = tmp_path / "onnx"
+    assert main(["export", "--model", str(model_dir), "--output", str(output), "--format", "onnx"]) == 0
+    assert json.loads((output / "trainer_model.json").read_text())["backend"] == "onnx"
+    texts = [*TEXTS, "word " * 400]  # the last is longer than the model reads
+    exported = load_classifier(output).predict(texts, batch_size=4)
+    source = load_classifier(model_dir, precision="fp32").predict(texts, batch_size=4)
+    assert [p.text for p in exported] == texts
+    assert [p.truncated for p in exported] == [False] * len(TEXTS) + [True]
+    for mine, theirs in zip(exported, source):
+        assert mine.label == theirs.label
+        assert mine.probabilities == pytest.approx(theirs.probabilities, abs=1e-4)
+
+
+def test_onnx_int8_export_quantises_all_but_the_feed_forward_outputs(trained_tiny, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model_dir = trained_tiny[1].model_dir
+    output = tmp_path / "onnx-int8"
+    assert main(["export", "--model", str(model_dir), "--output", str(output)]) == 0  # onnx-int8 is the default
+    nodes = onnx.load(str(output / "model.onnx")).graph.node
+    integer = [n.name for n in nodes if n.op_type == "MatMulInteger" and "/encoder/layer." in n.name]
+    plain = [n.name for n in nodes if n.op_type == "MatMul" and _is_ffn_down_projection(n.name)]
+    layers = 2  # the tiny model. Per layer: query, key, value, attention output, FFN input in int8; FFN output fp32
+    assert len(integer) == 5 * layers and len(plain) == layers
+    exported = load_classifier(output).backend.predict_proba(TEXTS)
+    source = load_classifier(model_dir, precision="fp32").backend.predict_proba(TEXTS)
+    np.testing.assert_allclose(exported, source, atol=0.05)
+
+
+def test_onnx_model_predicts_but_does_not_train(trained_tiny, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from trainer.errors import ConfigError
+
+    output = tmp_path / "onnx"
+    assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output), "--format", "onnx"]) == 0
+    with pytest.raises(ConfigError, match="expected a trainable model, found an ONNX export"):
+        load_classifier(output).backend.fit(["Shares rose."], ["verified"])
+    assert main(["export", "--model", str(output), "--output", str(tmp_path / "again")]) == 2

@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="model folder or MLflow model URI")
     _add_eval_data(evaluate)
     evaluate.add_argument("--output", type=Path, help="folder for the report (default: inside the model folder)")
+    _add_precision(evaluate)
 
     compare = sub.add_parser("compare", help="evaluate several models on the same data, with paired bootstrap tests")
     compare.add_argument("--models", nargs="+", required=True, help="model folders or MLflow model URIs")
@@ -73,9 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_eval_data(compare)
     compare.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
 
-    export = sub.add_parser("export", help="copy a transformer model folder set to load as dynamic int8 (CPU)")
+    export = sub.add_parser("export", help="make a faster CPU model folder (ONNX Runtime or int8) from a trained one")
     export.add_argument("--model", required=True, type=Path, help="a transformer model folder")
     export.add_argument("--output", required=True, type=Path, help="the new model folder")
+    export.add_argument(
+        "--format",
+        default="onnx-int8",
+        choices=["onnx-int8", "onnx", "int8"],
+        help="onnx-int8: ONNX Runtime, int8 (default, fastest); onnx: ONNX Runtime, fp32, same labels; "
+        "int8: torch dynamic int8, no extra packages",
+    )
 
     predict = sub.add_parser("predict", help="label sentences or a whole article")
     predict.add_argument("--model", required=True, help="model folder or MLflow model URI")
@@ -83,7 +91,17 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--text", action="append", help="a sentence (repeatable)")
     source.add_argument("--file", type=Path, help="a raw article: cleaned, split and tagged")
     predict.add_argument("--format", choices=["table", "jsonl"], default="table")
+    _add_precision(predict)
     return parser
+
+
+def _add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="transformer models: auto = bf16 on a GPU or a CPU with AMX/AVX512-BF16, else fp32; fp32 forces it",
+    )
 
 
 def _add_eval_data(parser: argparse.ArgumentParser) -> None:
@@ -204,6 +222,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     result = evaluate(
         args.model, split=args.split, data=args.data, dataset=args.dataset, data_config=args.data_config,
         label_map=_label_map(args.label_map), output=args.output, n_resamples=args.resamples,
+        precision=args.precision,
     )
     _print_report(result.report)
     print(f"\nreport: {result.report_dir / 'report.html'}")
@@ -227,10 +246,15 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from trainer.models.export import export_int8
+    from trainer.models.export import PROBES, export_model
 
-    export_int8(args.model, args.output)
-    print(f"int8 model folder: {args.output} (load it like any other; it runs on the CPU)")
+    check = export_model(args.model, args.output, args.format)
+    print(
+        f"{args.format} model folder: {args.output} (load it like any other; it runs on the CPU)\n"
+        f"against {args.model} on {len(PROBES)} probe sentences: labels equal {check.label_agreement:.0%}, "
+        f"probabilities at most {check.max_probability_diff:.4f} apart; "
+        f"run `trainer evaluate --model {args.output} ...` before trusting it"
+    )
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
@@ -238,7 +262,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     from trainer.errors import DataError
     from trainer.predict import load_classifier
 
-    classifier = load_classifier(args.model)
+    classifier = load_classifier(args.model, args.precision)
     if args.file is not None:
         if not args.file.is_file():
             raise DataError(f"{args.file}: expected an article file, found nothing there (check the path)")

@@ -264,11 +264,12 @@ def evaluate(
     tracking: TrackingConfig | None = None,
     n_resamples: int = N_RESAMPLES,
     rows: LabeledRows | None = None,
+    precision: str = "auto",
 ) -> EvalResult:
     """Evaluate a saved model on a split, a labeled file, or any data config, and track the run."""
     from trainer.tracking import Tracker
 
-    classifier = load_classifier(model)
+    classifier = load_classifier(model, precision)
     model_dir = Path(str(model))
     rows = rows or load_rows(model_dir, split, data, dataset, data_config, label_map)
     log.info("evaluating %s on %s (%d sentences)", model, rows.name, len(rows.texts))

@@ -14,12 +14,13 @@ from pathlib import Path
 from trainer.calibration import apply_temperature, load_temperature
 from trainer.data.cleaning import clean_article
 from trainer.data.sentences import article_sentences
-from trainer.errors import DataError
+from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 from trainer.models import load_backend
 from trainer.models.base import Backend
 
 DEFAULT_BATCH_SIZE = 64
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ class Classifier:
             yield from self._predict_chunk(chunk, batch_size)
 
     def _predict_chunk(self, texts: list[str], batch_size: int) -> Iterator[Prediction]:
-        probabilities = apply_temperature(self.backend.predict_proba(texts, batch_size=batch_size), self.temperature)
-        truncated = self.backend.truncated(texts)
+        raw, truncated = self.backend.predict_proba_and_truncated(texts, batch_size=batch_size)
+        probabilities = apply_temperature(raw, self.temperature)
         for text, row, cut in zip(texts, probabilities, truncated):
             best = int(row.argmax())
             yield Prediction(text, LABELS[best], {label: float(row[i]) for i, label in enumerate(LABELS)}, cut)
@@ -80,12 +81,18 @@ class Classifier:
         return self.predict(article_sentences(clean_article(text).paragraphs), batch_size=batch_size)
 
 
-def load_classifier(model: str | Path) -> Classifier:
-    """Load a model folder (`models/<run>`) or an MLflow model URI (`runs:/<id>/model`, `models:/NAME@alias`)."""
+def load_classifier(model: str | Path, precision: str = "auto") -> Classifier:
+    """Load a model folder (`models/<run>`) or an MLflow model URI (`runs:/<id>/model`, `models:/NAME@alias`).
+
+    `precision`: `auto` runs transformer models in bf16 where the hardware does it natively (a GPU, or
+    a CPU with AMX or AVX512-BF16) and fp32 elsewhere; `fp32` forces full precision, `bf16` forces bf16.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")
     text = str(model)
     if text.startswith(("runs:/", "models:/")):
         from trainer.tracking import downloaded_model
 
         with downloaded_model(text) as folder:
-            return Classifier(load_backend(folder), text, load_temperature(folder))
-    return Classifier(load_backend(Path(model)), text, load_temperature(Path(model)))
+            return Classifier(load_backend(folder, precision), text, load_temperature(folder))
+    return Classifier(load_backend(Path(model), precision), text, load_temperature(Path(model)))

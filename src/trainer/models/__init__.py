@@ -24,8 +24,11 @@ def create_backend(config: ExperimentConfig) -> Backend:
     return TransformerBackend(config.model, config.training)
 
 
-def load_backend(directory: str | Path) -> Backend:
-    """Load a saved model folder, whichever backend wrote it."""
+def load_backend(directory: str | Path, precision: str = "auto") -> Backend:
+    """Load a saved model folder, whichever backend wrote it.
+
+    `precision` (auto, bf16 or fp32) applies to transformer models; the others have one precision.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelLoadError(f"{directory}: expected a model folder, found nothing there (check the path)")
@@ -42,5 +45,11 @@ def load_backend(directory: str | Path) -> Backend:
     if backend == "transformer":
         from trainer.models.transformer import TransformerBackend
 
-        return TransformerBackend.load(directory, meta)
-    raise ModelLoadError(f"{directory}: expected backend 'transformer', 'sklearn' or 'rules', found {backend!r}")
+        return TransformerBackend.load(directory, meta, precision=precision)
+    if backend == "onnx":
+        from trainer.models.onnx import OnnxBackend
+
+        return OnnxBackend.load(directory, meta)
+    raise ModelLoadError(
+        f"{directory}: expected backend 'transformer', 'sklearn', 'rules' or 'onnx', found {backend!r}"
+    )

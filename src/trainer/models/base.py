@@ -37,8 +37,10 @@ class Backend(Protocol):
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray: ...
 
-    def truncated(self, texts: Sequence[str]) -> list[bool]:
-        """Which texts are longer than the model reads (only their start is labeled)."""
+    def predict_proba_and_truncated(
+        self, texts: Sequence[str], batch_size: int | None = None
+    ) -> tuple[np.ndarray, list[bool]]:
+        """`predict_proba`, and which texts are longer than the model reads (only their start is labeled)."""
         ...
 
     def save(self, directory: Path) -> None: ...
@@ -50,8 +52,10 @@ class Backend(Protocol):
 class ReadsWholeText:
     """Mixin for backends without a length limit: no text is ever truncated."""
 
-    def truncated(self, texts: Sequence[str]) -> list[bool]:
-        return [False] * len(texts)
+    def predict_proba_and_truncated(
+        self, texts: Sequence[str], batch_size: int | None = None
+    ) -> tuple[np.ndarray, list[bool]]:
+        return self.predict_proba(texts, batch_size), [False] * len(texts)  # type: ignore[attr-defined]
 
 
 def write_meta(directory: Path, backend: str, **extra: Any) -> None:

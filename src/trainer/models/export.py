@@ -1,28 +1,84 @@
-"""`trainer export`: a copy of a transformer model folder that loads as dynamic int8.
+"""`trainer export`: a trained transformer folder made into a faster CPU model folder.
 
-The weights stay fp32 safetensors (nothing unpicklable is written); the metadata asks the loader to
-quantise the linear layers. Faster on CPUs without native bf16; see benchmarks/README.md.
+Formats:
+- `onnx-int8` (default): ONNX Runtime graph, int8 matrix products (`models/onnx.py` says which).
+- `onnx`: the same graph in fp32; the same labels as the source model.
+- `int8`: torch dynamic quantisation; the weights stay fp32 safetensors (nothing unpicklable is
+  written) and the metadata asks the loader to quantise the linear layers.
+
+Every export is checked against its source on a few sentences before it is kept; see
+benchmarks/README.md for speed and label agreement on 5,000 real sentences.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from trainer.atomic import atomic_folder
 from trainer.errors import ConfigError, ModelLoadError
-from trainer.models.base import MODEL_META, read_meta
+from trainer.models.base import MODEL_META, read_meta, write_meta
+
+FORMATS = ("onnx-int8", "onnx", "int8")
+
+# Sentences to compare an export with its source on: short, long, quoted, hedged.
+PROBES = (
+    "The minister said the talks had failed.",
+    "Shares rose.",
+    "Rebels reportedly seized the airport on Sunday, though the claim could not be independently verified.",
+    '"We will rebuild," she said.',
+    "The bridge, which opened in 1932, carries about 40,000 vehicles a day across the river.",
+    "It is unclear how many people were inside the building when it collapsed late on Tuesday night.",
+    "According to police, the suspect fled on foot.",
+    "Prices are expected to rise further next year, analysts at the bank wrote in a note to clients.",
+)
 
 
-def export_int8(model_dir: Path, output: Path) -> Path:
-    """Copy `model_dir` to `output` with `quantize: int8` in its metadata."""
+@dataclass(frozen=True)
+class ExportCheck:
+    """How the export compares with its source on PROBES."""
+
+    max_probability_diff: float
+    label_agreement: float
+
+
+def export_model(model_dir: Path, output: Path, format: str = "onnx-int8") -> ExportCheck:
+    """Write `output`, a model folder in `format`, from the transformer folder `model_dir`."""
+    from trainer.models import load_backend
+
+    if format not in FORMATS:
+        raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, found {format!r}")
     meta = read_meta(model_dir)
-    if meta.get("backend") != "transformer":
-        raise ModelLoadError(f"{model_dir}: expected a transformer model to quantise, found {meta.get('backend')!r}")
+    if meta.get("backend") != "transformer" or meta.get("quantize"):
+        found = meta.get("backend") if meta.get("backend") != "transformer" else "an int8 export"
+        raise ModelLoadError(f"{model_dir}: expected a trained transformer model to export, found {found!r}")
     if output.exists():
         raise ConfigError(f"--output: expected a new folder, found existing {output}")
+    source = load_backend(model_dir)
+    reference = source.predict_proba(list(PROBES))
     with atomic_folder(output) as tmp:
-        shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("evaluations"), dirs_exist_ok=True)
-        (tmp / MODEL_META).write_text(json.dumps({**meta, "quantize": "int8"}, indent=2), encoding="utf-8")
-    return output
+        if format == "int8":
+            shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("evaluations"), dirs_exist_ok=True)
+            (tmp / MODEL_META).write_text(json.dumps({**meta, "quantize": "int8"}, indent=2), encoding="utf-8")
+        else:
+            from trainer.models.onnx import export_onnx
+
+            export_onnx(source, tmp, int8=format == "onnx-int8")
+            source.tokenizer.save_pretrained(tmp)
+            write_meta(tmp, "onnx", max_length=source.max_length, base_model=source.base_model,
+                       quantize="int8" if format == "onnx-int8" else None, exported_from=str(model_dir))
+        exported = load_backend(tmp).predict_proba(list(PROBES))
+        check = ExportCheck(
+            max_probability_diff=float(np.abs(exported - reference).max()),
+            label_agreement=float((exported.argmax(1) == reference.argmax(1)).mean()),
+        )
+        if format == "onnx" and check.max_probability_diff > 1e-3:
+            raise ModelLoadError(
+                f"{output}: expected the fp32 ONNX export to match its source within 1e-3, found a probability "
+                f"{check.max_probability_diff:.2g} apart; export with --format int8 instead and report this model"
+            )
+    return check

@@ -1,0 +1,51 @@
+"""Tokenising once and running length-sorted, minimally padded batches: shared by the torch and ONNX backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from trainer.labels import LABELS
+
+# (input_ids, attention_mask) -> logits, all as arrays; one per runtime.
+LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[bool]]:
+    """Token ids cut at `max_length`, and which texts were cut, from one tokeniser pass."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+    if encoded.encodings is not None:  # fast tokenisers keep what truncation dropped
+        return encoded["input_ids"], [bool(e.overflowing) for e in encoded.encodings]
+    full = tokenizer(list(texts), truncation=False)["input_ids"]
+    return encoded["input_ids"], [len(ids) > max_length for ids in full]
+
+
+def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) as int64 arrays, padded only to the longest row."""
+    width = max(len(x) for x in ids)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, x in enumerate(ids):
+        input_ids[row, : len(x)] = x
+        mask[row, : len(x)] = 1
+    return input_ids, mask
+
+
+def sorted_batches(ids: Sequence[Sequence[int]], batch_size: int) -> Iterator[np.ndarray]:
+    """Indices into `ids`, in batches of similar length (shortest first); callers scatter results back."""
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def probabilities(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int, logits_of: LogitsFn) -> np.ndarray:
+    """Softmax of `logits_of` over length-sorted batches, rows back in input order, columns in LABELS order."""
+    out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
+    for batch in sorted_batches(ids, batch_size):
+        logits = logits_of(*pad([ids[i] for i in batch], pad_id)).astype(np.float32)
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        out[batch] = exp / exp.sum(axis=1, keepdims=True)
+    return out
