@@ -93,7 +93,7 @@ def test_onnx_export_gives_the_source_probabilities_in_input_order(trained_tiny,
     pytest.importorskip("onnxruntime")
     model_dir = trained_tiny[1].model_dir
     output = tmp_path / "onnx"
-    assert main(["export", "--model", str(model_dir), "--output", str(output), "--format", "onnx"]) == 0
+    assert main(["export", "--model", str(model_dir), "--output", str(output)]) == 0  # onnx is the default
     assert json.loads((output / "trainer_model.json").read_text())["backend"] == "onnx"
     texts = [*TEXTS, "word " * 400]  # the last is longer than the model reads
     exported = load_classifier(output).predict(texts, batch_size=4)
@@ -109,7 +109,7 @@ def test_onnx_int8_export_quantises_all_but_the_feed_forward_outputs(trained_tin
     onnx = pytest.importorskip("onnx")
     model_dir = trained_tiny[1].model_dir
     output = tmp_path / "onnx-int8"
-    assert main(["export", "--model", str(model_dir), "--output", str(output)]) == 0  # onnx-int8 is the default
+    assert main(["export", "--model", str(model_dir), "--output", str(output), "--format", "onnx-int8"]) == 0
     nodes = onnx.load(str(output / "model.onnx")).graph.node
     integer = [n.name for n in nodes if n.op_type == "MatMulInteger" and "/encoder/layer." in n.name]
     plain = [n.name for n in nodes if n.op_type == "MatMul" and _is_ffn_down_projection(n.name)]

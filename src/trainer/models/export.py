@@ -1,8 +1,8 @@
 """`trainer export`: a trained transformer folder made into a faster CPU model folder.
 
 Formats:
-- `onnx-int8` (default): ONNX Runtime graph, int8 matrix products (`models/onnx.py` says which).
-- `onnx`: the same graph in fp32; the same labels as the source model.
+- `onnx` (default): ONNX Runtime graph in fp32; the same labels as the source model.
+- `onnx-int8`: the same graph with int8 matrix products (`models/onnx.py` says which).
 - `int8`: torch dynamic quantisation; the weights stay fp32 safetensors (nothing unpicklable is
   written) and the metadata asks the loader to quantise the linear layers.
 
@@ -23,7 +23,7 @@ from trainer.atomic import atomic_folder
 from trainer.errors import ConfigError, ModelLoadError
 from trainer.models.base import MODEL_META, read_meta, write_meta
 
-FORMATS = ("onnx-int8", "onnx", "int8")
+FORMATS = ("onnx", "onnx-int8", "int8")
 
 # Sentences to compare an export with its source on: short, long, quoted, hedged.
 PROBES = (
@@ -46,7 +46,7 @@ class ExportCheck:
     label_agreement: float
 
 
-def export_model(model_dir: Path, output: Path, format: str = "onnx-int8") -> ExportCheck:
+def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportCheck:
     """Write `output`, a model folder in `format`, from the transformer folder `model_dir`."""
     from trainer.models import load_backend
 
