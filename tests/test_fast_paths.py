@@ -12,7 +12,7 @@ from trainer import load_classifier
 from trainer.cli import main
 from trainer.config import TrainingConfig, TransformerModel
 from trainer.models.onnx import _is_ffn_down_projection
-from trainer.models.transformer import TransformerBackend, fast_bf16
+from trainer.models.transformer import TransformerBackend, fast_bf16, resolve_precision
 
 TEXTS = [
     "The mayor said the bridge would reopen in May after repairs that cost $2 million.",
@@ -68,6 +68,30 @@ def test_int8_export_loads_and_predicts(trained_tiny, tmp_path, capsys):
     assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output)]) == 2  # exists
 
 
+@pytest.mark.parametrize(("bf16_supported", "expected"), [(True, "bf16"), (False, "fp16")])
+def test_auto_precision_on_a_gpu(monkeypatch, bf16_supported, expected):
+    """GPUs with bf16 get bf16; older GPUs (V100, T4) fp16 with loss scaling."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
+    assert resolve_precision("auto", torch.device("cuda")) == expected
+    assert resolve_precision("fp32", torch.device("cuda")) == "fp32"
+
+
+def test_fp16_training_scales_the_loss_and_learns(tiny_model_dir):
+    """The fp16 path (GradScaler, fp16 autocast) trains; run on the CPU here, as on a GPU without bf16."""
+    texts = ["The minister said the talks had failed.", "Shares rose.", "Rebels reportedly seized the town."] * 8
+    labels = ["attributed", "verified", "unverified"] * 8
+    training = TrainingConfig(precision="fp16", device="cpu", epochs=3, batch_size=8, learning_rate=1e-3,
+                              warmup_ratio=0.0, checkpoint_every_steps=1000)
+    backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir)), training)
+    assert backend.precision == "fp16" and backend._autocast().fast_dtype == torch.float16
+    before = {k: v.clone() for k, v in backend.model.state_dict().items()}
+    losses = []
+    backend.fit(texts, labels, on_epoch=lambda epoch, metrics: losses.append(metrics["train_loss"]))
+    changed = [k for k, v in backend.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert len(changed) > 10 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert np.isfinite(backend.predict_proba(texts)).all()
+
+
 def test_loaded_model_precision_is_a_setting(trained_tiny):
     """bf16 casts the weights once; fp32 forces full precision; both give the same labels here."""
     model_dir = trained_tiny[1].model_dir
@@ -85,8 +109,8 @@ def test_loaded_model_precision_is_a_setting(trained_tiny):
 def test_unknown_precision_is_a_config_error(trained_tiny):
     from trainer.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="precision: expected one of auto, bf16, fp32, found 'fp16'"):
-        load_classifier(trained_tiny[1].model_dir, precision="fp16")
+    with pytest.raises(ConfigError, match="precision: expected one of auto, bf16, fp16, fp32, found 'fp8'"):
+        load_classifier(trained_tiny[1].model_dir, precision="fp8")
 
 
 def test_onnx_export_gives_the_source_probabilities_in_input_order(trained_tiny, tmp_path):

@@ -39,7 +39,7 @@ def test_label_set_must_be_the_schemes(project):
         ("training.epochs=0", r"--set training\.epochs: expected greater than or equal to 1, found 0"),
         ("training.learning_rate=-0.1", r"--set training\.learning_rate: expected greater than 0, found -0\.1"),
         ("data.split.test=0.7", r"--set data\.split\.test: expected less than 0\.5, found 0\.7"),
-        ("training.precision=fp8", r"--set training\.precision: expected 'auto', 'bf16' or 'fp32', found \"fp8\""),
+        ("training.precision=fp8", r"--set training\.precision: expected 'auto', 'bf16', 'fp16' or 'fp32', found \"fp8\""),
     ],
 )
 def test_out_of_range_values(project, override, message):

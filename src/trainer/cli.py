@@ -98,9 +98,10 @@ def _parser() -> argparse.ArgumentParser:
 def _add_precision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
-        choices=["auto", "bf16", "fp32"],
+        choices=["auto", "bf16", "fp16", "fp32"],
         default="auto",
-        help="transformer models: auto = bf16 on a GPU or a CPU with AMX/AVX512-BF16, else fp32; fp32 forces it",
+        help="transformer models: auto = bf16 on a GPU or a CPU with AMX/AVX512-BF16, fp16 on a GPU without "
+        "bf16, else fp32; fp32 forces full precision",
     )
 
 

@@ -241,8 +241,9 @@ class TrainingConfig(_Strict):
     )
     early_stopping_patience: int = Field(default=2, ge=1)
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps (smoke runs)")
-    precision: Literal["auto", "bf16", "fp32"] = Field(
-        default="auto", description="auto: bf16 autocast where the CPU/GPU supports it fast, else fp32"
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        default="auto",
+        description="auto: bf16 autocast where the CPU/GPU runs it natively, fp16 on GPUs without bf16, else fp32",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_every_steps: int = Field(

@@ -20,7 +20,7 @@ from trainer.models import load_backend
 from trainer.models.base import Backend
 
 DEFAULT_BATCH_SIZE = 64
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ def load_classifier(model: str | Path, precision: str = "auto") -> Classifier:
     """Load a model folder (`models/<run>`) or an MLflow model URI (`runs:/<id>/model`, `models:/NAME@alias`).
 
     `precision`: `auto` runs transformer models in bf16 where the hardware does it natively (a GPU, or
-    a CPU with AMX or AVX512-BF16) and fp32 elsewhere; `fp32` forces full precision, `bf16` forces bf16.
+    a CPU with AMX or AVX512-BF16), in fp16 on GPUs without bf16, and in fp32 elsewhere; `fp32` forces
+    full precision, `bf16` and `fp16` force those.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")

@@ -27,7 +27,7 @@ def create_backend(config: ExperimentConfig) -> Backend:
 def load_backend(directory: str | Path, precision: str = "auto") -> Backend:
     """Load a saved model folder, whichever backend wrote it.
 
-    `precision` (auto, bf16 or fp32) applies to transformer models; the others have one precision.
+    `precision` (auto, bf16, fp16 or fp32) applies to transformer models; the others have one precision.
     """
     directory = Path(directory)
     if not directory.is_dir():

@@ -55,9 +55,15 @@ def fast_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(setting: str, device: torch.device) -> str:
+    """`auto`: bf16 where native; fp16 (with loss scaling in training) on GPUs without bf16; else fp32."""
     if setting == "auto":
-        return "bf16" if fast_bf16(device) else "fp32"
+        if fast_bf16(device):
+            return "bf16"
+        return "fp16" if device.type == "cuda" else "fp32"
     return setting
+
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def quantize_int8(model: Any) -> Any:
@@ -141,7 +147,8 @@ class TransformerBackend:
         return batches
 
     def _autocast(self) -> Any:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        dtype = _AUTOCAST_DTYPES.get(self.precision, torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.precision in _AUTOCAST_DTYPES)
 
     def quantize(self) -> None:
         """Switch this model to dynamic int8 (CPU inference only)."""
@@ -178,6 +185,8 @@ class TransformerBackend:
         if cfg.max_steps is not None:
             total_steps = min(total_steps, cfg.max_steps)
         optimizer = self._optimizer()
+        # fp16 gradients underflow without loss scaling; for bf16 and fp32 the scaler does nothing.
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         from transformers import get_linear_schedule_with_warmup
 
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
@@ -190,6 +199,8 @@ class TransformerBackend:
             self.model.load_state_dict(saved["weights"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
+            if saved["loop"].get("scaler"):
+                scaler.load_state_dict(saved["loop"]["scaler"])
             torch.set_rng_state(saved["torch_rng"])
             loop = saved["loop"]
             rng.bit_generator.state = loop["numpy_rng"]
@@ -229,6 +240,7 @@ class TransformerBackend:
                     "best_epoch": self.best_epoch,
                     "batches": None if epoch_batches is None else [b.tolist() for b in epoch_batches],
                     "numpy_rng": rng.bit_generator.state,
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 }
                 checkpoint.save(self.model, best_state, optimizer, scheduler, loop_state)
 
@@ -244,9 +256,11 @@ class TransformerBackend:
                 with self._autocast():
                     logits = trained(**inputs).logits
                 loss = loss_fn(logits.float(), y_device[torch.from_numpy(batch).to(self.device)])
-                loss.backward()
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)  # clip the true gradients
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 epoch_loss_sum += loss.detach() * len(batch)  # on the device: no wait for the GPU each step
@@ -332,8 +346,8 @@ class TransformerBackend:
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> TransformerBackend:
-        """Load for prediction. With bf16 (`auto` on a GPU, AMX or AVX512-BF16 CPU) the weights are cast
-        once to bf16, which saves autocast's cast of every weight matrix in every batch."""
+        """Load for prediction. With bf16 (`auto` on a GPU, AMX or AVX512-BF16 CPU) or fp16 (`auto` on a GPU
+        without bf16) the weights are cast once, which saves autocast's cast of every weight in every batch."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if not (directory / "model.safetensors").is_file():
@@ -353,6 +367,6 @@ class TransformerBackend:
             max_length=int(meta.get("max_length", 128)),
             base_model=meta.get("base_model"),
         )
-        if backend.precision == "bf16":
-            backend.model = backend.model.to(torch.bfloat16)
+        if backend.precision in _AUTOCAST_DTYPES:
+            backend.model = backend.model.to(_AUTOCAST_DTYPES[backend.precision])
         return backend
