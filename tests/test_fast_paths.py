@@ -33,6 +33,12 @@ def test_length_sorted_batches_equal_one_sentence_at_a_time(trained_tiny):
     assert (fast.argmax(1) == plain.argmax(1)).all()
 
 
+def test_no_texts_give_no_rows(trained_tiny):
+    backend = load_classifier(trained_tiny[1].model_dir).backend
+    proba, truncated = backend.predict_proba_and_truncated([])
+    assert proba.shape == (0, 3) and truncated == []
+
+
 def test_same_probabilities_as_the_transformers_pipeline(trained_tiny):
     from transformers import pipeline
 

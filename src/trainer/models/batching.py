@@ -15,6 +15,8 @@ LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[bool]]:
     """Token ids cut at `max_length`, and which texts were cut, from one tokeniser pass."""
+    if not len(texts):
+        return [], []
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     if encoded.encodings is not None:  # fast tokenisers keep what truncation dropped
         return encoded["input_ids"], [bool(e.overflowing) for e in encoded.encodings]
