@@ -106,11 +106,8 @@ class OnnxBackend:
                    meta.get("quantize"))
 
 
-def export_onnx(source: Any, directory: Path, int8: bool) -> list[str]:
-    """Write `source`'s (a TransformerBackend) graph to directory/model.onnx; int8 quantises it.
-
-    Returns the names of the matrix products left in fp32.
-    """
+def export_onnx(source: Any, directory: Path, int8: bool) -> None:
+    """Write `source`'s (a TransformerBackend) graph to directory/model.onnx; int8 quantises it."""
     import torch
 
     model = source.model.to("cpu").eval()
@@ -127,7 +124,7 @@ def export_onnx(source: Any, directory: Path, int8: bool) -> list[str]:
                 "export with --format int8 instead, or use the torch version in pyproject.toml"
             ) from None
     if not int8:
-        return []
+        return
     try:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -150,7 +147,6 @@ def export_onnx(source: Any, directory: Path, int8: bool) -> list[str]:
     finally:
         root.setLevel(level)
     fp32_path.unlink()
-    return keep
 
 
 def _export(torch: Any, model: Any, example: dict[str, Any], path: Path) -> None:
