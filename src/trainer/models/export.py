@@ -58,7 +58,7 @@ def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportC
         raise ModelLoadError(f"{model_dir}: expected a trained transformer model to export, found {found!r}")
     if output.exists():
         raise ConfigError(f"--output: expected a new folder, found existing {output}")
-    source = load_backend(model_dir)
+    source = load_backend(model_dir, precision="fp32")  # exported graphs and their check are fp32
     reference = source.predict_proba(list(PROBES))
     with atomic_folder(output) as tmp:
         if format == "int8":

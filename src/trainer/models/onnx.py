@@ -9,9 +9,12 @@ points of label agreement with fp32 for 10% more speed (benchmarks/README.md).
 
 from __future__ import annotations
 
+import ast
 import logging
+import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -107,21 +110,27 @@ class OnnxBackend:
 
 
 def export_onnx(source: Any, directory: Path, int8: bool) -> None:
-    """Write `source`'s (a TransformerBackend) graph to directory/model.onnx; int8 quantises it."""
+    """Write `source`'s (a TransformerBackend, in fp32) graph to directory/model.onnx; int8 quantises it.
+
+    The graph comes from torch's dynamo exporter (`torch.export` + onnxscript), the one torch keeps up
+    to date; the TorchScript exporter is deprecated since torch 2.9.
+    """
     import torch
 
     model = source.model.to("cpu").eval()
+    if next(model.parameters()).dtype != torch.float32:
+        raise ModelLoadError("expected the source model in fp32 to export it, found it loaded in "
+                             f"{next(model.parameters()).dtype}; load it with precision='fp32'")
     example = source._collate(source._encode(["The minister said the talks had failed.", "Shares rose."]))
     fp32_path = directory / ("fp32.onnx" if int8 else ONNX_FILE)
-    with warnings.catch_warnings():  # the tracer's notes on Python branches it fixes for these inputs
-        warnings.simplefilter("ignore")
+    with _quiet_exporter():
         try:
             _export(torch, model, example, fp32_path)
         except Exception as error:  # the exporter's failures come as many types; all mean the same here
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ModelLoadError(
                 f"expected torch {torch.__version__} to export this model to ONNX, found it fails ({message}); "
-                "export with --format int8 instead, or use the torch version in pyproject.toml"
+                "export with --format int8 instead, or install the versions in requirements/lock.txt"
             ) from None
     if not int8:
         return
@@ -131,7 +140,7 @@ def export_onnx(source: Any, directory: Path, int8: bool) -> None:
     except ImportError:
         raise ModelLoadError(f"int8 ONNX export needs onnx and onnxruntime; {INSTALL_HINT}") from None
     graph = onnx.load(str(fp32_path), load_external_data=False).graph
-    keep = [n.name for n in graph.node if n.op_type == "MatMul" and _is_ffn_down_projection(n.name)]
+    keep = _kept_in_fp32(graph)
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # the quantiser logs a line per tensor, and advice
     try:
@@ -149,20 +158,69 @@ def export_onnx(source: Any, directory: Path, int8: bool) -> None:
     fp32_path.unlink()
 
 
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence what the exporter prints on every export and that asks nothing of the user."""
+    # torch.onnx: "torchvision is not installed. Skipping torchvision::nms" (4 lines); onnxscript and
+    # onnx_ir: an INFO line for every optimiser pass and every deduplicated initializer.
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # torch.export's notes on renamed dynamic axes and pytree internals
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _export(torch: Any, model: Any, example: dict[str, Any], path: Path) -> None:
+    batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
+    axes = {0: batch, 1: tokens}
     torch.onnx.export(
         model,
-        (example["input_ids"].cpu(), example["attention_mask"].cpu()),
+        (),
         str(path),
+        kwargs={"input_ids": example["input_ids"].cpu(), "attention_mask": example["attention_mask"].cpu()},
         input_names=["input_ids", "attention_mask"],
         output_names=["logits"],
-        dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                      "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,  # the TorchScript exporter: no onnxscript needed, dynamic shapes as named above
+        dynamic_shapes={"input_ids": axes, "attention_mask": axes},
+        opset_version=18,
+        dynamo=True,
+        optimize=True,  # onnxscript's graph optimiser: constant folding, fused patterns
+        verbose=False,
     )
 
 
-def _is_ffn_down_projection(node: str) -> bool:
-    """BERT-family naming: layer.N/output/dense is the feed-forward block's second matrix."""
-    return "/output/dense/" in node and "/attention/" not in node
+# The dynamo exporter names nodes by op ("node_MatMul_157"); the modules each came from are in this metadata.
+_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
+
+
+def _modules_of(node: Any) -> list[str]:
+    """The torch modules a graph node was traced from, outermost first, e.g. [..., 'bert.encoder.layer.0.output.dense', 'linear_5']."""
+    for prop in node.metadata_props:
+        if prop.key == _SCOPES_KEY:
+            return [str(scope) for scope in ast.literal_eval(prop.value)]
+    return []
+
+
+def _is_ffn_down_projection(modules: list[str]) -> bool:
+    """BERT-family naming: layer.N.output.dense is the feed-forward block's second matrix."""
+    return any(re.search(r"\blayer\.\d+\.output\.dense$", m) for m in modules)
+
+
+def _kept_in_fp32(graph: Any) -> list[str]:
+    """Nodes the int8 export leaves in fp32: the FFN down-projections, and the pooler and classifier head
+    (Gemm: one row per sentence, so int8 would save nothing there and cost accuracy). ONNX Runtime's
+    quantiser first rewrites each Gemm into a MatMul named `<gemm>_MatMul` plus an Add; it excludes by
+    that name."""
+    keep = []
+    for node in graph.node:
+        if node.op_type == "Gemm":
+            keep += [node.name, f"{node.name}_MatMul"]
+        elif node.op_type == "MatMul" and _is_ffn_down_projection(_modules_of(node)):
+            keep.append(node.name)
+    return keep
