@@ -4,12 +4,8 @@ Logging the wrapper as code instead of a cloudpickle means loading a logged mode
 unpickles anything. Not meant to be imported by the project itself.
 """
 
-import warnings
-
 import mlflow
 
 from trainer.tracking import PyfuncModel
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)  # "add type hints to predict": it takes lists and frames alike
-    mlflow.models.set_model(PyfuncModel())
+mlflow.models.set_model(PyfuncModel())

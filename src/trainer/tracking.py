@@ -178,20 +178,14 @@ class Tracker:
         `alias` (e.g. "champion") points at the new version: `models:/NAME@champion`.
         """
         import mlflow
-        from mlflow.models import infer_signature
 
         def do() -> str:
-            from trainer.predict import load_classifier
-
-            output = PyfuncModel.to_frame(load_classifier(model_dir).predict(input_example))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # MLflow's hints about integer columns
-                signature = infer_signature(input_example, output)
+            # The signature comes from PyfuncModel.predict's type hint (MLflow uses that one over any
+            # other); the input example is checked against it when the model is logged.
             mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=str(Path(__file__).with_name("mlflow_model.py")),
                 artifacts={"model_dir": str(model_dir)},
-                signature=signature,
                 input_example=input_example,
                 pip_requirements=_requirements(),
                 registered_model_name=register_as,
@@ -236,44 +230,38 @@ def _requirements() -> list[str]:
 
 
 def _pyfunc_base() -> type:
-    import mlflow.pyfunc
+    # Filter (cannot be fixed here): importing mlflow.pyfunc imports MLflow's own mlflow.types.responses,
+    # whose pydantic models warn "Any type hint is inferred as AnyType" once per process.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*Any type hint is inferred as AnyType", category=UserWarning)
+        import mlflow.pyfunc
 
     return mlflow.pyfunc.PythonModel
 
 
-# MLflow warns at class creation that predict() has no type hints; without them it takes any input.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
+class PyfuncModel(_pyfunc_base()):  # type: ignore[misc]
+    """MLflow pyfunc wrapper: `predict(list of sentences)` -> DataFrame of label + probabilities.
 
-    class PyfuncModel(_pyfunc_base()):  # type: ignore[misc]
-        """MLflow pyfunc wrapper: `predict(list of sentences or DataFrame)` -> DataFrame of label + probabilities."""
+    The `list[str]` hint is MLflow's schema: it checks every request against it, and turns a
+    one-column DataFrame (a `text` column, a Spark UDF's column) into the list before `predict`.
+    """
 
-        def load_context(self, context: Any) -> None:
-            from trainer.predict import load_classifier
+    def load_context(self, context: Any) -> None:
+        from trainer.predict import load_classifier
 
-            self.classifier = load_classifier(context.artifacts["model_dir"])
+        self.classifier = load_classifier(context.artifacts["model_dir"])
 
-        @staticmethod
-        def to_frame(predictions: list[Any]) -> Any:
-            import pandas as pd
+    @staticmethod
+    def to_frame(predictions: list[Any]) -> Any:
+        import pandas as pd
 
-            return pd.DataFrame(
-                [{"label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}} for p in predictions]
-            )
+        return pd.DataFrame(
+            [{"label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}} for p in predictions]
+        )
 
-        def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
-            import pandas as pd
-
-            if isinstance(model_input, pd.DataFrame):
-                column = "text" if "text" in model_input.columns else model_input.columns[0]
-                texts = model_input[column].tolist()
-            elif isinstance(model_input, pd.Series):
-                texts = model_input.tolist()
-            elif isinstance(model_input, str):
-                texts = [model_input]
-            else:
-                texts = list(model_input)
-            return self.to_frame(self.classifier.predict(texts))
+    def predict(self, context: Any, model_input: list[str], params: dict[str, Any] | None = None):  # noqa: ANN201
+        # no return hint: MLflow then takes the output schema from the input example's output
+        return self.to_frame(self.classifier.predict(list(model_input)))
 
 
 @contextmanager

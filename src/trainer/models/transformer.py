@@ -78,6 +78,34 @@ def _is_quantized(model: Any) -> bool:
     return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
 
 
+def load_sequence_classifier(path: str | Path, **kwargs: Any) -> Any:
+    """`AutoModelForSequenceClassification.from_pretrained`, with transformers' load report (a table
+    logged as a warning) replaced by what it means here: one info line for a new classification head,
+    a warning only for encoder weights the checkpoint lacks."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(path, output_loading_info=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(previous)
+    missing = set(info.get("missing_keys") or ())
+    head = {key for key in missing if key.startswith(_HEAD_PREFIXES)}
+    if head:
+        log.info("new classification head: %d labels", model.config.num_labels)
+    if missing - head:
+        others = sorted(missing - head)
+        log.warning("%s: %d weights are not in the checkpoint and start at random (%s%s); is it the encoder you meant?",
+                    path, len(others), ", ".join(others[:3]), ", ..." if len(others) > 3 else "")
+    return model
+
+
+# Heads that a sequence classifier adds on top of an encoder checkpoint (BERT-style and RoBERTa-style).
+_HEAD_PREFIXES = ("classifier.", "score.", "pre_classifier.")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -100,7 +128,7 @@ class TransformerBackend:
         max_length: int | None = None,
         base_model: str | None = None,
     ):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.config = config or TransformerModel()
         self.training = training or TrainingConfig()
@@ -111,7 +139,7 @@ class TransformerBackend:
         if model is None:
             seed_everything(self.training.seed)  # the new head's initial weights depend on it
             tokenizer = AutoTokenizer.from_pretrained(self.base_model, trust_remote_code=self.config.trust_remote_code)
-            model = AutoModelForSequenceClassification.from_pretrained(
+            model = load_sequence_classifier(
                 self.base_model,
                 num_labels=len(LABELS),
                 id2label=dict(ID2LABEL),
@@ -348,11 +376,11 @@ class TransformerBackend:
     def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> TransformerBackend:
         """Load for prediction. With bf16 (`auto` on a GPU, AMX or AVX512-BF16 CPU) or fp16 (`auto` on a GPU
         without bf16) the weights are cast once, which saves autocast's cast of every weight in every batch."""
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         if not (directory / "model.safetensors").is_file():
             raise ModelLoadError(f"{directory}: expected weights in model.safetensors, found none")
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = load_sequence_classifier(
             directory,
             trust_remote_code=False,
             use_safetensors=True,  # never unpickle weights from a folder
