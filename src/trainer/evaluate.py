@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from trainer import provenance
+from trainer.card import CARD_FILE, write_card
 from trainer.config import ExperimentConfig, TrackingConfig
 from trainer.data.sources import read_table
 from trainer.errors import DataError, ModelLoadError
@@ -275,9 +277,17 @@ def evaluate(
     log.info("evaluating %s on %s (%d sentences)", model, rows.name, len(rows.texts))
     safe_name = rows.name.replace(":", "-")
     report_dir = output or (model_dir / EVAL_DIR / safe_name)
+    record = provenance.collect(getattr(classifier.backend, "precision", "fp32"))
+    _warn_if_other_code(model_dir, record)
     report, predicted = evaluate_rows(classifier, rows, report_dir, f"{model_dir.name} on {rows.name}", n_resamples)
+    freeze = provenance.pip_freeze()
+    provenance.write(report_dir, record, freeze)
+    card = None
+    if (model_dir / CARD_FILE).is_file() and report_dir.resolve().is_relative_to(model_dir.resolve()):
+        card = write_card(model_dir)  # the card lists every evaluation saved in the model folder
 
-    tags = {"trainer.kind": "evaluate", "trainer.model": str(model), "trainer.data": rows.name}
+    tags = {"trainer.kind": "evaluate", "trainer.model": str(model), "trainer.data": rows.name,
+            **provenance.tags(record)}
     training_run = _training_run(model_dir)
     if training_run:
         tags["trainer.training_run_id"] = training_run
@@ -286,7 +296,22 @@ def evaluate(
         tracker.log_metrics({**flat_metrics(report["metrics"], "eval"), "eval_ece": report["calibration"]["ece"]})
         for name in REPORT_FILES:
             tracker.log_artifact(report_dir / name, "evaluation")
+        tracker.log_artifact(report_dir / provenance.PROVENANCE_FILE, "provenance")
+        tracker.log_artifact(report_dir / provenance.FREEZE_FILE, "provenance")
+        if card is not None:
+            tracker.log_artifact(card, "model_card")
     return EvalResult(report["metrics"], report_dir, tracker.run_id, tracker.error, report, predicted)
+
+
+def _warn_if_other_code(model_dir: Path, current: dict[str, Any]) -> None:
+    """A warning when the code or locked packages evaluating a model are not those that trained it."""
+    trained = provenance.read(model_dir) if model_dir.is_dir() else None
+    if trained is None:
+        return
+    found = provenance.differences(trained, current)
+    if found:
+        log.warning("%s was trained by other code than evaluates it now: %s; its figures here may differ from "
+                    "its training run's", model_dir, "; ".join(found))
 
 
 def _training_run(model_dir: Path) -> str | None:

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from trainer import distributed
+from trainer import distributed, provenance
 from trainer.atomic import atomic_folder
+from trainer.card import CARD_FILE, write_card
 from trainer.calibration import fit_temperature, save_temperature
 from trainer.checkpoint import Checkpointer, checkpoint_dir
 from trainer.config import ExperimentConfig, dump_yaml, to_plain
@@ -100,12 +101,18 @@ def train(
 
     log.info("2/5 model: %s backend", config.model.backend)
     backend = create_backend(config)
+    record = provenance.collect(getattr(backend, "precision", "fp32"))
+    freeze = provenance.pip_freeze()
 
     tags = {"trainer.kind": "train", "trainer.backend": config.model.backend, "trainer.dataset": config.data.name}
-    with Tracker(config.tracking, config.run_name, tags, resume_run_id=resume_run) as tracker:
+    with Tracker(config.tracking, config.run_name, {**tags, **provenance.tags(record)}, resume_run_id=resume_run) as tracker:
         checkpointer.meta = {"run_id": tracker.run_id}
         if resume_run is None:
             tracker.log_config(to_plain(config))
+        else:
+            tracker.set_tags(provenance.tags(record))  # the code that finished the run
+        tracker.log_dict(record, f"provenance/{provenance.PROVENANCE_FILE}")
+        tracker.log_text(freeze, f"provenance/{provenance.FREEZE_FILE}")
         for name in SPLITS if resume_run is None else ():
             tracker.log_dataset(
                 built.dataset[name].to_pandas(),
@@ -145,8 +152,11 @@ def train(
             (tmp / RESOLVED_CONFIG).write_text(json.dumps(to_plain(config), indent=2), encoding="utf-8")
             (tmp / RESOLVED_CONFIG_YAML).write_text(dump_yaml(config), encoding="utf-8")
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-            run = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "dataset_fingerprint": built.fingerprint}
+            run = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "dataset_fingerprint": built.fingerprint,
+                   "dataset": _dataset_summary(config, built.card)}
             (tmp / RUN_FILE).write_text(json.dumps({**run, "labels": list(LABELS)}, indent=2), encoding="utf-8")
+            provenance.write(tmp, record, freeze)
+            write_card(tmp, target.name)
 
         tracker.log_metrics(
             {**flat_metrics(val_metrics, "val"), **flat_metrics(report["metrics"], "test"),
@@ -156,6 +166,7 @@ def train(
         tracker.log_text(dump_yaml(config), "config/resolved_config.yaml")
         for name in REPORT_FILES:
             tracker.log_artifact(target / REPORT_DIR / name, REPORT_DIR)
+        tracker.log_artifact(target / CARD_FILE, "model_card")
         model_uri = tracker.log_model(
             target, test_rows.texts[:3] or ["The minister said talks failed."], register_as=register_as, alias=alias
         )
@@ -163,6 +174,22 @@ def train(
     seconds = time.perf_counter() - started
     extra = {"ci": report["ci"], "ece": report["calibration"]["ece"], "temperature": temperature}
     return TrainResult(target, metrics, tracker.run_id, model_uri, tracker.error, seconds, extra)
+
+
+def _dataset_summary(config: ExperimentConfig, card: dict[str, Any]) -> dict[str, Any]:
+    """What the model card says of the training data: sources, counts per split and label, fingerprint."""
+    sources = []
+    for source in to_plain(config.data)["sources"]:
+        where = source.get("path") or source.get("articles") or ""
+        sources.append(f"{source['kind']}: {where}" if where else source["kind"])
+    return {
+        "name": card["name"],
+        "fingerprint": card["fingerprint"],
+        "sources": sources,
+        "articles": card["articles"],
+        "sentences": card["sentences"],
+        "label_counts": card["label_counts"],
+    }
 
 
 def _calibrate(config: ExperimentConfig, probabilities: np.ndarray, labels: list[str]) -> float:
