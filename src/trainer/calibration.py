@@ -1,19 +1,15 @@
 """Temperature scaling: one scalar T fitted on validation so that probabilities match accuracy.
 
 `softmax(log p / T)` keeps every prediction's label (argmax is unchanged) and only sharpens (T < 1)
-or softens (T > 1) the probabilities. Saved as `temperature.json` in the model folder; the
+or softens (T > 1) the probabilities. Saved as `temperature.json` in the model folder (`model_folder.save_temperature`); the
 Classifier applies it whenever the file is there.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-TEMPERATURE_FILE = "temperature.json"
 _EPS = 1e-12
 
 
@@ -38,16 +34,3 @@ def fit_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> float:
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
 
-
-def save_temperature(directory: Path, temperature: float, fitted_on: str) -> None:
-    (directory / TEMPERATURE_FILE).write_text(
-        json.dumps({"temperature": temperature, "fitted_on": fitted_on}, indent=2), encoding="utf-8"
-    )
-
-
-def load_temperature(directory: Path) -> float:
-    """The model's temperature, or 1.0 when it has none."""
-    path = directory / TEMPERATURE_FILE
-    if not path.is_file():
-        return 1.0
-    return float(json.loads(path.read_text(encoding="utf-8"))["temperature"])

@@ -9,18 +9,15 @@ model folder, so its figures are always those of `metrics.json` and `evaluations
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from trainer import model_folder
 from trainer.labels import LABEL_DEFINITIONS, LABELS
-from trainer.provenance import PROVENANCE_FILE
+from trainer.model_folder import CARD_FILE, EVAL_DIR
 
-CARD_FILE = "README.md"
 GUIDELINES = "shared/docs/labeling-guidelines.md"
-# An evaluation report's path inside a model folder: evaluations/<data>/report.json.
-_EVALUATIONS = "evaluations"
 
 _TEMPLATE = """---
 {{ card_data }}
@@ -93,10 +90,6 @@ Accuracy {{ result.accuracy }}; expected calibration error (ECE, 10 bins) {{ res
 {% endfor %}"""
 
 
-def _read(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
 def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
@@ -138,7 +131,7 @@ def _base_model_name(base_model: str | None) -> str | None:
     return base_model
 
 
-def _limits(meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
+def _limits(meta: dict[str, Any]) -> list[str]:
     limits = []
     if meta.get("max_length"):
         limits.append(
@@ -181,18 +174,20 @@ def render_card(model_dir: Path, name: str | None = None) -> str:
     figures are exactly those of the reports."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    meta = _read(model_dir / "trainer_model.json") or {}
-    config = _read(model_dir / "training_config.json") or {}
-    run = _read(model_dir / "run.json") or {}
-    record = _read(model_dir / PROVENANCE_FILE)
-    temperature = _read(model_dir / "temperature.json")
-    test_report = _read(model_dir / "test_report" / "report.json")
+    read = model_folder.read_json
+    meta = read(model_dir / model_folder.MODEL_META) or {}
+    run = model_folder.read_run(model_dir)
+    record = read(model_dir / model_folder.PROVENANCE_FILE)
+    temperature = read(model_dir / model_folder.TEMPERATURE_FILE)
+    test_report = read(model_dir / model_folder.TEST_REPORT_DIR / model_folder.REPORT_JSON)
     results = []
     if test_report is not None:
         results.append(_result(test_report, f"Test split ({test_report.get('data', 'test')})"))
-    for path in sorted((model_dir / _EVALUATIONS).glob("*/report.json")):
-        report = _read(path)
-        results.append(_result(report, f"{report.get('data', path.parent.name)} (`{_EVALUATIONS}/{path.parent.name}`)"))
+    for path in model_folder.evaluation_reports(model_dir):
+        report = read(path)
+        if test_report is not None and report.get("data") == test_report.get("data"):
+            continue  # `evaluate --split test` again: the same sentences as the test split above
+        results.append(_result(report, f"{report.get('data', path.parent.name)} (`{EVAL_DIR}/{path.parent.name}`)"))
 
     dataset = run.get("dataset", {})
     label_counts = dataset.get("label_counts", {})
@@ -244,11 +239,11 @@ def render_card(model_dir: Path, name: str | None = None) -> str:
         labels=[(label, LABEL_DEFINITIONS[label]) for label in LABELS],
         guidelines=GUIDELINES,
         label_names=list(LABELS),
-        dataset={"name": dataset.get("name", config.get("data", {}).get("name", "?")),
+        dataset={"name": dataset.get("name", "?"),
                  "fingerprint": run.get("dataset_fingerprint", "?"), "sources": sources, "splits": splits},
         results=results,
         calibration=calibration,
-        limits=_limits(meta, config),
+        limits=_limits(meta),
         provenance=_provenance_lines(record, meta.get("precision")),
     )
     return str(card)

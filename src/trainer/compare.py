@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import ConfigError
-from trainer.evaluate import N_RESAMPLES, evaluate, load_rows
+from trainer.evaluate import evaluate, load_rows
 from trainer.labels import LABELS
-from trainer.metrics import paired_bootstrap
+from trainer.metrics import N_RESAMPLES, paired_bootstrap
+from trainer.predict import local_model
 
 
 @dataclass
@@ -42,7 +43,8 @@ def compare(
     reference = reference or models[0]
     if reference not in models:
         raise ConfigError(f"--reference: expected one of the --models {models}, found {reference!r}")
-    rows = load_rows(Path(str(models[0])), split, data, dataset, data_config, label_map)
+    with local_model(models[0]) as first:  # a split is read from the first model's training config
+        rows = load_rows(first, split, data, dataset, data_config, label_map)
     results = {model: evaluate(model, rows=rows, n_resamples=n_resamples) for model in models}
     base = results[reference].predicted
     table_rows = []

@@ -10,31 +10,31 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trainer import provenance
-from trainer.card import CARD_FILE, write_card
-from trainer.config import ExperimentConfig, TrackingConfig
+from trainer import model_folder, provenance
+from trainer.card import write_card
+from trainer.config import TrackingConfig
 from trainer.data.sources import read_table
 from trainer.errors import DataError, ModelLoadError
-from trainer.labels import LABEL2ID, LABELS, check_labels
-from trainer.metrics import bootstrap_ci, compute_metrics, flat_metrics, reliability
-from trainer.predict import Classifier, load_classifier
+from trainer.labels import LABEL2ID, LABELS
+from trainer.metrics import N_RESAMPLES, bootstrap_ci, compute_metrics, flat_metrics, reliability
+from trainer.predict import Classifier, is_mlflow_uri, load_classifier, local_model
 from trainer.report import MISCLASSIFIED_FILE, REPORT_FILES, write_report
+from trainer.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-EVAL_DIR = "evaluations"
 TEXT_KEYS = ("text", "sentence")
 GROUP_KEYS = ("article", "article_id", "doc", "document")
 # A metadata column is sliced on when it has at most this many distinct values (publisher, beat, source).
 MAX_SLICE_VALUES = 30
 TOP_MISTAKES = 5
-N_RESAMPLES = 1000
 
 
 @dataclass
@@ -59,34 +59,44 @@ class EvalResult:
     report: dict[str, Any] = field(default_factory=dict)
     predicted: list[str] = field(default_factory=list)
 
-    @property
-    def slices(self) -> dict[str, dict[str, Any]]:
-        return self.report.get("slices", {})
-
 
 # ---------------------------------------------------------------- inputs
 
 
 def rows_from_file(path: Path, label_map: dict[str, str] | None = None) -> LabeledRows:
     """A JSONL or CSV file with a text (or sentence) and a label column; other columns are metadata."""
+    from trainer.config import LabeledSource
+    from trainer.data.sources import labeled_examples
+
     if not path.is_file():
         raise DataError(f"{path}: expected a labeled JSONL or CSV file, found nothing there (check the path)")
-    label_map = label_map or {}
-    texts, gold, raw_meta = [], [], []
-    for where, row in read_table(path):
-        key = next((k for k in TEXT_KEYS if k in row), None)
-        if key is None or "label" not in row:
-            raise DataError(f"{where}: expected a 'text' (or 'sentence') and a 'label' field, found {sorted(row)}")
-        texts.append(str(row[key]))
-        gold.append(label_map.get(str(row["label"]), str(row["label"])))
-        raw_meta.append({k: str(v) for k, v in row.items() if k not in (key, "label")})
-    if not texts:
+    first = next(read_table(path), None)
+    if first is None:
         raise DataError(f"{path}: expected labeled sentences, found none")
-    check_labels(gold, f"{path} (use --label-map THEIRS=OURS for other names)")
-    columns = sorted({k for m in raw_meta for k in m})
-    meta = {c: [m.get(c, "") for m in raw_meta] for c in columns}
-    group_key = next((k for k in GROUP_KEYS if k in meta), None)
-    return LabeledRows(path.stem, texts, gold, meta.pop(group_key) if group_key else None, meta)
+    where, row = first
+    text_column = next((k for k in TEXT_KEYS if k in row), None)
+    if text_column is None or "label" not in row:
+        raise DataError(f"{where}: expected a 'text' (or 'sentence') and a 'label' field, found {sorted(row)}")
+    group_column = next((k for k in GROUP_KEYS if k in row), None)
+    mapping = label_map or {}
+    # Names outside the scheme are reported by the reader, with the line they are on.
+    source = LabeledSource.model_construct(path=path, text_column=text_column, label_column="label",
+                                           article_column=group_column, label_map=mapping, exclude_articles=None)
+    try:
+        result = labeled_examples(read_table(path), source, path.stem, keep_meta=True)
+    except DataError as error:
+        raise DataError(f"{error} (use --label-map THEIRS=OURS for other names)") from None
+    examples = result.examples
+    if result.skipped:
+        log.warning("%s: left out %s", path, ", ".join(f"{k}: {v}" for k, v in sorted(result.skipped.items())))
+    columns = sorted({k for e in examples for k in e.meta})
+    return LabeledRows(
+        path.stem,
+        [e.text for e in examples],
+        [e.label or "" for e in examples],
+        [e.article for e in examples] if group_column else None,
+        {c: [e.meta.get(c, "") for e in examples] for c in columns},
+    )
 
 
 def rows_from_data_config(path: Path) -> LabeledRows:
@@ -111,15 +121,6 @@ def rows_from_data_config(path: Path) -> LabeledRows:
     )
 
 
-def _model_training_config(model_dir: Path) -> ExperimentConfig | None:
-    from trainer.train import RESOLVED_CONFIG
-
-    path = model_dir / RESOLVED_CONFIG
-    if not path.is_file():
-        return None
-    return ExperimentConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
-
-
 def rows_from_split(model_dir: Path, split: str, dataset: Path | None = None) -> LabeledRows:
     """A split of a built dataset: `dataset` if given, else the one the model was trained on."""
     from trainer.data.build import build_dataset, load_built
@@ -127,7 +128,7 @@ def rows_from_split(model_dir: Path, split: str, dataset: Path | None = None) ->
     if dataset is not None:
         built = load_built(dataset)
     else:
-        config = _model_training_config(model_dir)
+        config = model_folder.read_training_config(model_dir)
         if config is None:
             raise ModelLoadError(
                 f"{model_dir}: has no training config to find its dataset; pass --data FILE or --dataset DIR"
@@ -202,7 +203,6 @@ def build_report(
     confidence: np.ndarray,
     mistakes: dict[str, list[dict[str, Any]]],
     n_resamples: int = N_RESAMPLES,
-    seed: int = 13,
 ) -> dict[str, Any]:
     """Every figure of one evaluation as plain data."""
     predicted = [LABELS[i] for i in predicted_ids]
@@ -220,7 +220,7 @@ def build_report(
         "title": title,
         "data": rows.name,
         "metrics": metrics,
-        "ci": bootstrap_ci(rows.gold, predicted, rows.groups, n_resamples=n_resamples, seed=seed),
+        "ci": bootstrap_ci(rows.gold, predicted, rows.groups, n_resamples=n_resamples),
         "ci_unit": "articles" if rows.groups is not None else "sentences",
         "n_resamples": n_resamples,
         "calibration": reliability(confidence, predicted_ids == gold_ids),
@@ -268,39 +268,56 @@ def evaluate(
     rows: LabeledRows | None = None,
     precision: str = "auto",
 ) -> EvalResult:
-    """Evaluate a saved model on a split, a labeled file, or any data config, and track the run."""
-    from trainer.tracking import Tracker
+    """Evaluate a saved model on a split, a labeled file, or any data config, and track the run.
 
-    classifier = load_classifier(model, precision)
-    model_dir = Path(str(model))
-    rows = rows or load_rows(model_dir, split, data, dataset, data_config, label_map)
-    log.info("evaluating %s on %s (%d sentences)", model, rows.name, len(rows.texts))
-    safe_name = rows.name.replace(":", "-")
-    report_dir = output or (model_dir / EVAL_DIR / safe_name)
-    record = provenance.collect(getattr(classifier.backend, "precision", "fp32"))
-    _warn_if_other_code(model_dir, record)
-    report, predicted = evaluate_rows(classifier, rows, report_dir, f"{model_dir.name} on {rows.name}", n_resamples)
-    freeze = provenance.pip_freeze()
-    provenance.write(report_dir, record, freeze)
-    card = None
-    if (model_dir / CARD_FILE).is_file() and report_dir.resolve().is_relative_to(model_dir.resolve()):
-        card = write_card(model_dir)  # the card lists every evaluation saved in the model folder
+    An MLflow URI is downloaded once; its report goes to `evaluations/<uri>/<data>/` in the current
+    folder unless `output` says otherwise (a folder's report goes inside the folder)."""
+    with local_model(model) as model_dir:
+        classifier = load_classifier(model_dir, precision)
+        rows = rows or load_rows(model_dir, split, data, dataset, data_config, label_map)
+        log.info("evaluating %s on %s (%d sentences)", model, rows.name, len(rows.texts))
+        in_folder = output is None and not is_mlflow_uri(model)
+        report_dir = output or (
+            model_folder.evaluation_dir(model_dir, rows.name) if in_folder else uri_report_dir(str(model), rows.name)
+        )
+        record = provenance.collect(getattr(classifier.backend, "precision", "fp32"))
+        _warn_if_other_code(model_dir, record)
+        name = model_label(model)
+        report, predicted = evaluate_rows(classifier, rows, report_dir, f"{name} on {rows.name}", n_resamples)
+        provenance.write(report_dir, record, provenance.pip_freeze())
+        card = write_card(model_dir) if in_folder and (model_dir / model_folder.CARD_FILE).is_file() else None
+        training_run = model_folder.read_run(model_dir).get("run_id")
 
     tags = {"trainer.kind": "evaluate", "trainer.model": str(model), "trainer.data": rows.name,
             **provenance.tags(record)}
-    training_run = _training_run(model_dir)
     if training_run:
         tags["trainer.training_run_id"] = training_run
-    with Tracker(tracking or TrackingConfig(), f"evaluate-{model_dir.name}-{safe_name}", tags) as tracker:
+    safe_name = rows.name.replace(":", "-")
+    with Tracker(tracking or TrackingConfig(), f"evaluate-{name}-{safe_name}", tags) as tracker:
         tracker.log_config({"model": str(model), "data": rows.name, "n": len(rows.texts), "n_resamples": n_resamples})
         tracker.log_metrics({**flat_metrics(report["metrics"], "eval"), "eval_ece": report["calibration"]["ece"]})
-        for name in REPORT_FILES:
-            tracker.log_artifact(report_dir / name, "evaluation")
-        tracker.log_artifact(report_dir / provenance.PROVENANCE_FILE, "provenance")
-        tracker.log_artifact(report_dir / provenance.FREEZE_FILE, "provenance")
+        for file in REPORT_FILES:
+            tracker.log_artifact(report_dir / file, "evaluation")
+        tracker.log_artifact(report_dir / model_folder.PROVENANCE_FILE, "provenance")
+        tracker.log_artifact(report_dir / model_folder.FREEZE_FILE, "provenance")
         if card is not None:
             tracker.log_artifact(card, "model_card")
     return EvalResult(report["metrics"], report_dir, tracker.run_id, tracker.error, report, predicted)
+
+
+def model_label(model: str | Path) -> str:
+    """A short name for a model: the folder's name, or the MLflow URI made safe for a path."""
+    return uri_label(str(model)) if is_mlflow_uri(model) else Path(model).name
+
+
+def uri_label(uri: str) -> str:
+    """`models:/sourcing@champion` -> `models-sourcing@champion`."""
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "-", uri).strip("-")
+
+
+def uri_report_dir(uri: str, data_name: str) -> Path:
+    """Where an MLflow URI's evaluation report goes: evaluations/<uri>/<data> in the current folder."""
+    return Path(model_folder.EVAL_DIR) / uri_label(uri) / data_name.replace(":", "-")
 
 
 def _warn_if_other_code(model_dir: Path, current: dict[str, Any]) -> None:
@@ -312,12 +329,3 @@ def _warn_if_other_code(model_dir: Path, current: dict[str, Any]) -> None:
     if found:
         log.warning("%s was trained by other code than evaluates it now: %s; its figures here may differ from "
                     "its training run's", model_dir, "; ".join(found))
-
-
-def _training_run(model_dir: Path) -> str | None:
-    from trainer.train import RUN_FILE
-
-    path = model_dir / RUN_FILE
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8")).get("run_id")
-    return None

@@ -8,19 +8,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
-from trainer.calibration import apply_temperature, load_temperature
+from trainer.calibration import apply_temperature
+from trainer.config import Precision
 from trainer.data.cleaning import clean_article
 from trainer.data.sentences import article_sentences
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 from trainer.models import load_backend
+from trainer.model_folder import load_temperature
 from trainer.models.base import Backend
 
 DEFAULT_BATCH_SIZE = 64
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+MLFLOW_URI_PREFIXES = ("runs:/", "models:/")
+PRECISIONS: tuple[str, ...] = get_args(Precision)  # the config's Literal: auto first
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,22 @@ def load_classifier(model: str | Path, precision: str = "auto") -> Classifier:
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")
-    text = str(model)
-    if text.startswith(("runs:/", "models:/")):
-        from trainer.tracking import downloaded_model
+    with local_model(model) as folder:
+        return Classifier(load_backend(folder, precision), str(model), load_temperature(folder))
 
-        with downloaded_model(text) as folder:
-            return Classifier(load_backend(folder, precision), text, load_temperature(folder))
-    return Classifier(load_backend(Path(model), precision), text, load_temperature(Path(model)))
+
+def is_mlflow_uri(model: str | Path) -> bool:
+    return str(model).startswith(MLFLOW_URI_PREFIXES)
+
+
+@contextmanager
+def local_model(model: str | Path) -> Iterator[Path]:
+    """The local folder of a model: the folder itself, or an MLflow URI downloaded once, for as long as
+    the `with` block (one command) needs it."""
+    if not is_mlflow_uri(model):
+        yield Path(model)
+        return
+    from trainer.tracking import downloaded_model
+
+    with downloaded_model(str(model)) as folder:
+        yield folder

@@ -6,8 +6,8 @@ the environment that made it. `differences()` says how the code evaluating a mod
 the code that trained it.
 
 >>> record = collect(precision="fp32")
->>> sorted(record)[:3]
-['code_sha256', 'created', 'git']
+>>> record["precision"], record["bf16"], len(record["code_sha256"])
+('fp32', False, 64)
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
 from typing import Any
 
-PROVENANCE_FILE = "provenance.json"
-FREEZE_FILE = "pip-freeze.txt"
+from trainer.model_folder import FREEZE_FILE, PROVENANCE_FILE
+
 LOCK_FILE = Path("requirements") / "lock.txt"
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -15,9 +15,8 @@ import numpy as np
 
 from trainer.labels import LABELS
 from trainer.metrics import format_table
+from trainer.model_folder import METRICS_FILE, REPORT_JSON
 
-METRICS_FILE = "metrics.json"
-REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 REPORT_FILE = "classification_report.txt"
 CONFUSION_FILE = "confusion_matrix.png"

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import DEFAULT_TRACKING_DB, TrackingConfig
+from trainer.errors import ModelLoadError
+from trainer.model_folder import MODEL_META
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +181,12 @@ class Tracker:
         """
         import mlflow
 
+        pyfunc = import_pyfunc()
+
         def do() -> str:
             # The signature comes from PyfuncModel.predict's type hint (MLflow uses that one over any
             # other); the input example is checked against it when the model is logged.
-            mlflow.pyfunc.log_model(
+            pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=str(Path(__file__).with_name("mlflow_model.py")),
                 artifacts={"model_dir": str(model_dir)},
@@ -198,6 +202,18 @@ class Tracker:
             return f"runs:/{self.run_id}/{MODEL_ARTIFACT}"
 
         return self._guard("logging the model", do)
+
+
+def import_pyfunc() -> Any:
+    """`mlflow.pyfunc`, imported without the warning MLflow prints on importing it.
+
+    Filter (cannot be fixed here): mlflow.pyfunc imports MLflow's own mlflow.types.responses, whose
+    pydantic models warn "Any type hint is inferred as AnyType" once per process.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*Any type hint is inferred as AnyType", category=UserWarning)
+        import mlflow.pyfunc
+    return mlflow.pyfunc
 
 
 # A tracking server that does not answer within this many seconds is reported as unreachable,
@@ -229,41 +245,6 @@ def _requirements() -> list[str]:
     return pins
 
 
-def _pyfunc_base() -> type:
-    # Filter (cannot be fixed here): importing mlflow.pyfunc imports MLflow's own mlflow.types.responses,
-    # whose pydantic models warn "Any type hint is inferred as AnyType" once per process.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*Any type hint is inferred as AnyType", category=UserWarning)
-        import mlflow.pyfunc
-
-    return mlflow.pyfunc.PythonModel
-
-
-class PyfuncModel(_pyfunc_base()):  # type: ignore[misc]
-    """MLflow pyfunc wrapper: `predict(list of sentences)` -> DataFrame of label + probabilities.
-
-    The `list[str]` hint is MLflow's schema: it checks every request against it, and turns a
-    one-column DataFrame (a `text` column, a Spark UDF's column) into the list before `predict`.
-    """
-
-    def load_context(self, context: Any) -> None:
-        from trainer.predict import load_classifier
-
-        self.classifier = load_classifier(context.artifacts["model_dir"])
-
-    @staticmethod
-    def to_frame(predictions: list[Any]) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame(
-            [{"label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}} for p in predictions]
-        )
-
-    def predict(self, context: Any, model_input: list[str], params: dict[str, Any] | None = None):  # noqa: ANN201
-        # no return hint: MLflow then takes the output schema from the input example's output
-        return self.to_frame(self.classifier.predict(list(model_input)))
-
-
 @contextmanager
 def downloaded_model(uri: str) -> Iterator[Path]:
     """Download a `runs:/` or `models:/` pyfunc model and yield the trainer model folder inside it."""
@@ -271,9 +252,7 @@ def downloaded_model(uri: str) -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="trainer-model-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-        candidates = [p.parent for p in local.rglob("trainer_model.json")]
+        candidates = [p.parent for p in local.rglob(MODEL_META)]
         if not candidates:
-            from trainer.errors import ModelLoadError
-
             raise ModelLoadError(f"{uri}: expected a model logged by trainer, found no trainer_model.json in it")
         yield candidates[0]

@@ -1,0 +1,150 @@
+"""The model folder's layout: every file name in it, and the readers and writers of the files that
+`train` writes beside the weights. `train`, `evaluate`, `predict`, `tracking` and the card import
+this module for layout, never each other.
+
+    models/<run>/
+      trainer_model.json         backend, label order, backend settings (write_meta / read_meta)
+      model.safetensors, ...     the backend's own files
+      training_config.json/.yaml the resolved config (read_training_config)
+      run.json                   MLflow run id, tracking URI, dataset fingerprint and summary (read_run)
+      metrics.json               validation and test figures (read_metrics)
+      temperature.json           the fitted temperature, when there is one (load_temperature)
+      provenance.json, pip-freeze.txt
+      README.md                  the model card
+      test_report/               the test split's report
+      evaluations/<data>/        each `trainer evaluate` saved in the folder
+
+>>> evaluation_dir(Path("models/minilm-bundled"), "bundled:test").as_posix()
+'models/minilm-bundled/evaluations/bundled-test'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import ModelLoadError
+from trainer.labels import LABELS
+
+MODEL_META = "trainer_model.json"
+RESOLVED_CONFIG = "training_config.json"
+RESOLVED_CONFIG_YAML = "training_config.yaml"
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+TEMPERATURE_FILE = "temperature.json"
+PROVENANCE_FILE = "provenance.json"
+FREEZE_FILE = "pip-freeze.txt"
+CARD_FILE = "README.md"
+TEST_REPORT_DIR = "test_report"
+EVAL_DIR = "evaluations"
+REPORT_JSON = "report.json"
+# What a transformer folder reads when its metadata predates the max_length entry.
+DEFAULT_MAX_LENGTH = 128
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+# ---------------------------------------------------------------- metadata
+
+
+def write_meta(directory: Path, backend: str, **extra: Any) -> None:
+    """Write the metadata that makes a model folder self-describing: backend and label order."""
+    _write_json(directory / MODEL_META, {"backend": backend, "labels": list(LABELS), **extra})
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """Read a model folder's metadata, with a ModelLoadError when it is not a model folder."""
+    path = directory / MODEL_META
+    if not path.is_file():
+        raise ModelLoadError(
+            f"{directory}: expected a model folder with {MODEL_META}, found none "
+            "(pass a folder written by `trainer train`, e.g. models/<run-name>)"
+        )
+    meta = _read_json(path)
+    if tuple(meta.get("labels", ())) != LABELS:
+        raise ModelLoadError(
+            f"{path}: expected labels {list(LABELS)}, found {meta.get('labels')}; this model uses another scheme"
+        )
+    return meta
+
+
+def max_length(meta: dict[str, Any]) -> int:
+    """The number of tokens a transformer folder reads, from its metadata."""
+    return int(meta.get("max_length", DEFAULT_MAX_LENGTH))
+
+
+# ---------------------------------------------------------------- what train writes
+
+
+def write_training_files(
+    directory: Path, plain_config: dict[str, Any], config_yaml: str, metrics: dict[str, Any], run: dict[str, Any]
+) -> None:
+    """The resolved config (JSON and YAML), the metrics and the run record, beside the weights."""
+    _write_json(directory / RESOLVED_CONFIG, plain_config)
+    (directory / RESOLVED_CONFIG_YAML).write_text(config_yaml, encoding="utf-8")
+    _write_json(directory / METRICS_FILE, metrics)
+    _write_json(directory / RUN_FILE, {**run, "labels": list(LABELS)})
+
+
+def read_run(directory: Path) -> dict[str, Any]:
+    """run.json: MLflow run id, tracking URI, dataset fingerprint and summary ({} when absent)."""
+    return _read_json(directory / RUN_FILE) or {}
+
+
+def read_metrics(directory: Path) -> dict[str, Any] | None:
+    return _read_json(directory / METRICS_FILE)
+
+
+def read_training_config(directory: Path) -> Any:
+    """The resolved ExperimentConfig the model was trained with, or None (exports, old folders)."""
+    from trainer.config import ExperimentConfig
+
+    plain = _read_json(directory / RESOLVED_CONFIG)
+    return None if plain is None else ExperimentConfig.model_validate(plain)
+
+
+def read_json(path: Path) -> Any:
+    """Any JSON file of a model folder (a report, provenance), or None when it is not there."""
+    return _read_json(path)
+
+
+# ---------------------------------------------------------------- temperature
+
+
+def save_temperature(directory: Path, temperature: float, fitted_on: str) -> None:
+    _write_json(directory / TEMPERATURE_FILE, {"temperature": temperature, "fitted_on": fitted_on})
+
+
+def load_temperature(directory: Path) -> float:
+    """The model's temperature, or 1.0 when it has none."""
+    record = _read_json(directory / TEMPERATURE_FILE)
+    if record is None:
+        return 1.0
+    value = float(record["temperature"])
+    if not math.isfinite(value) or value <= 0:
+        raise ModelLoadError(
+            f"{directory / TEMPERATURE_FILE}: expected a positive temperature, found {value}; "
+            "delete the file or train again with training.temperature_scaling"
+        )
+    return value
+
+
+# ---------------------------------------------------------------- reports
+
+
+def evaluation_dir(model_dir: Path, data_name: str) -> Path:
+    """Where `evaluate` saves a report on `data_name` inside a model folder."""
+    return model_dir / EVAL_DIR / data_name.replace(":", "-")
+
+
+def evaluation_reports(model_dir: Path) -> list[Path]:
+    """report.json of every evaluation saved in the folder, by name."""
+    return sorted((model_dir / EVAL_DIR).glob(f"*/{REPORT_JSON}"))
