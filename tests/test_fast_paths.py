@@ -13,6 +13,7 @@ from trainer.cli import main
 from trainer.config import TrainingConfig, TransformerModel
 from trainer.models.onnx import _is_ffn_down_projection, _modules_of
 from trainer.models.transformer import TransformerBackend, fast_bf16, resolve_precision
+from trainer.models.loop import EpochDone
 
 TEXTS = [
     "The mayor said the bridge would reopen in May after repairs that cost $2 million.",
@@ -92,7 +93,9 @@ def test_fp16_training_scales_the_loss_and_learns(tiny_model_dir):
     assert backend.precision == "fp16" and backend._autocast().fast_dtype == torch.float16
     before = {k: v.clone() for k, v in backend.model.state_dict().items()}
     losses = []
-    backend.fit(texts, labels, on_epoch=lambda epoch, metrics: losses.append(metrics["train_loss"]))
+    loop = backend.training_loop(texts, labels)  # the loop's epoch events carry the training loss
+    losses += [event.metrics["train_loss"] for event in loop if isinstance(event, EpochDone)]
+    loop.finish()
     changed = [k for k, v in backend.model.state_dict().items() if not torch.equal(v, before[k])]
     assert len(changed) > 10 and all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert np.isfinite(backend.predict_proba(texts)).all()

@@ -15,6 +15,7 @@ from trainer.config import load_config
 from trainer.errors import ConfigError
 from trainer.labels import LABELS
 from trainer.train import train
+from trainer.models.loop import EpochDone
 
 
 def test_model_folder_is_self_contained(trained_tiny):
@@ -44,7 +45,9 @@ def test_training_loop_learns(tiny_model_dir):
                               early_stopping_patience=100, warmup_ratio=0.0)
     losses: list[float] = []
     backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir), max_length=32), training)
-    backend.fit(texts, labels, on_epoch=lambda epoch, metrics: losses.append(metrics["train_loss"]))
+    loop = backend.training_loop(texts, labels)  # the loop's epoch events carry the training loss
+    losses += [event.metrics["train_loss"] for event in loop if isinstance(event, EpochDone)]
+    loop.finish()
     assert losses[0] > 1.0 and losses[-1] < 0.5
     predicted = [p.label for p in Classifier(backend, "mem").predict(texts)]
     assert sum(p == g for p, g in zip(predicted, labels)) >= 7

@@ -2,8 +2,8 @@
 
 A checkpoint is a hidden folder beside the model folder (`models/.<run>.checkpoint/`), rewritten
 atomically every `training.checkpoint_every_steps` steps and at each epoch end. It holds the weights
-(safetensors), the best weights so far, and the loop state (optimizer, schedule, random generators,
-position in the epoch, MLflow run id) saved with `torch.save` of tensors and plain values only,
+(safetensors), the best weights so far, and the loop state (optimizer, schedule, random generators
+of the CPU and of every GPU, position in the epoch, MLflow run id) saved with `torch.save` of tensors and plain values only,
 and read back with `weights_only=True`, so loading one never unpickles arbitrary objects.
 """
 
@@ -42,29 +42,17 @@ class Checkpointer:
     def exists(self) -> bool:
         return (self.directory / STATE).is_file()
 
-    def save(
-        self,
-        model: torch.nn.Module,
-        best_state: dict[str, torch.Tensor] | None,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        loop: dict[str, Any],
-    ) -> None:
+    def save(self, state: dict[str, Any]) -> None:
+        """Write a training loop's `state_dict()`: the weights as safetensors, the rest as plain tensors."""
         with atomic_folder(self.directory) as tmp:
-            save_file(_contiguous(model.state_dict()), str(tmp / WEIGHTS))
-            if best_state is not None:
-                save_file(_contiguous(best_state), str(tmp / BEST))
-            state = {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "loop": loop,
-                "meta": self.meta,
-            }
-            torch.save(state, tmp / STATE)
+            save_file(_contiguous(state["weights"]), str(tmp / WEIGHTS))
+            if state["best"] is not None:
+                save_file(_contiguous(state["best"]), str(tmp / BEST))
+            rest = {k: v for k, v in state.items() if k not in ("weights", "best")}
+            torch.save({**rest, "meta": self.meta}, tmp / STATE)
 
     def load(self) -> dict[str, Any]:
-        """Weights, best weights (or None) and the loop state, as saved."""
+        """The state as saved: weights, best weights (or None), optimiser, schedule, random generators, loop."""
         state = torch.load(self.directory / STATE, weights_only=True)
         state["weights"] = load_file(str(self.directory / WEIGHTS))
         best = self.directory / BEST

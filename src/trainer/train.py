@@ -6,19 +6,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trainer import distributed, provenance
+from trainer import distributed, model_folder, provenance
 from trainer.atomic import atomic_folder
-from trainer.card import CARD_FILE, write_card
-from trainer.calibration import fit_temperature, save_temperature
+from trainer.calibration import apply_temperature, fit_temperature
+from trainer.card import write_card
 from trainer.checkpoint import Checkpointer, checkpoint_dir
 from trainer.config import ExperimentConfig, dump_yaml, to_plain
 from trainer.data.build import SPLITS, build_dataset
@@ -27,15 +27,13 @@ from trainer.evaluate import evaluate_rows, rows_from_dataset
 from trainer.labels import LABEL2ID, LABELS
 from trainer.metrics import compute_metrics, flat_metrics, reliability
 from trainer.models import create_backend
+from trainer.models.base import Backend, SteppedBackend
+from trainer.models.loop import EpochDone, StepDone
 from trainer.predict import Classifier
 from trainer.report import REPORT_FILES
+from trainer.tracking import Tracker
 
 log = logging.getLogger(__name__)
-
-RESOLVED_CONFIG = "training_config.json"
-RESOLVED_CONFIG_YAML = "training_config.yaml"
-RUN_FILE = "run.json"
-REPORT_DIR = "test_report"
 
 
 @dataclass
@@ -48,7 +46,6 @@ class TrainResult:
     model_uri: str | None
     tracking_error: str | None = None
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _texts_labels(split: Any) -> tuple[list[str], list[str]]:
@@ -64,27 +61,9 @@ def train(
     resume: bool = False,
 ) -> TrainResult:
     """Train the configured backend, evaluate it on validation and test, save it, and track the run."""
-    from trainer.tracking import Tracker
-
     started = time.perf_counter()
     target = config.model_dir
-    checkpointer = Checkpointer(checkpoint_dir(target), config.training.checkpoint_every_steps)
-    resume_run = None
-    if resume:
-        if not checkpointer.exists():
-            raise ConfigError(
-                f"--resume: expected a checkpoint of run '{config.run_name}' at {checkpointer.directory}, found none "
-                "(only transformer runs that were interrupted leave one)"
-            )
-        resume_run = checkpointer.read_meta().get("run_id")
-    elif checkpointer.exists():
-        log.warning("an interrupted run left %s; starting afresh (pass --resume to continue it)", checkpointer.directory)
-        checkpointer.remove()
-    if target.exists() and not overwrite and not resume:
-        raise ConfigError(
-            f"run_name: expected a new run name, found existing model folder {target}; "
-            "pass --overwrite or choose another name (--set run_name=...)"
-        )
+    checkpointer, resume_run = _checkpointer(config, overwrite, resume)
 
     distributed.setup()
     if not distributed.is_main():
@@ -107,30 +86,10 @@ def train(
     tags = {"trainer.kind": "train", "trainer.backend": config.model.backend, "trainer.dataset": config.data.name}
     with Tracker(config.tracking, config.run_name, {**tags, **provenance.tags(record)}, resume_run_id=resume_run) as tracker:
         checkpointer.meta = {"run_id": tracker.run_id}
-        if resume_run is None:
-            tracker.log_config(to_plain(config))
-        else:
-            tracker.set_tags(provenance.tags(record))  # the code that finished the run
-        tracker.log_dict(record, f"provenance/{provenance.PROVENANCE_FILE}")
-        tracker.log_text(freeze, f"provenance/{provenance.FREEZE_FILE}")
-        for name in SPLITS if resume_run is None else ():
-            tracker.log_dataset(
-                built.dataset[name].to_pandas(),
-                name=f"{config.data.name}-{name}",
-                source=str(built.path),
-                fingerprint=built.fingerprint,
-                context="training" if name == "train" else name,
-            )
+        _log_inputs(tracker, config, built, record, freeze, resumed=resume_run is not None)
 
         log.info("3/5 fit on %d sentences", len(train_texts))
-        backend.fit(
-            train_texts,
-            train_labels,
-            validation=(val_texts, val_labels),
-            on_epoch=lambda epoch, metrics: tracker.log_metrics(metrics, step=epoch),
-            checkpoint=checkpointer,  # backends that train in steps save it; the others ignore it
-        )
-
+        fit(backend, train_texts, train_labels, (val_texts, val_labels), config, tracker, checkpointer)
         if not distributed.is_main():
             return TrainResult(target, {}, None, None, "not rank 0", time.perf_counter() - started)
 
@@ -146,34 +105,112 @@ def train(
         with atomic_folder(target) as tmp:
             backend.save(tmp)
             if config.training.temperature_scaling:
-                save_temperature(tmp, temperature, f"{config.data.name}:validation")
-            report, _ = evaluate_rows(classifier, test_rows, tmp / REPORT_DIR, f"{target.name} on {test_rows.name}")
+                model_folder.save_temperature(tmp, temperature, f"{config.data.name}:validation")
+            report_dir = tmp / model_folder.TEST_REPORT_DIR
+            report, _ = evaluate_rows(classifier, test_rows, report_dir, f"{target.name} on {test_rows.name}")
             metrics = {"validation": val_metrics, "test": report["metrics"]}
-            (tmp / RESOLVED_CONFIG).write_text(json.dumps(to_plain(config), indent=2), encoding="utf-8")
-            (tmp / RESOLVED_CONFIG_YAML).write_text(dump_yaml(config), encoding="utf-8")
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             run = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "dataset_fingerprint": built.fingerprint,
                    "dataset": _dataset_summary(config, built.card)}
-            (tmp / RUN_FILE).write_text(json.dumps({**run, "labels": list(LABELS)}, indent=2), encoding="utf-8")
+            model_folder.write_training_files(tmp, to_plain(config), dump_yaml(config), metrics, run)
             provenance.write(tmp, record, freeze)
             write_card(tmp, target.name)
+        checkpointer.remove()  # the model is saved: nothing left to resume
 
         tracker.log_metrics(
             {**flat_metrics(val_metrics, "val"), **flat_metrics(report["metrics"], "test"),
              "test_ece": report["calibration"]["ece"], "temperature": temperature}
         )
-        checkpointer.remove()  # the model is saved: nothing left to resume
-        tracker.log_text(dump_yaml(config), "config/resolved_config.yaml")
-        for name in REPORT_FILES:
-            tracker.log_artifact(target / REPORT_DIR / name, REPORT_DIR)
-        tracker.log_artifact(target / CARD_FILE, "model_card")
-        model_uri = tracker.log_model(
-            target, test_rows.texts[:3] or ["The minister said talks failed."], register_as=register_as, alias=alias
+        model_uri = _log_outputs(tracker, config, target, test_rows.texts[:3], register_as, alias)
+
+    return TrainResult(target, metrics, tracker.run_id, model_uri, tracker.error, time.perf_counter() - started)
+
+
+def _checkpointer(config: ExperimentConfig, overwrite: bool, resume: bool) -> tuple[Checkpointer, str | None]:
+    """The run's checkpointer, and the MLflow run to continue with --resume; refuses an existing model folder."""
+    target = config.model_dir
+    checkpointer = Checkpointer(checkpoint_dir(target), config.training.checkpoint_every_steps)
+    resume_run = None
+    if resume:
+        if not checkpointer.exists():
+            raise ConfigError(
+                f"--resume: expected a checkpoint of run '{config.run_name}' at {checkpointer.directory}, found none "
+                "(only transformer runs that were interrupted leave one)"
+            )
+        resume_run = checkpointer.read_meta().get("run_id")
+    elif checkpointer.exists():
+        log.warning("an interrupted run left %s; starting afresh (pass --resume to continue it)", checkpointer.directory)
+        checkpointer.remove()
+    if target.exists() and not overwrite and not resume:
+        raise ConfigError(
+            f"run_name: expected a new run name, found existing model folder {target}; "
+            "pass --overwrite or choose another name (--set run_name=...)"
+        )
+    return checkpointer, resume_run
+
+
+def fit(
+    backend: Backend,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    validation: tuple[Sequence[str], Sequence[str]],
+    config: ExperimentConfig,
+    tracker: Tracker,
+    checkpointer: Checkpointer | None = None,
+) -> Backend:
+    """Train `backend`. One that trains in steps runs its loop here, and this function decides:
+    per-epoch metrics to MLflow, a checkpoint every `checkpoint_every_steps` steps and at each epoch
+    end, early stopping after `early_stopping_patience` epochs without a better score."""
+    if not isinstance(backend, SteppedBackend):
+        return backend.fit(texts, labels)
+    loop = backend.training_loop(texts, labels, validation)
+    if checkpointer is not None and checkpointer.exists():
+        loop.load_state_dict(checkpointer.load())
+    save = checkpointer is not None and distributed.is_main()
+    for event in loop:
+        if isinstance(event, StepDone):
+            if save and event.step % checkpointer.every_steps == 0:
+                checkpointer.save(loop.state_dict())
+        elif isinstance(event, EpochDone):
+            tracker.log_metrics(event.metrics, step=event.epoch)
+            if event.stale >= config.training.early_stopping_patience:
+                log.info("early stopping after epoch %d (best epoch %d)", event.epoch, loop.best_epoch)
+                break
+            if save and not event.last:
+                checkpointer.save(loop.state_dict())  # resume at the start of the next epoch
+    return loop.finish()
+
+
+def _log_inputs(
+    tracker: Tracker, config: ExperimentConfig, built: Any, record: dict[str, Any], freeze: str, resumed: bool
+) -> None:
+    """The config, the provenance and the three splits (as dataset inputs) to the run."""
+    if resumed:
+        tracker.set_tags(provenance.tags(record))  # the code that finished the run
+    else:
+        tracker.log_config(to_plain(config))
+    tracker.log_dict(record, f"provenance/{model_folder.PROVENANCE_FILE}")
+    tracker.log_text(freeze, f"provenance/{model_folder.FREEZE_FILE}")
+    for name in () if resumed else SPLITS:
+        tracker.log_dataset(
+            built.dataset[name].to_pandas(),
+            name=f"{config.data.name}-{name}",
+            source=str(built.path),
+            fingerprint=built.fingerprint,
+            context="training" if name == "train" else name,
         )
 
-    seconds = time.perf_counter() - started
-    extra = {"ci": report["ci"], "ece": report["calibration"]["ece"], "temperature": temperature}
-    return TrainResult(target, metrics, tracker.run_id, model_uri, tracker.error, seconds, extra)
+
+def _log_outputs(
+    tracker: Tracker, config: ExperimentConfig, target: Path, examples: list[str], register_as: str | None,
+    alias: str | None,
+) -> str | None:
+    """The resolved config, the test report, the card and the model itself to the run."""
+    tracker.log_text(dump_yaml(config), "config/resolved_config.yaml")
+    for name in REPORT_FILES:
+        tracker.log_artifact(target / model_folder.TEST_REPORT_DIR / name, model_folder.TEST_REPORT_DIR)
+    tracker.log_artifact(target / model_folder.CARD_FILE, "model_card")
+    return tracker.log_model(target, examples or ["The minister said talks failed."], register_as=register_as,
+                             alias=alias)
 
 
 def _dataset_summary(config: ExperimentConfig, card: dict[str, Any]) -> dict[str, Any]:
@@ -198,8 +235,6 @@ def _calibrate(config: ExperimentConfig, probabilities: np.ndarray, labels: list
         return 1.0
     gold = np.array([LABEL2ID[label] for label in labels])
     temperature = fit_temperature(probabilities, gold)
-    from trainer.calibration import apply_temperature
-
     before = reliability(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold)["ece"]
     scaled = apply_temperature(probabilities, temperature)
     after = reliability(scaled.max(axis=1), scaled.argmax(axis=1) == gold)["ece"]
@@ -228,7 +263,6 @@ def cross_validate(config: ExperimentConfig, k: int) -> CVResult:
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from trainer.tracking import Tracker
 
     if k < 2:
         raise ConfigError(f"--cv: expected at least 2 folds, found {k}")
@@ -254,12 +288,13 @@ def cross_validate(config: ExperimentConfig, k: int) -> CVResult:
             fit_idx, val_idx = rest[fit_idx], rest[val_idx]
             log.info("fold %d/%d: %d train, %d validation, %d test", fold, k, len(fit_idx), len(val_idx), len(test))
             with parent.child(f"{config.run_name}-fold{fold}", {"trainer.fold": str(fold)}) as child:
-                backend = create_backend(config)
-                backend.fit(
+                backend = fit(
+                    create_backend(config),
                     [texts[i] for i in fit_idx],
                     [labels[i] for i in fit_idx],
-                    validation=([texts[i] for i in val_idx], [labels[i] for i in val_idx]),
-                    on_epoch=lambda epoch, metrics, c=child: c.log_metrics(metrics, step=epoch),
+                    ([texts[i] for i in val_idx], [labels[i] for i in val_idx]),
+                    config,
+                    child,
                 )
                 probabilities = backend.predict_proba([texts[i] for i in test])
                 metrics = compute_metrics([labels[i] for i in test], [LABELS[i] for i in probabilities.argmax(axis=1)])

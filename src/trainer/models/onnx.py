@@ -22,7 +22,7 @@ import numpy as np
 
 from trainer.errors import ConfigError, ModelLoadError
 from trainer.labels import LABELS
-from trainer.models.base import EpochCallback, write_meta
+from trainer import model_folder
 from trainer.models.batching import encode, probabilities
 
 ONNX_FILE = "model.onnx"
@@ -63,14 +63,7 @@ class OnnxBackend:
         self.quantize = quantize
         self.precision = f"onnx-{quantize or 'fp32'}"
 
-    def fit(
-        self,
-        texts: Sequence[str],
-        labels: Sequence[str],
-        validation: tuple[Sequence[str], Sequence[str]] | None = None,
-        on_epoch: EpochCallback | None = None,
-        checkpoint: Any = None,
-    ) -> OnnxBackend:
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> OnnxBackend:
         raise ConfigError(
             "expected a trainable model, found an ONNX export (prediction only); "
             "train the transformer model it was exported from, then export again"
@@ -91,21 +84,15 @@ class OnnxBackend:
 
         return probabilities(ids, batch_size or 64, self.tokenizer.pad_token_id or 0, logits_of), cut
 
-    def save(self, directory: Path) -> None:
-        import shutil
-
-        shutil.copyfile(self.model_path, directory / ONNX_FILE)
-        self.tokenizer.save_pretrained(directory)
-        write_meta(directory, self.name, max_length=self.max_length, base_model=self.base_model, quantize=self.quantize)
-
     @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any]) -> OnnxBackend:
+    def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> OnnxBackend:
+        """Load an export; `precision` is fixed by the export (fp32 or int8) and not a choice here."""
         from transformers import AutoTokenizer
 
         if not (directory / ONNX_FILE).is_file():
             raise ModelLoadError(f"{directory}: expected an ONNX graph in {ONNX_FILE}, found none; export it again")
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
-        return cls(directory / ONNX_FILE, tokenizer, int(meta.get("max_length", 128)), meta.get("base_model"),
+        return cls(directory / ONNX_FILE, tokenizer, model_folder.max_length(meta), meta.get("base_model"),
                    meta.get("quantize"))
 
 

@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from trainer.config import RulesModel
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.labels import LABEL2ID, LABELS
-from trainer.models.base import EpochCallback, ReadsWholeText, write_meta
+from trainer.config import RulesModel, TrainingConfig
+from trainer.model_folder import write_meta
+from trainer.models.base import ReadsWholeText
 
 RULES_FILE = "rules.yaml"
 # Rules give no graded confidence: the fired label gets this probability, the others share the rest.
@@ -33,15 +34,12 @@ class RulesBackend(ReadsWholeText):
         self.path = path or rules_path((config or RulesModel()).rules)
         self.labeler = RuleLabeler.from_yaml(self.path)
 
-    def fit(
-        self,
-        texts: Sequence[str],
-        labels: Sequence[str],
-        validation: tuple[Sequence[str], Sequence[str]] | None = None,
-        on_epoch: EpochCallback | None = None,
-        checkpoint: Any = None,
-    ) -> RulesBackend:
-        return self
+    @classmethod
+    def from_config(cls, model: RulesModel, training: TrainingConfig) -> RulesBackend:
+        return cls(model)
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> RulesBackend:
+        return self  # nothing to learn: the lexicon is the model
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         out = np.full((len(texts), len(LABELS)), (1 - _RULE_CONFIDENCE) / (len(LABELS) - 1))
@@ -54,5 +52,5 @@ class RulesBackend(ReadsWholeText):
         write_meta(directory, self.name)
 
     @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any]) -> RulesBackend:
+    def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> RulesBackend:
         return cls(path=directory / RULES_FILE)

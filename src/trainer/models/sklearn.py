@@ -16,10 +16,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from trainer.config import SklearnModel
+from trainer.config import DEFAULT_SEED, SklearnModel, TrainingConfig
 from trainer.errors import ModelLoadError
 from trainer.labels import LABEL2ID, LABELS
-from trainer.models.base import EpochCallback, ReadsWholeText, write_meta
+from trainer.model_folder import write_meta
+from trainer.models.base import ReadsWholeText
 
 PIPELINE_FILE = "pipeline.skops"
 
@@ -30,7 +31,8 @@ class SklearnBackend(ReadsWholeText):
     name: ClassVar[str] = "sklearn"
     labels = LABELS
 
-    def __init__(self, config: SklearnModel | None = None, seed: int = 13, pipeline: Pipeline | None = None):
+    def __init__(self, config: SklearnModel | None = None, seed: int = DEFAULT_SEED,
+                 pipeline: Pipeline | None = None):
         config = config or SklearnModel()
         self.pipeline = pipeline or Pipeline(
             [
@@ -47,14 +49,11 @@ class SklearnBackend(ReadsWholeText):
             ]
         )
 
-    def fit(
-        self,
-        texts: Sequence[str],
-        labels: Sequence[str],
-        validation: tuple[Sequence[str], Sequence[str]] | None = None,
-        on_epoch: EpochCallback | None = None,
-        checkpoint: Any = None,
-    ) -> SklearnBackend:
+    @classmethod
+    def from_config(cls, model: SklearnModel, training: TrainingConfig) -> SklearnBackend:
+        return cls(model, seed=training.seed)
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> SklearnBackend:
         self.pipeline.fit(list(texts), [LABEL2ID[label] for label in labels])
         return self
 
@@ -70,7 +69,7 @@ class SklearnBackend(ReadsWholeText):
         write_meta(directory, self.name)
 
     @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any]) -> SklearnBackend:
+    def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> SklearnBackend:
         path = directory / PIPELINE_FILE
         if not path.is_file():
             raise ModelLoadError(f"{directory}: expected {PIPELINE_FILE}, found none")

@@ -1,32 +1,26 @@
 """Fine-tuned transformer encoder with a classification head.
 
-Training loop in plain torch: class-weighted cross-entropy for the rare label, AdamW with warmup
-and linear decay, length-grouped batches (little padding), bf16 autocast where the hardware runs
-it fast, validation macro-F1 each epoch, best epoch kept, early stopping. Texts are tokenised once.
+The training loop (plain torch, events for the caller) is `models/loop.py`; this module holds the
+model, its tokeniser, batching and precision, prediction, and the folder it saves to. Texts are
+tokenised once.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import random
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
-from trainer import distributed
-from trainer.checkpoint import Checkpointer
+from trainer import distributed, model_folder
 from trainer.config import TrainingConfig, TransformerModel
 from trainer.errors import ModelLoadError
 from trainer.labels import ID2LABEL, LABEL2ID, LABELS
-from trainer.metrics import macro_f1
-from trainer.models.base import EpochCallback, write_meta
+from trainer.model_folder import write_meta
 from trainer.models.batching import encode, pad, probabilities
+from trainer.models.loop import EpochDone, TrainingLoop, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +100,6 @@ def load_sequence_classifier(path: str | Path, **kwargs: Any) -> Any:
 _HEAD_PREFIXES = ("classifier.", "score.", "pre_classifier.")
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 class TransformerBackend:
     """A Hugging Face sequence classifier behind the backend interface."""
 
@@ -185,163 +173,26 @@ class TransformerBackend:
 
     # ------------------------------------------------------------ interface
 
-    def fit(
+    @classmethod
+    def from_config(cls, model: TransformerModel, training: TrainingConfig) -> TransformerBackend:
+        return cls(model, training)
+
+    def training_loop(
         self,
         texts: Sequence[str],
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
-        on_epoch: EpochCallback | None = None,
-        checkpoint: Checkpointer | None = None,
-    ) -> TransformerBackend:
-        cfg = self.training
-        seed_everything(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        ids = self._encode(texts)
-        lengths = np.array([len(x) for x in ids])
-        y = torch.tensor([LABEL2ID[label] for label in labels], dtype=torch.long)
-        y_device = y.to(self.device)
+    ) -> TrainingLoop:
+        """The training loop as an iterator of events, for a caller that checkpoints, logs or prunes."""
+        return TrainingLoop(self, texts, labels, validation)
 
-        weight = None
-        if cfg.class_weighting:
-            counts = np.bincount(y.numpy(), minlength=len(LABELS)).astype(float)
-            weight = torch.tensor(len(y) / (len(LABELS) * np.maximum(counts, 1)), dtype=torch.float32)
-            log.info("class weights %s", dict(zip(LABELS, weight.round(decimals=2).tolist())))
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight.to(self.device) if weight is not None else None)
-
-        steps_per_epoch = -(-len(ids) // cfg.batch_size)
-        total_steps = steps_per_epoch * cfg.epochs
-        if cfg.max_steps is not None:
-            total_steps = min(total_steps, cfg.max_steps)
-        optimizer = self._optimizer()
-        # fp16 gradients underflow without loss scaling; for bf16 and fp32 the scaler does nothing.
-        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        from transformers import get_linear_schedule_with_warmup
-
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-
-        best_f1, best_state, stale, step = -float("inf"), None, 0, 0
-        self.best_epoch = 0
-        first_epoch, resume_batches, resume_at, loss_sum, seen = 1, None, 0, 0.0, 0
-        if checkpoint is not None and checkpoint.exists():
-            saved = checkpoint.load()
-            self.model.load_state_dict(saved["weights"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            if saved["loop"].get("scaler"):
-                scaler.load_state_dict(saved["loop"]["scaler"])
-            torch.set_rng_state(saved["torch_rng"])
-            loop = saved["loop"]
-            rng.bit_generator.state = loop["numpy_rng"]
-            best_state, best_f1, stale, step = saved["best"], loop["best_f1"], loop["stale"], loop["step"]
-            self.best_epoch, first_epoch = loop["best_epoch"], loop["epoch"]
-            if loop["batches"] is not None:
-                resume_batches = [np.array(b, dtype=int) for b in loop["batches"]]
-            resume_at, loss_sum, seen = loop["batch_index"], loop["loss_sum"], loop["seen"]
-            log.info("resuming at epoch %d, batch %d (step %d)", first_epoch, resume_at, step)
-        # Under torchrun every rank draws the same global batches (same seed) and takes its shard;
-        # DDP averages the gradients, so a step matches one process with the same global batch.
-        trained = distributed.wrap(self.model)
-        log.info("training on %s in %s: %d examples, %d steps", self.device, self.precision, len(ids), total_steps)
-        for epoch in range(first_epoch, cfg.epochs + 1):
-            self.model.train()
-            started = time.perf_counter()
-            if resume_batches is not None:
-                batches, start_at, resume_batches = resume_batches, resume_at, None
-            else:
-                batches, start_at, loss_sum, seen = self._train_batches(lengths, cfg.batch_size, rng), 0, 0.0, 0
-            epoch_loss_sum = torch.zeros((), device=self.device)
-            if distributed.is_distributed():  # every rank needs a non-empty shard of every step
-                batches = [b for b in batches if len(b) >= distributed.world_size()]
-
-            def save_checkpoint(at_epoch: int, next_batch: int, epoch_batches: list[np.ndarray] | None) -> None:
-                """`epoch_batches` None: resume at the start of `at_epoch`, drawing its batches afresh."""
-                if checkpoint is None or not distributed.is_main():
-                    return
-                loop_state = {
-                    "epoch": at_epoch,
-                    "batch_index": next_batch,
-                    "step": step,
-                    "loss_sum": loss_sum + float(epoch_loss_sum),
-                    "seen": seen,
-                    "best_f1": best_f1,
-                    "stale": stale,
-                    "best_epoch": self.best_epoch,
-                    "batches": None if epoch_batches is None else [b.tolist() for b in epoch_batches],
-                    "numpy_rng": rng.bit_generator.state,
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                }
-                checkpoint.save(self.model, best_state, optimizer, scheduler, loop_state)
-
-            for index in tqdm(
-                range(start_at, len(batches)),
-                desc=f"epoch {epoch}/{cfg.epochs}",
-                unit="batch",
-                leave=False,
-                disable=not distributed.is_main(),
-            ):
-                batch = distributed.shard(batches[index])
-                inputs = self._collate([ids[i] for i in batch])
-                with self._autocast():
-                    logits = trained(**inputs).logits
-                loss = loss_fn(logits.float(), y_device[torch.from_numpy(batch).to(self.device)])
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)  # clip the true gradients
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                epoch_loss_sum += loss.detach() * len(batch)  # on the device: no wait for the GPU each step
-                seen += len(batch)
-                step += 1
-                if step >= total_steps:
-                    break
-                if checkpoint is not None and step % checkpoint.every_steps == 0:
-                    save_checkpoint(epoch, index + 1, batches)
-            loss_sum += float(epoch_loss_sum)
-            epoch_loss_sum.zero_()
-            elapsed = time.perf_counter() - started
-            epoch_loss, epoch_seen = distributed.sum_across_ranks(loss_sum, seen)
-            metrics = {"train_loss": epoch_loss / max(epoch_seen, 1), "train_examples_per_second": seen / elapsed}
-            if validation is not None and len(validation[0]):
-                predicted = self.predict_labels(validation[0])
-                metrics["val_macro_f1"] = macro_f1(list(validation[1]), predicted)
-                metrics["val_accuracy"] = float(np.mean([p == g for p, g in zip(predicted, validation[1])]))
-            log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in metrics.items()})
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
-            score = metrics.get("val_macro_f1", -metrics["train_loss"])
-            if score > best_f1:
-                best_f1, stale = score, 0
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
-                self.best_epoch = epoch
-            else:
-                stale += 1
-                if stale >= cfg.early_stopping_patience:
-                    log.info("early stopping after epoch %d (best epoch %d)", epoch, self.best_epoch)
-                    break
-            if step >= total_steps:
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TransformerBackend:
+        """Train to the end, stopping early on the training loss; `train()` drives the loop itself."""
+        loop = self.training_loop(texts, labels)
+        for event in loop:
+            if isinstance(event, EpochDone) and event.stale >= self.training.early_stopping_patience:
                 break
-            if epoch < cfg.epochs:
-                loss_sum, seen = 0.0, 0
-                save_checkpoint(epoch + 1, 0, None)  # resume at the start of the next epoch
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
-        self.model.eval()
-        return self
-
-    def _optimizer(self) -> torch.optim.Optimizer:
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            (no_decay if param.ndim < 2 else decay).append(param)
-        return torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.training.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.training.learning_rate,
-            fused=True,  # one kernel over all parameters: 6x faster than the default step on the CPU too
-        )
+        return loop.finish()
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Probabilities in LABELS order, in input order; batches sorted by length to avoid padding."""
@@ -392,7 +243,7 @@ class TransformerBackend:
             training=TrainingConfig(precision=precision),
             model=model,
             tokenizer=tokenizer,
-            max_length=int(meta.get("max_length", 128)),
+            max_length=model_folder.max_length(meta),
             base_model=meta.get("base_model"),
         )
         if backend.precision in _AUTOCAST_DTYPES:

@@ -1,0 +1,258 @@
+"""The transformer's training loop as a stream of events: the loop trains, the caller decides.
+
+Modelled on spaCy's `train_while_improving`: iterating a `TrainingLoop` runs optimiser steps and
+yields a `StepDone` after each and an `EpochDone` (with validation figures) after each epoch. The
+caller decides what to do with them: `train()` saves checkpoints, logs to MLflow and stops early;
+a sweep prunes. Stopping is just leaving the `for` loop; `finish()` then puts the best epoch's
+weights back.
+
+At every event `state_dict()` is a resume point: a `TrainingLoop` given that state through
+`load_state_dict()` continues exactly as the uninterrupted loop would (same batches, same random
+draws), so `--resume` gives the same model.
+
+Inside: class-weighted cross-entropy for the rare label, fused AdamW with warmup and linear decay,
+length-grouped batches, bf16/fp16 autocast where the hardware runs it, gradient clipping, and under
+torchrun every rank training its shard of the same global batches.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from trainer import distributed
+from trainer.labels import LABEL2ID, LABELS
+from trainer.metrics import macro_f1
+
+if TYPE_CHECKING:
+    from trainer.models.transformer import TransformerBackend
+
+log = logging.getLogger(__name__)
+
+# Gradients are clipped to this global norm before every step.
+GRAD_CLIP_NORM = 1.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """One optimiser step was taken."""
+
+    epoch: int
+    step: int
+
+
+@dataclass(frozen=True)
+class EpochDone:
+    """An epoch ended; `metrics` holds its training loss and, with validation data, its macro-F1."""
+
+    epoch: int
+    step: int
+    metrics: dict[str, float]
+    is_best: bool  # the best score so far (validation macro-F1, else the negative training loss)
+    stale: int  # epochs in a row without a better score
+    last: bool  # no epoch follows: the epoch budget or `max_steps` is spent
+
+
+Event = StepDone | EpochDone
+
+
+class TrainingLoop:
+    """Iterate it to train `backend` on `texts`; the events say where it is."""
+
+    def __init__(
+        self,
+        backend: TransformerBackend,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        validation: tuple[Sequence[str], Sequence[str]] | None = None,
+    ):
+        from transformers import get_linear_schedule_with_warmup
+
+        self.backend = backend
+        self.validation = validation
+        cfg = self.cfg = backend.training
+        seed_everything(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.ids = backend._encode(texts)
+        self.lengths = np.array([len(x) for x in self.ids])
+        y = torch.tensor([LABEL2ID[label] for label in labels], dtype=torch.long)
+        self.y = y.to(backend.device)
+
+        weight = None
+        if cfg.class_weighting:
+            counts = np.bincount(y.numpy(), minlength=len(LABELS)).astype(float)
+            weight = torch.tensor(len(y) / (len(LABELS) * np.maximum(counts, 1)), dtype=torch.float32)
+            log.info("class weights %s", {label: round(float(w), 2) for label, w in zip(LABELS, weight)})
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=weight.to(backend.device) if weight is not None else None)
+
+        steps_per_epoch = -(-len(self.ids) // cfg.batch_size)
+        self.total_steps = steps_per_epoch * cfg.epochs
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.optimizer = _optimizer(backend.model, cfg.learning_rate, cfg.weight_decay)
+        # fp16 gradients underflow without loss scaling; for bf16 and fp32 the scaler does nothing.
+        self.scaler = torch.amp.GradScaler(backend.device.type, enabled=backend.precision == "fp16")
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, int(cfg.warmup_ratio * self.total_steps), self.total_steps
+        )
+        # Where the loop is: the next epoch and batch, and that epoch's batches once drawn.
+        self.epoch, self.batch_index, self.batches = 1, 0, None
+        self.step, self.loss_sum, self.seen = 0, 0.0, 0
+        self.best_score, self.best_state, self.best_epoch, self.stale = -float("inf"), None, 0, 0
+
+    # ------------------------------------------------------------ resume
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue from here: weights, optimiser, schedule, random generators, position."""
+        return {
+            "weights": self.backend.model.state_dict(),
+            "best": self.best_state,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "loop": {
+                "epoch": self.epoch,
+                "batch_index": self.batch_index,
+                "step": self.step,
+                "loss_sum": self.loss_sum + float(self._epoch_loss),
+                "seen": self.seen,
+                "best_f1": self.best_score,
+                "stale": self.stale,
+                "best_epoch": self.best_epoch,
+                "batches": None if self.batches is None else [b.tolist() for b in self.batches],
+                "numpy_rng": self.rng.bit_generator.state,
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            },
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Continue from a `state_dict()` (a checkpoint)."""
+        self.backend.model.load_state_dict(saved["weights"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        loop = saved["loop"]
+        if loop.get("scaler"):
+            self.scaler.load_state_dict(loop["scaler"])
+        torch.set_rng_state(saved["torch_rng"])
+        if saved.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        self.rng.bit_generator.state = loop["numpy_rng"]
+        self.best_state, self.best_score, self.stale = saved["best"], loop["best_f1"], loop["stale"]
+        self.step, self.best_epoch, self.epoch = loop["step"], loop["best_epoch"], loop["epoch"]
+        self.batches = None if loop["batches"] is None else [np.array(b, dtype=int) for b in loop["batches"]]
+        self.batch_index, self.loss_sum, self.seen = loop["batch_index"], loop["loss_sum"], loop["seen"]
+        log.info("resuming at epoch %d, batch %d (step %d)", self.epoch, self.batch_index, self.step)
+
+    # ------------------------------------------------------------ the loop
+
+    _epoch_loss: Any = 0.0  # the running epoch loss, kept on the device (no wait for the GPU each step)
+
+    def __iter__(self) -> Iterator[Event]:
+        backend, cfg = self.backend, self.cfg
+        # Under torchrun every rank draws the same global batches (same seed) and takes its shard;
+        # DDP averages the gradients, so a step matches one process with the same global batch.
+        trained = distributed.wrap(backend.model)
+        log.info("training on %s in %s: %d examples, %d steps", backend.device, backend.precision, len(self.ids),
+                 self.total_steps)
+        while self.epoch <= cfg.epochs:
+            epoch = self.epoch
+            backend.model.train()
+            started = time.perf_counter()
+            if self.batches is None:
+                self.batches, self.batch_index, self.loss_sum, self.seen = self._draw_batches(), 0, 0.0, 0
+            if distributed.is_distributed():  # every rank needs a non-empty shard of every step
+                self.batches = [b for b in self.batches if len(b) >= distributed.world_size()]
+            batches = self.batches
+            self._epoch_loss = torch.zeros((), device=backend.device)
+            progress = tqdm(range(self.batch_index, len(batches)), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
+                            leave=False, disable=not distributed.is_main())
+            for index in progress:
+                self._train_step(trained, batches[index])
+                self.batch_index = index + 1
+                if self.step >= self.total_steps:
+                    break
+                yield StepDone(epoch, self.step)
+            progress.close()
+            yield self._end_epoch(epoch, time.perf_counter() - started)
+            if self.step >= self.total_steps:
+                return
+
+    def _draw_batches(self) -> list[np.ndarray]:
+        return self.backend._train_batches(self.lengths, self.cfg.batch_size, self.rng)
+
+    def _train_step(self, trained: Any, batch: np.ndarray) -> None:
+        backend = self.backend
+        batch = distributed.shard(batch)
+        inputs = backend._collate([self.ids[i] for i in batch])
+        with backend._autocast():
+            logits = trained(**inputs).logits
+        loss = self.loss_fn(logits.float(), self.y[torch.from_numpy(batch).to(backend.device)])
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients
+        torch.nn.utils.clip_grad_norm_(backend.model.parameters(), GRAD_CLIP_NORM)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self._epoch_loss += loss.detach() * len(batch)
+        self.seen += len(batch)
+        self.step += 1
+
+    def _end_epoch(self, epoch: int, elapsed: float) -> EpochDone:
+        self.loss_sum += float(self._epoch_loss)
+        self._epoch_loss = 0.0
+        epoch_loss, epoch_seen = distributed.sum_across_ranks(self.loss_sum, self.seen)
+        metrics = {"train_loss": epoch_loss / max(epoch_seen, 1), "train_examples_per_second": self.seen / elapsed}
+        if self.validation is not None and len(self.validation[0]):
+            predicted = self.backend.predict_labels(self.validation[0])
+            metrics["val_macro_f1"] = macro_f1(list(self.validation[1]), predicted)
+            metrics["val_accuracy"] = float(np.mean([p == g for p, g in zip(predicted, self.validation[1])]))
+        log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in metrics.items()})
+        score = metrics.get("val_macro_f1", -metrics["train_loss"])
+        is_best = score > self.best_score
+        if is_best:
+            self.best_score, self.stale, self.best_epoch = score, 0, epoch
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.backend.model.state_dict().items()})
+        else:
+            self.stale += 1
+        last = epoch >= self.cfg.epochs or self.step >= self.total_steps
+        # The resume point is now the start of the next epoch, its batches drawn afresh.
+        self.epoch, self.batch_index, self.batches = epoch + 1, 0, None
+        if not last:
+            self.loss_sum, self.seen = 0.0, 0
+        return EpochDone(epoch, self.step, metrics, is_best, self.stale, last)
+
+    def finish(self) -> TransformerBackend:
+        """Put the best epoch's weights back and switch to inference; returns the trained backend."""
+        if self.best_state is not None:
+            self.backend.model.load_state_dict(self.best_state)
+        self.backend.model.eval()
+        self.backend.best_epoch = self.best_epoch
+        return self.backend
+
+
+def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for _, param in model.named_parameters():
+        (no_decay if param.ndim < 2 else decay).append(param)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate,
+        fused=True,  # one kernel over all parameters: 6x faster than the default step on the CPU too
+    )
