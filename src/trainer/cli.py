@@ -78,12 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="make a faster CPU model folder (ONNX Runtime or int8) from a trained one")
     export.add_argument("--model", required=True, type=Path, help="a transformer model folder")
     export.add_argument("--output", required=True, type=Path, help="the new model folder")
+    from trainer.models.export import EXPORTS
+
     export.add_argument(
         "--format",
-        default="onnx",
-        choices=["onnx", "onnx-int8", "int8"],
-        help="onnx: ONNX Runtime, fp32, the same labels (default); onnx-int8: ONNX Runtime, int8, faster, "
-        "a few labels differ; int8: torch dynamic int8, no extra packages, more labels differ",
+        default=EXPORTS.names()[0],
+        choices=EXPORTS.names(),
+        help="; ".join(f"{name}: {EXPORTS.get(name).help}" for name in EXPORTS.names()),
     )
 
     predict = sub.add_parser("predict", help="label sentences or a whole article")
@@ -97,10 +98,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_precision(parser: argparse.ArgumentParser) -> None:
+    from trainer.predict import PRECISIONS
+
     parser.add_argument(
         "--precision",
-        choices=["auto", "bf16", "fp16", "fp32"],
-        default="auto",
+        choices=PRECISIONS,
+        default=PRECISIONS[0],
         help="transformer models: auto = bf16 on a GPU or a CPU with AMX/AVX512-BF16, fp16 on a GPU without "
         "bf16, else fp32; fp32 forces full precision",
     )
@@ -115,7 +118,9 @@ def _add_eval_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--label-map", action="append", default=[], metavar="THEIRS=OURS", help="rename labels in --data (repeatable)"
     )
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
+    from trainer.metrics import N_RESAMPLES
+
+    parser.add_argument("--resamples", type=int, default=N_RESAMPLES, help="bootstrap resamples for the intervals")
 
 
 def _label_map(pairs: list[str]) -> dict[str, str]:
@@ -306,6 +311,7 @@ def _quiet_libraries() -> None:
     """
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights", "Writing model shards"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # "Downloading artifacts" per logged model
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # datasets' "Saving the dataset (1/1 shards)"
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # "Creating initial MLflow database tables..." and the like
 
 

@@ -11,15 +11,19 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainer.data.brat_cues import BRAT_EXTRA_CLAIM_CUES, BRAT_NON_CLAIM_CUES
 from trainer.errors import ConfigError
 from trainer.labels import LABELS
+from trainer.registry import BACKENDS, SOURCES, BackendKind, Registry, register_backend, register_source
 
 DEFAULT_TRACKING_DB = "mlflow.db"
+# The seed of splits, initial weights, batch order and the baseline's solver, unless a config sets one.
+DEFAULT_SEED = 13
 
 
 class _Strict(BaseModel):
@@ -38,7 +42,10 @@ def _must_exist(value: Path | None) -> Path | None:
 LabelName = Literal["verified", "attributed", "unverified"]
 
 
-class _Source(_Strict):
+class SourceConfig(_Strict):
+    """What every source kind shares. A kind subclasses it with a `kind: Literal[...]` field and is
+    registered with `@register_source(reader, files)`."""
+
     exclude_articles: Path | None = Field(
         default=None, description="text file of article ids (one per line) left out, e.g. a dev set's articles"
     )
@@ -57,8 +64,22 @@ class _Source(_Strict):
 
     _exists_common = field_validator("exclude_articles", "rules")(_must_exist)
 
+    def has_article_ids(self) -> bool:
+        """Whether the sentences this source reads carry article ids (for splits and exclude_articles)."""
+        return True
 
-class CorpusSource(_Source):
+    @model_validator(mode="after")
+    def _exclusions_apply(self) -> SourceConfig:
+        if self.exclude_articles is not None and not self.has_article_ids():
+            raise ValueError(
+                "expected article ids for exclude_articles to match, found none (no article_column); "
+                "set article_column to the column naming each sentence's article, or drop exclude_articles"
+            )
+        return self
+
+
+@register_source("trainer.data.sources:read_corpus", "trainer.data.sources:corpus_files")
+class CorpusSource(SourceConfig):
     """Plain-text articles in a folder, with gold sentence labels in a JSONL file beside them."""
 
     kind: Literal["corpus"] = "corpus"
@@ -69,7 +90,8 @@ class CorpusSource(_Source):
     _exists = field_validator("articles", "labels", "metadata")(_must_exist)
 
 
-class FolderSource(_Source):
+@register_source("trainer.data.sources:read_folder", "trainer.data.sources:folder_files")
+class FolderSource(SourceConfig):
     """Raw, unlabeled articles (.txt/.md/.html files, or JSONL/CSV with a text column): labeled by rules."""
 
     kind: Literal["folder"] = "folder"
@@ -80,26 +102,8 @@ class FolderSource(_Source):
     _exists = field_validator("path")(_must_exist)
 
 
-# PolNeAR annotates thoughts and feelings as attributions too. A want, a like or a fear is not a
-# claim relayed from a source, so these cues do not make a sentence attributed.
-NON_CLAIM_CUES = (
-    r"wants?|wanted|wanting|wish(es|ed)?|hopes?|hoped|hoping|likes?|liked|loves?|loved|hates?|hated",
-    r"fears?|feared|worr(y|ies|ied)|feels?|felt|enjoy(s|ed)?|prefers?|preferred|dislikes?",
-    r"seems?|seemed|appears?|appeared|looks?|looked|sees?|saw|seen|watch(es|ed)?|hears?|heard",
-    r"captured|erupt(s|ed)? from|is expected|are expected|was expected|knows?|knew|learned|realized",
-)
-
-
-# Annotated cues that relay a source's claim although the rule lexicon (which must avoid their
-# other senses in free text) does not list them bare.
-EXTRA_CLAIM_CUES = (
-    r"confirm(s|ed)?|report(s|ed)?|reveal(s|ed)?|discuss(es|ed)?|defend(s|ed)?|applaud(s|ed)?|credit(s|ed)?",
-    r"threaten(s|ed)?|urg(e|es|ed|ing)|describ(e|es|ed|ing)|tout(s|ed)?|question(s|ed)?|mock(s|ed)?",
-    r"slam(s|med)?|blast(s|ed)?|attack(s|ed)?|criticiz(e|es|ed|ing)|dismiss(es|ed)?|reject(s|ed)?|show(s|ed|n)?",
-)
-
-
-class BratSource(_Source):
+@register_source("trainer.data.sources:read_brat", "trainer.data.sources:brat_files")
+class BratSource(SourceConfig):
     """A brat standoff corpus of attribution annotations, such as PolNeAR."""
 
     kind: Literal["brat"] = "brat"
@@ -110,11 +114,11 @@ class BratSource(_Source):
         default=True, description="cues of belief ('believes', 'thinks') attribute a claim, as the guidelines say"
     )
     extra_claim_cues: list[str] = Field(
-        default_factory=lambda: list(EXTRA_CLAIM_CUES),
+        default_factory=lambda: list(BRAT_EXTRA_CLAIM_CUES),
         description="regexes of annotated cues that relay a claim, beyond the rules' reporting verbs",
     )
     excluded_cues: list[str] = Field(
-        default_factory=lambda: list(NON_CLAIM_CUES),
+        default_factory=lambda: list(BRAT_NON_CLAIM_CUES),
         description="regexes of annotated cues that never relay a claim (desires, feelings, perception)",
     )
     min_content_share: float = Field(
@@ -126,7 +130,8 @@ class BratSource(_Source):
     _exists = field_validator("path")(_must_exist)
 
 
-class LabeledSource(_Source):
+@register_source("trainer.data.sources:read_labeled", "trainer.data.sources:folder_files")
+class LabeledSource(SourceConfig):
     """A JSONL or CSV file of labeled sentences."""
 
     kind: Literal["labeled"] = "labeled"
@@ -138,8 +143,12 @@ class LabeledSource(_Source):
 
     _exists = field_validator("path")(_must_exist)
 
+    def has_article_ids(self) -> bool:
+        return self.article_column is not None
 
-class HuggingFaceSource(_Source):
+
+@register_source("trainer.data.sources:read_huggingface", "trainer.data.sources:huggingface_files")
+class HuggingFaceSource(SourceConfig):
     """`datasets.load_dataset(path, data_files=...)`: local files, or a hub id when a network exists."""
 
     kind: Literal["huggingface"] = "huggingface"
@@ -151,10 +160,17 @@ class HuggingFaceSource(_Source):
     article_column: str | None = None
     label_map: dict[str, LabelName] = Field(default_factory=dict)
 
+    def has_article_ids(self) -> bool:
+        return self.article_column is not None
 
-DataSource = Annotated[
-    CorpusSource | FolderSource | BratSource | LabeledSource | HuggingFaceSource, Field(discriminator="kind")
-]
+
+def _union(registry: Registry[Any], tag: str) -> Any:
+    """The discriminated union of every config class registered in `registry` (tag: the Literal field)."""
+    members = tuple(entry.config for entry in registry.entries() if entry.config is not None)
+    return Annotated[Union[members], Field(discriminator=tag)]  # noqa: UP007 - built from a tuple
+
+
+DataSource = _union(SOURCES, "kind")
 
 
 class SplitConfig(_Strict):
@@ -162,7 +178,7 @@ class SplitConfig(_Strict):
 
     validation: float = Field(default=0.15, gt=0, lt=0.5)
     test: float = Field(default=0.15, gt=0, lt=0.5)
-    seed: int = 13
+    seed: int = DEFAULT_SEED
 
 
 def _scheme(value: list[str]) -> list[str]:
@@ -194,6 +210,7 @@ class DataConfig(_Strict):
 # ---------------------------------------------------------------- model
 
 
+@register_backend("trainer.models.transformer:TransformerBackend")
 class TransformerModel(_Strict):
     """Fine-tune a pretrained encoder with a classification head."""
 
@@ -206,6 +223,7 @@ class TransformerModel(_Strict):
     trust_remote_code: bool = False
 
 
+@register_backend("trainer.models.sklearn:SklearnBackend")
 class SklearnModel(_Strict):
     """TF-IDF features and logistic regression: the fast baseline."""
 
@@ -216,6 +234,7 @@ class SklearnModel(_Strict):
     class_weight: Literal["balanced"] | None = "balanced"
 
 
+@register_backend("trainer.models.rules:RulesBackend")
 class RulesModel(_Strict):
     """The cue-lexicon rules as a model: nothing to train, same evaluate and predict."""
 
@@ -225,7 +244,11 @@ class RulesModel(_Strict):
     _exists = field_validator("rules")(_must_exist)
 
 
-ModelConfig = Annotated[TransformerModel | SklearnModel | RulesModel, Field(discriminator="backend")]
+# A model folder that predicts but is not trained from a config: `trainer export --format onnx|onnx-int8`.
+BACKENDS.register("onnx", BackendKind(None, "trainer.models.onnx:OnnxBackend"))
+
+ModelConfig = _union(BACKENDS, "backend")
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 
 class TrainingConfig(_Strict):
@@ -241,7 +264,7 @@ class TrainingConfig(_Strict):
     )
     early_stopping_patience: int = Field(default=2, ge=1)
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps (smoke runs)")
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+    precision: Precision = Field(
         default="auto",
         description="auto: bf16 autocast where the CPU/GPU runs it natively, fp16 on GPUs without bf16, else fp32",
     )
@@ -252,7 +275,7 @@ class TrainingConfig(_Strict):
     temperature_scaling: bool = Field(
         default=False, description="fit a temperature on validation; saved with the model and used by predict"
     )
-    seed: int = 13
+    seed: int = DEFAULT_SEED
 
 
 class TrackingConfig(_Strict):
@@ -276,6 +299,20 @@ class ExperimentConfig(_Strict):
     @property
     def model_dir(self) -> Path:
         return self.output_dir / self.run_name
+
+
+def _rebuild_unions() -> None:
+    """A kind registered after import (a plugin, a test's toy kind) joins the unions at once."""
+    global DataSource, ModelConfig
+    DataSource, ModelConfig = _union(SOURCES, "kind"), _union(BACKENDS, "backend")
+    DataConfig.model_fields["sources"].annotation = list[DataSource]
+    ExperimentConfig.model_fields["model"].annotation = ModelConfig
+    for model in (DataConfig, ExperimentConfig):
+        model.model_rebuild(force=True)
+
+
+SOURCES.on_change(_rebuild_unions)
+BACKENDS.on_change(_rebuild_unions)
 
 
 # ---------------------------------------------------------------- loading
@@ -356,12 +393,10 @@ def _first_model(annotation: Any) -> Any:
     return None
 
 
-_UNION_TAGS = {"corpus", "folder", "brat", "labeled", "huggingface", "transformer", "sklearn", "rules"}
-
-
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> tuple[str, str]:
     """(dotted key, message) for one pydantic error."""
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in _UNION_TAGS))
+    tags = set(SOURCES.names()) | set(BACKENDS.names())  # union members' tags in pydantic's error paths
+    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in tags))
     key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
     kind = error["type"]
     found = error.get("input")
@@ -377,6 +412,8 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> tuple[str, str]:
     message = error["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
     if message.startswith(("an existing path", "the project's label scheme")):
         return key, f"expected {message}"
+    if message.startswith("expected "):
+        return key, message
     shown = json.dumps(found, default=str) if not isinstance(found, dict) else "a mapping"
     return key, f"expected {message[0].lower() + message[1:]}, found {shown}"
 

@@ -10,6 +10,10 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from trainer.labels import LABELS
 
+# Bootstrap intervals: resamples per interval, and the seed that makes every report reproducible.
+N_RESAMPLES = 1000
+BOOTSTRAP_SEED = 13
+
 
 def compute_metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro-F1, per-label precision/recall/F1/support and the confusion matrix.
@@ -105,8 +109,8 @@ def bootstrap_ci(
     gold: Sequence[str],
     predicted: Sequence[str],
     groups: Sequence[str] | None = None,
-    n_resamples: int = 1000,
-    seed: int = 13,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
     level: float = 0.95,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals for each label's F1 and macro-F1, resampling whole articles.
@@ -129,8 +133,8 @@ def paired_bootstrap(
     predicted_a: Sequence[str],
     predicted_b: Sequence[str],
     groups: Sequence[str] | None = None,
-    n_resamples: int = 1000,
-    seed: int = 13,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> dict[str, float]:
     """Difference in macro-F1 (b - a) with a 95% interval and a two-sided bootstrap p-value.
 

@@ -28,6 +28,7 @@ def rules_path(path: Path | None) -> Path:
     """The lexicon file a config names, or the packaged default."""
     return DEFAULT_RULES if path is None else path
 
+
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|''.*?''|‘[^’]*’")
 _CLAUSE_BREAK = re.compile(r"[,;:()—–]|\bbut\b|\bthough\b|\balthough\b|\bhowever\b")
 
@@ -121,9 +122,12 @@ class RuleLabeler:
         clause = text[clause_start:start]
         return any(p.search(clause) for _, p in self.verbs + self.beliefs)
 
-    def _in_side_clause(self, text: str, start: int) -> bool:
-        clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, start)), default=0)
-        return bool(self.openers.search(text[clause_start:start]))
+    def _in_side_clause(self, text: str, match: re.Match[str]) -> bool:
+        clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, match.start())), default=0)
+        return bool(self.openers.search(text[clause_start : match.start()]))
+
+    def _is_forecast(self, text: str, match: re.Match[str]) -> bool:
+        return bool(self.forecast.search(text[max(0, match.start() - 80) : match.end() + 80]))
 
     # ------------------------------------------------------------ labeling
 
@@ -137,32 +141,25 @@ class RuleLabeler:
             match = pattern.search(unquoted)
             if match:
                 return RuleResult("unverified", [f"unverified.no_evidence:{match.group(0).lower()}"])
-        for name, pattern in self.markers:
-            for match in pattern.finditer(unquoted):
-                if self._source_voiced(unquoted, match.start()):
-                    attributed_by_source = True
-                    fired.append(f"attributed.source_uncertainty:{match.group(0).lower()}")
-                else:
-                    return RuleResult("unverified", [f"unverified.marker:{match.group(0).lower()}"])
-        for name, pattern in self.not_known:
-            for match in pattern.finditer(unquoted):
-                # A forecast ("unclear whether X will ...", "whether X will ... remains unclear")
-                if self.forecast.search(unquoted[max(0, match.start() - 80) : match.end() + 80]):
-                    fired.append(f"verified.forecast:{match.group(0).lower()}")
-                elif self._source_voiced(unquoted, match.start()):
-                    attributed_by_source = True
-                    fired.append(f"attributed.source_uncertainty:{match.group(0).lower()}")
-                else:
-                    return RuleResult("unverified", [f"unverified.not_known:{match.group(0).lower()}"])
-        for name, pattern in self.hedges:
-            for match in pattern.finditer(unquoted):
-                if self._in_side_clause(unquoted, match.start()):
-                    fired.append(f"verified.side_clause_hedge:{match.group(0).lower()}")
-                elif self._source_voiced(unquoted, match.start()):
-                    attributed_by_source = True
-                    fired.append(f"attributed.source_hedge:{match.group(0).lower()}")
-                else:
-                    return RuleResult("unverified", [f"unverified.hedge:{match.group(0).lower()}"])
+        # The writer's unverified markers, in precedence order. Each family may have an exception that
+        # leaves the sentence alone; a marker voiced by a source makes it attributed instead.
+        families = (
+            ("marker", self.markers, None, "attributed.source_uncertainty"),
+            # a forecast: "unclear whether X will ...", "whether X will ... remains unclear"
+            ("not_known", self.not_known, ("verified.forecast", self._is_forecast), "attributed.source_uncertainty"),
+            ("hedge", self.hedges, ("verified.side_clause_hedge", self._in_side_clause), "attributed.source_hedge"),
+        )
+        for family, patterns, exception, voiced in families:
+            for _, pattern in patterns:
+                for match in pattern.finditer(unquoted):
+                    cue = match.group(0).lower()
+                    if exception is not None and exception[1](unquoted, match):
+                        fired.append(f"{exception[0]}:{cue}")
+                    elif self._source_voiced(unquoted, match.start()):
+                        attributed_by_source = True
+                        fired.append(f"{voiced}:{cue}")
+                    else:
+                        return RuleResult("unverified", [f"unverified.{family}:{cue}"])
 
         for name, pattern in self.refusals:
             if pattern.search(unquoted):
@@ -194,7 +191,3 @@ class RuleLabeler:
 
     def is_belief_cue(self, cue: str) -> bool:
         return any(p.search(cue) for _, p in self.beliefs)
-
-
-def to_plain(result: RuleResult) -> dict[str, Any]:
-    return {"label": result.label, "fired": result.fired}

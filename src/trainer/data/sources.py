@@ -21,16 +21,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from trainer.config import BratSource, CorpusSource, FolderSource, HuggingFaceSource, LabeledSource
+from trainer.config import BratSource, CorpusSource, FolderSource, HuggingFaceSource, LabeledSource, SourceConfig
 from trainer.data.cleaning import clean_article
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sentences import Sentence, article_sentences, normalize, sentence_spans
 from trainer.errors import DataError
 from trainer.labels import LABELS, check_labels
+from trainer.registry import SOURCES
 
 log = logging.getLogger(__name__)
 
-AnySource = CorpusSource | FolderSource | BratSource | LabeledSource | HuggingFaceSource
 TEXT_SUFFIXES = (".txt", ".md")
 HTML_SUFFIXES = (".html", ".htm")
 TABLE_SUFFIXES = (".jsonl", ".csv")
@@ -49,6 +49,7 @@ class Example:
     beat: str = ""
     rule_label: str = ""
     rules_fired: str = ""
+    meta: dict[str, str] = field(default_factory=dict)  # a labeled file's other columns, when asked for
 
 
 @dataclass
@@ -86,7 +87,7 @@ def read_text(path: Path) -> str:
 _HTML = re.compile(r"<\s*(html|body|p|div|br|span|article)\b[^>]*>", re.IGNORECASE)
 
 
-def read_article(path: Path, source: AnySource, result: SourceResult) -> str:
+def read_article(path: Path, source: SourceConfig, result: SourceResult) -> str:
     """An article's text: UTF-8 (or decoded with replacement, by setting), HTML turned into text.
 
     Each fallback is counted in `result.skipped` (and so in the card) and logged.
@@ -413,40 +414,40 @@ def read_brat(source: BratSource, num_proc: int = 1, progress: bool = True) -> S
 # ---------------------------------------------------------------- labeled files and HF datasets
 
 
-def _rows_to_result(
+def labeled_examples(
     rows: Iterator[tuple[str, dict[str, Any]]],
-    text_column: str,
-    label_column: str,
-    article_column: str | None,
-    label_map: dict[str, str],
+    source: LabeledSource | HuggingFaceSource,
     source_name: str,
+    keep_meta: bool = False,
 ) -> SourceResult:
+    """Labeled rows to examples (`keep_meta`: other columns kept on each); rows of `exclude_articles`'
+    articles are left out."""
     result = SourceResult()
     counters: Counter[str] = Counter()
+    excluded, left_out = read_exclusions(source.exclude_articles), set()
+    used = {source.text_column, source.label_column, source.article_column}
     for number, (where, row) in enumerate(rows):
-        text = normalize(str(_column(row, text_column, where) or ""))
-        label = _map_label(_column(row, label_column, where), label_map, where)
+        article = str(_column(row, source.article_column, where)) if source.article_column else f"{source_name}#{number}"
+        if article in excluded:
+            left_out.add(article)
+            continue
+        text = normalize(str(_column(row, source.text_column, where) or ""))
+        label = _map_label(_column(row, source.label_column, where), source.label_map, where)
         if not text:
             result.skipped["empty_text"] += 1
             continue
-        article = str(row[article_column]) if article_column else f"{source_name}#{number}"
-        result.examples.append(Example(text, label, article, counters[article], "gold", source_name))
+        meta = {k: str(v) for k, v in row.items() if k not in used} if keep_meta else {}
+        result.examples.append(Example(text, label, article, counters[article], "gold", source_name, meta=meta))
         counters[article] += 1
     result.articles = len(counters)
+    if left_out:
+        result.skipped["excluded_article"] += len(left_out)
     return result
 
 
 def read_labeled(source: LabeledSource, num_proc: int = 1, progress: bool = True) -> SourceResult:
     """Labeled sentences from JSONL/CSV, with a label-name mapping."""
-    excluded = read_exclusions(source.exclude_articles)
-    rows = (
-        (w, r)
-        for w, r in read_table(source.path)
-        if not (source.article_column and str(r.get(source.article_column)) in excluded)
-    )
-    return _rows_to_result(
-        rows, source.text_column, source.label_column, source.article_column, source.label_map, f"labeled:{source.path}"
-    )
+    return labeled_examples(read_table(source.path), source, f"labeled:{source.path}")
 
 
 def read_huggingface(source: HuggingFaceSource, num_proc: int = 1, progress: bool = True) -> SourceResult:
@@ -466,42 +467,44 @@ def read_huggingface(source: HuggingFaceSource, num_proc: int = 1, progress: boo
                 row = {**row, source.label_column: names[row[source.label_column]]}
             yield f"{source.path}[{number}]", row
 
-    return _rows_to_result(
-        rows(), source.text_column, source.label_column, source.article_column, source.label_map, f"hf:{source.path}"
+    return labeled_examples(rows(), source, f"hf:{source.path}")
+
+
+# ---------------------------------------------------------------- what each kind reads, for the fingerprint
+
+
+def corpus_files(source: CorpusSource) -> list[Path]:
+    return sorted(source.articles.glob("*.txt")) + [source.labels] + ([source.metadata] if source.metadata else [])
+
+
+def brat_files(source: BratSource) -> list[Path]:
+    return sorted((source.path / source.text_dir).glob("*.txt")) + sorted(
+        (source.path / source.annotation_dir).glob("*.ann")
     )
 
 
-READERS: dict[str, Callable[..., SourceResult]] = {
-    "corpus": read_corpus,
-    "folder": read_folder,
-    "brat": read_brat,
-    "labeled": read_labeled,
-    "huggingface": read_huggingface,
-}
+def folder_files(source: FolderSource | LabeledSource) -> list[Path]:
+    return sorted(p for p in source.path.rglob("*") if p.is_file()) if source.path.is_dir() else [source.path]
 
 
-def read_source(source: AnySource, num_proc: int = 1, progress: bool = True) -> SourceResult:
-    """Dispatch on the source kind."""
-    return READERS[source.kind](source, num_proc=num_proc, progress=progress)
+def huggingface_files(source: HuggingFaceSource) -> list[Path]:
+    return [Path(f) for f in source.data_files or [] if Path(f).is_file()]
 
 
-def input_files(source: AnySource) -> list[Path]:
+# ---------------------------------------------------------------- any kind, through the registry
+
+
+def read_source(source: SourceConfig, num_proc: int = 1, progress: bool = True) -> SourceResult:
+    """Read a source with its kind's registered reader."""
+    return SOURCES.get(source.kind).read(source, num_proc=num_proc, progress=progress)
+
+
+def input_files(source: SourceConfig) -> list[Path]:
     """Every local file a source reads, for the dataset fingerprint."""
     files: list[Path] = [rules_path(source.rules)]
     if source.exclude_articles is not None:
         files.append(source.exclude_articles)
-    if isinstance(source, CorpusSource):
-        files += sorted(source.articles.glob("*.txt")) + [source.labels]
-        if source.metadata is not None:
-            files.append(source.metadata)
-    elif isinstance(source, BratSource):
-        files += sorted((source.path / source.text_dir).glob("*.txt"))
-        files += sorted((source.path / source.annotation_dir).glob("*.ann"))
-    elif isinstance(source, FolderSource | LabeledSource):
-        files += sorted(p for p in source.path.rglob("*") if p.is_file()) if source.path.is_dir() else [source.path]
-    elif isinstance(source, HuggingFaceSource):
-        files += [Path(f) for f in source.data_files or [] if Path(f).is_file()]
-    return files
+    return files + SOURCES.get(source.kind).input_files(source)
 
 
 __all__ = ["LABELS", "Example", "SourceResult", "input_files", "read_jsonl", "read_source", "read_text"]

@@ -12,18 +12,19 @@ benchmarks/README.md for speed and label agreement on 5,000 real sentences.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from trainer.atomic import atomic_folder
 from trainer.errors import ConfigError, ModelLoadError
-from trainer.models.base import MODEL_META, read_meta, write_meta
-
-FORMATS = ("onnx", "onnx-int8", "int8")
+from trainer.model_folder import MODEL_META, EVAL_DIR, read_meta, write_meta
+from trainer.registry import EXPORTS, ExportFormat
 
 # Sentences to compare an export with its source on: short, long, quoted, hedged.
 PROBES = (
@@ -46,12 +47,33 @@ class ExportCheck:
     label_agreement: float
 
 
+def _write_onnx(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path, int8: bool) -> None:
+    from trainer.models.onnx import export_onnx
+
+    export_onnx(source, folder, int8=int8)
+    source.tokenizer.save_pretrained(folder)
+    write_meta(folder, "onnx", max_length=source.max_length, base_model=source.base_model,
+               quantize="int8" if int8 else None, exported_from=str(model_dir))
+
+
+def _write_torch_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path) -> None:
+    shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns(EVAL_DIR), dirs_exist_ok=True)
+    (folder / MODEL_META).write_text(json.dumps({**meta, "quantize": "int8"}, indent=2), encoding="utf-8")
+
+
+EXPORTS.register("onnx", ExportFormat(
+    functools.partial(_write_onnx, int8=False), "ONNX Runtime, fp32, the same labels (default)"))
+EXPORTS.register("onnx-int8", ExportFormat(
+    functools.partial(_write_onnx, int8=True), "ONNX Runtime, int8, faster, a few labels differ"))
+EXPORTS.register("int8", ExportFormat(
+    _write_torch_int8, "torch dynamic int8, no extra packages, more labels differ"))
+
+
 def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportCheck:
     """Write `output`, a model folder in `format`, from the transformer folder `model_dir`."""
     from trainer.models import load_backend
 
-    if format not in FORMATS:
-        raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, found {format!r}")
+    exporter = EXPORTS.get(format, "--format: ")
     meta = read_meta(model_dir)
     if meta.get("backend") != "transformer" or meta.get("quantize"):
         found = meta.get("backend") if meta.get("backend") != "transformer" else "an int8 export"
@@ -61,16 +83,7 @@ def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportC
     source = load_backend(model_dir, precision="fp32")  # exported graphs and their check are fp32
     reference = source.predict_proba(list(PROBES))
     with atomic_folder(output) as tmp:
-        if format == "int8":
-            shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("evaluations"), dirs_exist_ok=True)
-            (tmp / MODEL_META).write_text(json.dumps({**meta, "quantize": "int8"}, indent=2), encoding="utf-8")
-        else:
-            from trainer.models.onnx import export_onnx
-
-            export_onnx(source, tmp, int8=format == "onnx-int8")
-            source.tokenizer.save_pretrained(tmp)
-            write_meta(tmp, "onnx", max_length=source.max_length, base_model=source.base_model,
-                       quantize="int8" if format == "onnx-int8" else None, exported_from=str(model_dir))
+        exporter.run(source, model_dir, meta, tmp)
         exported = load_backend(tmp).predict_proba(list(PROBES))
         check = ExportCheck(
             max_probability_diff=float(np.abs(exported - reference).max()),

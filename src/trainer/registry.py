@@ -1,0 +1,138 @@
+"""Registries: one per kind of thing the project has several of (source kinds, backends, export
+formats). A new kind is one module and one registration; the config's discriminated unions and the
+command line's choices are read from here, never from a second list.
+
+Entries name their code as `"module:attribute"` (imported on first use, so reading a config never
+imports torch) or hold it directly (a test's toy kind).
+
+>>> toys = Registry("toy")
+>>> toys.register("ball", 1)
+1
+>>> toys.names(), toys.get("ball")
+(('ball',), 1)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from trainer.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def resolve(target: Any) -> Any:
+    """`"package.module:attribute"` imported, or `target` itself when it is not such a string."""
+    if isinstance(target, str) and ":" in target:
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+    return target
+
+
+class Registry(Generic[T]):
+    """Named entries of one kind, in registration order."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self._entries: dict[str, T] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    def register(self, name: str, entry: T) -> T:
+        if name in self._entries:
+            raise ValueError(f"{self.what} {name!r} is registered twice")
+        self._entries[name] = entry
+        for listener in self._listeners:
+            listener()
+        return entry
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (a test's toy kind, once the test is done)."""
+        del self._entries[name]
+        for listener in self._listeners:
+            listener()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each later registration (the config rebuilds its unions)."""
+        self._listeners.append(listener)
+
+    def get(self, name: str, where: str = "") -> T:
+        if name not in self._entries:
+            raise ConfigError(f"{where}expected a {self.what} among {', '.join(self.names())}, found {name!r}")
+        return self._entries[name]
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._entries)
+
+    def entries(self) -> list[T]:
+        return list(self._entries.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """A source kind: its config class (a `SourceConfig` with a `kind` Literal), its reader
+    `(config, num_proc, progress) -> SourceResult` and the files it reads (for the fingerprint)."""
+
+    config: type
+    reader: Any
+    files: Any
+
+    def read(self, source: Any, num_proc: int = 1, progress: bool = True) -> Any:
+        return resolve(self.reader)(source, num_proc=num_proc, progress=progress)
+
+    def input_files(self, source: Any) -> list[Any]:
+        return list(resolve(self.files)(source))
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """A backend: its config class (None for a folder that only predicts, such as an ONNX export)
+    and the class that trains, saves and loads it."""
+
+    config: type | None
+    backend: Any
+
+    def cls(self) -> Any:
+        return resolve(self.backend)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """`trainer export --format NAME`: `export(source_backend, folder)` writes the new model folder."""
+
+    export: Any
+    help: str
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        return resolve(self.export)(*args, **kwargs)
+
+
+SOURCES: Registry[SourceKind] = Registry("source kind")
+BACKENDS: Registry[BackendKind] = Registry("backend")
+EXPORTS: Registry[ExportFormat] = Registry("export format")
+
+
+def register_source(reader: Any, files: Any) -> Callable[[type], type]:
+    """Class decorator for a source config: `@register_source("pkg.mod:read_x", "pkg.mod:x_files")`."""
+
+    def decorate(config: type) -> type:
+        kind = config.model_fields["kind"].default
+        SOURCES.register(kind, SourceKind(config, reader, files))
+        return config
+
+    return decorate
+
+
+def register_backend(backend: Any) -> Callable[[type], type]:
+    """Class decorator for a model config: `@register_backend("pkg.mod:XBackend")`."""
+
+    def decorate(config: type) -> type:
+        BACKENDS.register(config.model_fields["backend"].default, BackendKind(config, backend))
+        return config
+
+    return decorate
