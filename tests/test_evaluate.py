@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import FIXTURES
 from trainer.config import TrackingConfig
 from trainer.errors import DataError
 from trainer.evaluate import evaluate, rows_from_file
@@ -183,3 +185,52 @@ def test_cross_validation_parent_and_nested_runs(project):
         [client.get_run(result.run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'"
     )
     assert len(children) == 3 and all("test_macro_f1" in c.data.metrics for c in children)
+
+
+def test_evaluate_an_mlflow_uri_downloads_once_and_reports_under_evaluations(trained_sklearn, tmp_path, monkeypatch):
+    import mlflow
+
+    project, trained = trained_sklearn
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+    mlflow.set_tracking_uri(project.tracking_uri)
+    data = tmp_path / "dev.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"text": "The council said the budget would pass.", "label": "attributed"},
+        {"text": "The budget passed 6 to 3.", "label": "verified"},
+    ]))
+    uri = f"runs:/{trained.run_id}/model"
+    result = evaluate(uri, data=data, tracking=TrackingConfig(uri=project.tracking_uri), n_resamples=20)
+    assert result.report_dir == Path("evaluations") / f"runs-{trained.run_id}-model" / "dev"
+    assert (tmp_path / result.report_dir / "report.json").is_file()
+    assert not (tmp_path / "runs:").exists()  # no folder named after the URI
+    run = MlflowClient(tracking_uri=project.tracking_uri).get_run(result.run_id)
+    assert run.data.tags["trainer.training_run_id"] == trained.run_id  # read from the downloaded folder
+
+
+def test_a_data_config_that_cannot_exclude_articles_is_refused(tmp_path):
+    import yaml
+
+    from trainer.config import load_data_config
+    from trainer.errors import ConfigError
+
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("d1\n")
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "sources": [
+        {"kind": "labeled", "path": str(FIXTURES / "labeled.jsonl"), "exclude_articles": str(exclude)}]}))
+    with pytest.raises(ConfigError, match=r"sources\[0\]: expected article ids for exclude_articles to match, "
+                                          r"found none \(no article_column\); set article_column"):
+        load_data_config(path)
+
+
+def test_checkpoints_carry_every_random_generator(tiny_model_dir):
+    from trainer.config import TrainingConfig, TransformerModel
+    from trainer.models.transformer import TransformerBackend
+
+    backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir)), TrainingConfig(precision="fp32"))
+    state = backend.training_loop(["Shares rose."] * 4, ["verified"] * 4).state_dict()
+    assert {"torch_rng", "cuda_rng", "loop"} <= set(state) and "numpy_rng" in state["loop"]
+    import torch
+
+    assert (state["cuda_rng"] is None) == (not torch.cuda.is_available())

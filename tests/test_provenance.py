@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tomllib
 import warnings
@@ -193,6 +194,7 @@ def test_train_prints_the_projects_lines_not_the_libraries(project, tiny_model_d
     assert done.returncode == 0, done.stderr[-2000:]
     output = done.stdout + done.stderr
     assert "new classification head: 3 labels" in output
+    assert re.search(r"class weights \{'verified': \d\.\d{1,2}, 'attributed': \d\.\d{1,2}, ", output)
     for noise in ("LOAD REPORT", "MISSING", "Loading weights", "Writing model shards", "Downloading artifacts",
-                  "type hint", "Creating initial MLflow database tables", "\x1b["):
+                  "Saving the dataset", "type hint", "Creating initial MLflow database tables", "\x1b["):
         assert noise not in output, noise

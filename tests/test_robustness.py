@@ -8,7 +8,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -138,39 +137,31 @@ def test_transformer_predict_property(trained_tiny, texts):
 # ---------------------------------------------------------------- interrupted work
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "trainer.cli", "-q", *args], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+KILL_AT = Path(__file__).with_name("kill_at.py")
 
 
-def _wait_for(path_glob, root: Path, timeout: float = 120) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if list(root.glob(path_glob)):
-            return True
-        time.sleep(0.05)
-    return False
+def _killed_at(target: str, calls: int, sig: signal.Signals, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `trainer ARGS`, which sends itself `sig` right after the `calls`-th call of `target` returns."""
+    return subprocess.run([sys.executable, str(KILL_AT), target, str(calls), sig.name, *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_build_leaves_old_output_or_none(project, sig):
-    # a corpus big enough that the build is still running when the signal comes
+    """Killed after the dataset is written to its temporary folder, before the rename: nothing half-written
+    stands under the real name, and the next build cleans up and succeeds."""
     articles = project.root / "many"
     articles.mkdir()
-    for n in range(400):
-        (articles / f"a{n}.txt").write_text(f"Story {n}\n\n" + "The council met on Tuesday. Officials said it rained. " * 20)
+    for n in range(40):
+        (articles / f"a{n}.txt").write_text(f"Story {n}\n\n" + "The council met on Tuesday. Officials said it rained. " * 5)
     config = project.write("data/many.yaml", {"name": "many", "sources": [{"kind": "folder", "path": str(articles)}],
                                               "output_dir": str(project.root / "processed")})
-    process = _cli("build-data", "--config", str(config), cwd=project.root)
-    time.sleep(4)  # imports done, reading underway
-    process.send_signal(sig)
-    process.wait(timeout=60)
-    target = project.root / "processed" / "many"
-    if target.exists():  # the build had finished: then it must be whole
-        assert load_built(target).card["name"] == "many"
-    if sig == signal.SIGTERM:
-        assert not list((project.root / "processed").glob(".many.tmp-*")) if (project.root / "processed").exists() else True
-    # the next build cleans up whatever a killed one left and succeeds
+    done = _killed_at("datasets:DatasetDict.save_to_disk", 1, sig, "build-data", "--config", str(config),
+                      cwd=project.root)
+    assert done.returncode in (-sig, 128 + sig), done.stderr[-500:]
+    assert not (project.root / "processed" / "many").exists()
+    leftovers = list((project.root / "processed").glob(".many.tmp-*"))
+    assert leftovers == [] if sig == signal.SIGTERM else len(leftovers) == 1  # SIGTERM cleans up; SIGKILL cannot
     built = build_dataset(load_data_config(config), progress=False)
     assert sum(len(s) for s in built.dataset.values()) > 0
     assert not list((project.root / "processed").glob(".many.*"))
@@ -184,13 +175,11 @@ def test_killed_training_keeps_the_previous_model(project, tiny_model_dir, sig):
     before = (first.model_dir / "trainer_model.json").read_text()
     slow = project.experiment(
         "run", {"backend": "transformer", "pretrained": str(tiny_model_dir), "max_length": 64},
-        {"epochs": 500, "batch_size": 4, "precision": "fp32", "early_stopping_patience": 500},
+        {"epochs": 5, "batch_size": 4, "precision": "fp32", "early_stopping_patience": 5, "checkpoint_every_steps": 3},
     )
-    process = _cli("train", "--config", str(slow), "--overwrite", cwd=project.root)
-    time.sleep(8)  # well into the epochs
-    assert process.poll() is None, process.stderr.read() if process.stderr else ""
-    process.send_signal(sig)
-    process.wait(timeout=60)
+    done = _killed_at("trainer.checkpoint:Checkpointer.save", 2, sig, "train", "--config", str(slow), "--overwrite",
+                      cwd=project.root)  # killed mid-training, after its second checkpoint
+    assert done.returncode in (-sig, 128 + sig), done.stderr[-500:]
     assert (first.model_dir / "trainer_model.json").read_text() == before  # old model untouched
     assert load_classifier(first.model_dir).predict(["The mayor said so."])[0].label in LABELS
     if sig == signal.SIGTERM:
@@ -284,15 +273,14 @@ def test_resume_continues_the_same_run_to_the_same_result(project, tiny_model_di
     reference = train(load_config(project.experiment("whole", model, training)))
 
     config_path = project.experiment("cut", model, training)
-    process = _cli("train", "--config", str(config_path), cwd=project.root)
-    assert _wait_for(".cut.checkpoint/state.pt", project.root / "models", timeout=120)
-    time.sleep(1.0)  # a little further into training
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
-    if (project.root / "models" / "cut").exists():
-        pytest.skip("the run finished before it could be killed")
+    # killed mid-epoch 2: checkpoints at steps 2 and 4, the end of epoch 1 (step 5), then step 6
+    done = _killed_at("trainer.checkpoint:Checkpointer.save", 4, signal.SIGKILL, "train", "--config",
+                      str(config_path), cwd=project.root)
+    assert done.returncode == -signal.SIGKILL and not (project.root / "models" / "cut").exists()
     checkpoint = checkpoint_dir(project.root / "models" / "cut")
-    interrupted_run = torch.load(checkpoint / "state.pt", weights_only=True)["meta"]["run_id"]
+    state = torch.load(checkpoint / "state.pt", weights_only=True)
+    interrupted_run = state["meta"]["run_id"]
+    assert (state["loop"]["epoch"], state["loop"]["step"]) == (2, 6)  # killed where it was meant to be
 
     resumed = train(load_config(config_path), resume=True)
     assert resumed.run_id == interrupted_run  # the same MLflow run goes on
