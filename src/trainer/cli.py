@@ -22,8 +22,11 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any, get_args
 
+from trainer.config import DEFAULT_SEED
 from trainer.errors import EXIT_USAGE, TrainerError
+from trainer.selection import STRATEGIES, Diversity, Uncertainty
 
 log = logging.getLogger("trainer")
 
@@ -54,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-data", help="build (or reuse) a dataset and report problems before training")
     _add_config(check, "data config")
+    check.add_argument("--label-issues", action="store_true",
+                       help="also find probable label errors (cleanlab on out-of-fold probabilities)")
+    check.add_argument("--issues-output", type=Path, help="folder for the ranked CSV and review tasks "
+                       "(default: <output_dir>/<name>-label-issues)")
+    check.add_argument("--backend", default="sklearn", help="the model that gives the out-of-fold probabilities")
+    check.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by article")
+    check.add_argument("--inject-flips", type=float, metavar="RATE",
+                       help="check the finder instead: flip this share of labels and report how many it finds")
 
     train = sub.add_parser("train", help="train a model and log the run to MLflow")
     _add_config(train, "experiment config")
@@ -86,6 +97,27 @@ def _parser() -> argparse.ArgumentParser:
         choices=EXPORTS.names(),
         help="; ".join(f"{name}: {EXPORTS.get(name).help}" for name in EXPORTS.names()),
     )
+
+    select = sub.add_parser("select", help="choose the sentences worth labeling next, as Label Studio tasks")
+    select.add_argument("--model", required=True, help="model folder or MLflow model URI")
+    select.add_argument("--input", required=True, type=Path,
+                        help="a folder of articles, a JSONL/CSV/Parquet file of articles, or a data config")
+    select.add_argument("--n", required=True, type=int, help="how many sentences to select")
+    select.add_argument("--output", required=True, type=Path, help="a new folder for the tasks")
+    select.add_argument("--strategy", action="append", choices=STRATEGIES,
+                        help="uncertainty (default), disagreement (model vs rules), rare (repeatable)")
+    select.add_argument("--uncertainty", choices=get_args(Uncertainty), default="margin")
+    select.add_argument("--diversity", choices=get_args(Diversity), default="kmeans",
+                        help="spread the picks over the encoder's embedding space")
+    select.add_argument("--max-per-article", type=int, default=3)
+    select.add_argument("--rare-share", type=float, default=0.3, help="with rare: share of picks kept for it")
+    select.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    select.add_argument("--skip-labeled", type=Path, action="append", default=[], metavar="DATA_CONFIG",
+                        help="skip sentences these data configs label already (repeatable)")
+    select.add_argument("--no-predictions", action="store_true",
+                        help="tasks without the model's guess, for labeling not anchored by it")
+    select.add_argument("--text-column", default="text")
+    select.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article")
 
     predict = sub.add_parser("predict", help="label sentences or a whole article")
     predict.add_argument("--model", required=True, help="model folder or MLflow model URI")
@@ -173,7 +205,30 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"{problem.severity}: {problem.message}")
     errors = sum(p.severity == "error" for p in problems)
     print(f"{built.path}: {errors} errors, {len(problems) - errors} warnings")
+    if args.label_issues or args.inject_flips is not None:
+        _label_issues(args, config, built)
     return 1 if errors else 0
+
+
+def _label_issues(args: argparse.Namespace, config: Any, built: Any) -> None:
+    from trainer import label_issues
+    from trainer.registry import BACKENDS
+
+    kind = BACKENDS.get(args.backend, "--backend: ")
+    if kind.config is None:
+        raise TrainerError(f"--backend: expected a trainable backend, found {args.backend!r} (prediction only)")
+    model = kind.config()
+    if args.inject_flips is not None:
+        check = label_issues.flip_check(built, args.inject_flips, model, folds=args.folds)
+        print(f"injected {check['flipped']} flips into {check['sentences']} labels; the finder flagged {check['found']}")
+        for k, figures in check["at_k"].items():
+            print(f"  at k={k}: precision {figures['precision']:.3f}, recall {figures['recall']:.3f}")
+        return
+    output = args.issues_output or config.output_dir / f"{config.name}-label-issues"
+    rows = label_issues.label_issues(built, output, model, folds=args.folds)
+    per_source = built.card["label_issues"]["per_source"]
+    print(f"{len(rows)} suspected label issues ({', '.join(f'{k}: {v}' for k, v in sorted(per_source.items()))}): "
+          f"{output / label_issues.ISSUES_CSV}, {output / label_issues.ISSUES_TASKS} (Label Studio review tasks)")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -252,6 +307,20 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         print(f"\nMarkdown: {args.markdown}")
 
 
+def _cmd_select(args: argparse.Namespace) -> None:
+    from trainer.selection import SelectSettings, select
+
+    settings = SelectSettings(
+        n=args.n, strategies=tuple(args.strategy or ("uncertainty",)), uncertainty=args.uncertainty,
+        diversity=args.diversity, max_per_article=args.max_per_article, rare_share=args.rare_share, seed=args.seed,
+    )
+    picks = select(args.model, args.input, args.n, args.output, settings, args.skip_labeled,
+                   with_predictions=not args.no_predictions, text_column=args.text_column, id_column=args.id_column)
+    articles = len({c.article for c in picks})
+    print(f"{len(picks)} sentences from {articles} articles: {args.output}/tasks.json (Label Studio import), "
+          f"labeling-config.xml, tasks.csv, tasks.jsonl")
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from trainer.models.export import PROBES, export_model
 
@@ -295,6 +364,7 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "compare": _cmd_compare,
     "export": _cmd_export,
+    "select": _cmd_select,
     "predict": _cmd_predict,
 }
 

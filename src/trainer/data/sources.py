@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md")
 HTML_SUFFIXES = (".html", ".htm")
-TABLE_SUFFIXES = (".jsonl", ".csv")
+TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
 @dataclass
@@ -60,6 +60,7 @@ class SourceResult:
     unlabeled: list[dict[str, Any]] = field(default_factory=list)
     unused_labels: list[dict[str, Any]] = field(default_factory=list)
     articles: int = 0
+    agreement: dict[str, Any] = field(default_factory=dict)  # per source, where several annotators labeled
 
     def add(self, other: SourceResult) -> None:
         self.examples.extend(other.examples)
@@ -68,6 +69,7 @@ class SourceResult:
         self.unlabeled.extend(other.unlabeled)
         self.unused_labels.extend(other.unused_labels)
         self.articles += other.articles
+        self.agreement.update(other.agreement)
 
 
 # ---------------------------------------------------------------- file helpers
@@ -125,8 +127,13 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Rows of a JSONL or CSV file as (where, row), `where` naming file and line."""
-    if path.suffix.lower() == ".csv":
+    """Rows of a JSONL, CSV or Parquet file as (where, row), `where` naming file and line (or row)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+            yield f"{path}:row {number}", row
+    elif path.suffix.lower() == ".csv":
         for number, row in enumerate(csv.DictReader(read_text(path).splitlines()), start=2):
             yield f"{path}:{number}", row
     else:
@@ -236,7 +243,7 @@ def read_corpus(source: CorpusSource, num_proc: int = 1, progress: bool = True) 
 # ---------------------------------------------------------------- raw article folders
 
 
-def _folder_documents(source: FolderSource, result: SourceResult) -> list[tuple[str, str, str]]:
+def folder_documents(source: FolderSource, result: SourceResult) -> list[tuple[str, str, str]]:
     """(article id, raw text, where) for every document in the folder."""
     documents: list[tuple[str, str, str]] = []
     paths = sorted(p for p in source.path.rglob("*") if p.is_file()) if source.path.is_dir() else [source.path]
@@ -264,7 +271,7 @@ def read_folder(source: FolderSource, num_proc: int = 1, progress: bool = True) 
     excluded = read_exclusions(source.exclude_articles)
     result = SourceResult()
     seen: set[str] = set()
-    documents = _folder_documents(source, result)
+    documents = folder_documents(source, result)
     for article, text, where in tqdm(documents, desc=f"reading {source.path}", disable=not progress):
         if article in excluded:
             result.skipped["excluded_article"] += 1

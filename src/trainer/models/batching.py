@@ -51,3 +51,13 @@ def probabilities(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int, lo
         exp = np.exp(logits)
         out[batch] = exp / exp.sum(axis=1, keepdims=True)
     return out
+
+
+def batched_rows(
+    ids: Sequence[Sequence[int]], batch_size: int, pad_id: int, rows_of: LogitsFn, width: int
+) -> np.ndarray:
+    """`rows_of` (one `width`-wide row per text) over length-sorted batches, rows back in input order."""
+    out = np.zeros((len(ids), width), dtype=np.float32)
+    for batch in sorted_batches(ids, batch_size):
+        out[batch] = rows_of(*pad([ids[i] for i in batch], pad_id))
+    return out

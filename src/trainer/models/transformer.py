@@ -19,7 +19,7 @@ from trainer.config import TrainingConfig, TransformerModel
 from trainer.errors import ModelLoadError
 from trainer.labels import ID2LABEL, LABEL2ID, LABELS
 from trainer.model_folder import write_meta
-from trainer.models.batching import encode, pad, probabilities
+from trainer.models.batching import batched_rows, encode, pad, probabilities
 from trainer.models.loop import EpochDone, TrainingLoop, seed_everything
 
 log = logging.getLogger(__name__)
@@ -214,6 +214,26 @@ class TransformerBackend:
 
         pad_id = self.tokenizer.pad_token_id or 0
         return probabilities(ids, batch_size or self.training.eval_batch_size, pad_id, logits_of), cut
+
+    @torch.inference_mode()
+    def embed(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Sentence embeddings: the encoder's last hidden states, mean-pooled over real tokens (the
+        pooling all-MiniLM-L6-v2 was trained with), L2-normalised."""
+        self.model.eval()
+        ids, _ = encode(self.tokenizer, texts, self.max_length)
+        encoder = self.model.base_model
+
+        def pooled(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            with self._autocast():
+                inputs = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+                hidden = encoder(**{k: v.to(self.device) for k, v in inputs.items()}).last_hidden_state.float()
+            weights = inputs["attention_mask"].to(self.device).unsqueeze(-1).float()
+            mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+            return torch.nn.functional.normalize(mean, dim=1).cpu().numpy()
+
+        width = self.model.config.hidden_size
+        return batched_rows(ids, batch_size or self.training.eval_batch_size, self.tokenizer.pad_token_id or 0, pooled,
+                            width)
 
     def predict_labels(self, texts: Sequence[str]) -> list[str]:
         return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
