@@ -164,6 +164,33 @@ class HuggingFaceSource(SourceConfig):
         return self.article_column is not None
 
 
+@register_source("trainer.data.labelstudio:read_labelstudio", "trainer.data.labelstudio:labelstudio_files")
+class LabelStudioSource(SourceConfig):
+    """Label Studio's JSON export: one sentence per task, labeled by one or more annotators."""
+
+    kind: Literal["labelstudio"] = "labelstudio"
+    path: Path = Field(description="the JSON export (Export > JSON in Label Studio)")
+    articles: Path | None = Field(
+        default=None,
+        description="folder of <article>.txt the tasks' offsets point into: each task is checked against it, and "
+        "tasks without text read their sentence from it",
+    )
+    choices: str = Field(default="label", description="name of the Choices control in the labeling config")
+    resolve: Literal["majority", "drop", "adjudicator"] = Field(
+        default="majority",
+        description="annotators who disagree: the majority label (ties dropped), drop the task, or the adjudicator's",
+    )
+    adjudicator: str | None = Field(default=None, description="with resolve: adjudicator, their email or user id")
+
+    _exists = field_validator("path", "articles")(_must_exist)
+
+    @model_validator(mode="after")
+    def _adjudicator_named(self) -> LabelStudioSource:
+        if self.resolve == "adjudicator" and not self.adjudicator:
+            raise ValueError("expected adjudicator (an email or user id) with resolve: adjudicator, found none")
+        return self
+
+
 def _union(registry: Registry[Any], tag: str) -> Any:
     """The discriminated union of every config class registered in `registry` (tag: the Literal field)."""
     members = tuple(entry.config for entry in registry.entries() if entry.config is not None)

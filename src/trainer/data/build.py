@@ -97,7 +97,9 @@ def split_by_article(labels: list[str], groups: list[str], split: SplitConfig) -
         raise DataError(f"expected at least 3 articles to make train/validation/test splits, found {n_articles}")
 
     def peel(indices: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        n_splits = max(2, min(round(1 / fraction), len(set(g[indices]))))
+        # No more folds than articles, nor than the largest label has sentences (sklearn refuses that).
+        largest = max(np.unique(y[indices], return_counts=True)[1])
+        n_splits = max(2, min(round(1 / fraction), len(set(g[indices])), int(largest)))
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         rest, held = next(folds.split(np.zeros(len(indices)), y[indices], g[indices]))
         return indices[rest], indices[held]
@@ -193,10 +195,11 @@ def _card(
         "rule_disagreements": dict(disagreements.most_common()),
         "unlabeled_sentences": [item for r in results for item in r.unlabeled],
         "unused_labels": [item for r in results for item in r.unused_labels],
+        "agreement": {name: figures for r in results for name, figures in r.agreement.items()},
     }
 
 
-def _card_markdown(card: dict[str, Any]) -> str:
+def card_markdown(card: dict[str, Any]) -> str:
     rows = [
         f"| {name} | {card['articles'][name]} | {card['sentences'][name]} | "
         + " | ".join(str(card["label_counts"][name].get(label, 0)) for label in LABELS)
@@ -222,6 +225,10 @@ def _card_markdown(card: dict[str, Any]) -> str:
             f"Sentences where the label and the rules disagree: {sum(card['rule_disagreements'].values())}.",
             f"Sentences without a gold label (not in the dataset): {len(card['unlabeled_sentences'])}.",
             f"Gold labels that matched no sentence: {len(card['unused_labels'])}.",
+            *_agreement_lines(card.get("agreement", {})),
+            *([f"Suspected label issues (check-data --label-issues) per source: "
+               f"{', '.join(f'{k}: {v}' for k, v in sorted(card['label_issues']['per_source'].items())) or 'none'} "
+               f"of {card['label_issues']['sentences']} sentences."] if card.get("label_issues") else []),
             "",
             "Splits are grouped by article (no article in two splits) and stratified by label.",
             "",
@@ -229,12 +236,28 @@ def _card_markdown(card: dict[str, Any]) -> str:
     )
 
 
+def _agreement_lines(agreement: dict[str, Any]) -> list[str]:
+    """The card's agreement section: kappa overall and per label, and how disagreements were resolved."""
+    lines = []
+    for source, figures in agreement.items():
+        if figures.get("method") is None:
+            lines.append(f"Agreement ({source}): no task has more than one annotator.")
+            continue
+        name = "Cohen's kappa" if figures["method"] == "cohen" else "Fleiss' kappa"
+        per_label = ", ".join(f"{label} {value:.3f}" for label, value in figures["per_label"].items())
+        resolved = ", ".join(f"{k}: {v}" for k, v in sorted(figures.get("resolved", {}).items()))
+        lines.append(f"Agreement ({source}): {name} {figures['overall']:.3f} over {figures['items']} tasks labeled "
+                     f"by {', '.join(figures['annotators'])}; per label: {per_label}. "
+                     f"Resolved by {figures.get('rule')}: {resolved}.")
+    return lines
+
+
 def _write_atomically(dataset: DatasetDict, card: dict[str, Any], target: Path) -> None:
     """Write the dataset and its card; never a half-written build."""
     with atomic_folder(target) as tmp:
         dataset.save_to_disk(str(tmp))
         (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
-        (tmp / CARD_MD).write_text(_card_markdown(card), encoding="utf-8")
+        (tmp / CARD_MD).write_text(card_markdown(card), encoding="utf-8")
 
 
 def load_built(path: Path) -> BuiltDataset:

@@ -1,0 +1,199 @@
+"""Label Studio exports as a source kind (`kind: labelstudio`): labels by several annotators,
+their agreement, and one label per sentence by a configured rule.
+
+Reads Label Studio's JSON export (a list of tasks): each task's `data` (the sentence text, or an
+article id and character offsets that point into the article file), and its `annotations`, each
+with `completed_by`, `was_cancelled`, `ground_truth` and a `result` whose `value.choices` holds
+the label. Agreement is Cohen's kappa for two annotators and Fleiss' kappa for more, overall and
+per label (that label against the rest); it goes into the dataset card.
+
+>>> cohen_kappa([["a", "a"], ["b", "b"], ["a", "b"], ["b", "b"]])
+0.5
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.data.sentences import normalize
+from trainer.data.sources import Example, SourceResult, read_text
+from trainer.errors import DataError
+from trainer.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- agreement
+
+
+def cohen_kappa(pairs: Sequence[Sequence[str]]) -> float:
+    """Cohen's kappa of two annotators over items both labeled: (observed - chance) / (1 - chance)."""
+    if not pairs:
+        return float("nan")
+    a, b = zip(*pairs)
+    observed = sum(x == y for x, y in pairs) / len(pairs)
+    first, second = Counter(a), Counter(b)
+    chance = sum(first[k] * second[k] for k in set(first) | set(second)) / len(pairs) ** 2
+    return 1.0 if chance == 1 else (observed - chance) / (1 - chance)
+
+
+def fleiss_kappa(items: Sequence[Sequence[str]], categories: Sequence[str]) -> float:
+    """Fleiss' kappa over items that each have the same number (at least 2) of ratings."""
+    if not items:
+        return float("nan")
+    raters = len(items[0])
+    counts = np.array([[sum(r == c for r in item) for c in categories] for item in items], dtype=float)
+    agreement = ((counts * (counts - 1)).sum(axis=1) / (raters * (raters - 1))).mean()
+    shares = counts.sum(axis=0) / counts.sum()
+    chance = float((shares**2).sum())
+    return 1.0 if chance == 1 else float((agreement - chance) / (1 - chance))
+
+
+def agreement(labels_by_task: Sequence[dict[str, str]]) -> dict[str, Any]:
+    """Kappa overall and per label over the tasks labeled by more than one annotator.
+
+    Two annotators in all: Cohen's kappa over the tasks both labeled. More: Fleiss' kappa over the
+    tasks with the most common number of ratings."""
+    shared = [labels for labels in labels_by_task if len(labels) >= 2]
+    annotators = sorted({a for labels in labels_by_task for a in labels})
+    out: dict[str, Any] = {"annotators": annotators, "tasks_with_several": len(shared)}
+    if not shared:
+        return {**out, "method": None, "overall": None, "per_label": {}}
+    if len(annotators) == 2:
+        pairs = [[labels[annotators[0]], labels[annotators[1]]] for labels in shared]
+        per_label = {label: cohen_kappa([[x == label, y == label] for x, y in pairs]) for label in LABELS}
+        return {**out, "method": "cohen", "items": len(pairs), "overall": cohen_kappa(pairs), "per_label": per_label}
+    size = Counter(len(labels) for labels in shared).most_common(1)[0][0]
+    items = [list(labels.values()) for labels in shared if len(labels) == size]
+    per_label = {label: fleiss_kappa([[r == label for r in item] for item in items], [True, False]) for label in LABELS}
+    return {**out, "method": "fleiss", "items": len(items), "raters_per_item": size,
+            "overall": fleiss_kappa(items, LABELS), "per_label": per_label}
+
+
+# ---------------------------------------------------------------- the export
+
+
+def _annotator(annotation: dict[str, Any]) -> str:
+    who = annotation.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("email") or who.get("id")
+    return str(who)
+
+
+def _choice(annotation: dict[str, Any], control: str, where: str) -> str:
+    for result in annotation.get("result") or []:
+        if result.get("from_name") == control and result.get("type", "choices") == "choices":
+            choices = (result.get("value") or {}).get("choices") or []
+            if len(choices) == 1:
+                label = str(choices[0])
+                if label not in LABELS:
+                    raise DataError(f"{where}: expected a label in {list(LABELS)}, found {label!r}; "
+                                    "fix the labeling config's choices or relabel the task")
+                return label
+    raise DataError(f"{where}: expected one '{control}' choice in the annotation's result, found none; "
+                    "set `choices:` to the Choices control's name, or remove the empty annotation")
+
+
+def _resolve(labels: dict[str, str], ground_truth: str | None, source: Any) -> tuple[str | None, str]:
+    """One label for a task, and how it was reached."""
+    counts = Counter(labels.values())
+    if len(counts) == 1:
+        return next(iter(counts)), "unanimous"
+    if ground_truth is not None:
+        return ground_truth, "ground_truth"
+    if source.resolve == "adjudicator":
+        answer = labels.get(source.adjudicator or "")
+        return (answer, "adjudicated") if answer is not None else (None, "dropped_no_adjudication")
+    if source.resolve == "majority":
+        (top, n), *rest = counts.most_common()
+        if not rest or rest[0][1] < n:
+            return top, "majority"
+        return None, "dropped_tie"
+    return None, "dropped_disagreement"
+
+
+def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> SourceResult:
+    """Examples from a Label Studio export, one per task that resolves to a label."""
+    try:
+        tasks = json.loads(read_text(source.path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{source.path}: expected Label Studio's JSON export, found invalid JSON ({exc.msg})") from None
+    if not isinstance(tasks, list):
+        raise DataError(f"{source.path}: expected a list of tasks (Label Studio's JSON export), "
+                        f"found a {type(tasks).__name__}")
+    articles: dict[str, str] = {}
+    result = SourceResult()
+    labels_by_task: list[dict[str, str]] = []
+    how: Counter[str] = Counter()
+    counters: Counter[str] = Counter()
+    for position, task in enumerate(tasks):
+        where = f"{source.path}: task {task.get('id', position)}"
+        data = task.get("data") or {}
+        meta = data.get("meta") or {}
+        article = str(meta.get("article", data.get("article", f"task{task.get('id', position)}")))
+        text = _task_text(data, meta, article, source, articles, where)
+        labels: dict[str, str] = {}
+        ground_truth = None
+        for annotation in task.get("annotations") or []:
+            if annotation.get("was_cancelled"):
+                continue
+            label = _choice(annotation, source.choices, f"{where}, annotation {annotation.get('id', '?')}")
+            labels[_annotator(annotation)] = label
+            if annotation.get("ground_truth"):
+                ground_truth = label
+        if not labels:
+            result.skipped["task_without_annotation"] += 1
+            continue
+        labels_by_task.append(labels)
+        label, reached = _resolve(labels, ground_truth, source)
+        how[reached] += 1
+        if label is None:
+            result.skipped[reached] += 1
+            continue
+        index = int(meta.get("sentence_index", counters[article]))
+        counters[article] += 1
+        example = Example(normalize(text), label, article, index, "annotation", f"labelstudio:{source.path}")
+        result.examples.append(example)
+    result.articles = len(counters)
+    # The adjudicator settles disagreements; agreement is between the annotators they settle.
+    judged = [{a: x for a, x in labels.items() if a != source.adjudicator} for labels in labels_by_task]
+    result.agreement = {f"labelstudio:{source.path}": {**agreement(judged), "resolved": dict(how),
+                                                        "rule": source.resolve}}
+    return result
+
+
+def _task_text(data: dict[str, Any], meta: dict[str, Any], article: str, source: Any, articles: dict[str, str],
+               where: str) -> str:
+    """The task's sentence; checked against (or read from) its article at the recorded offsets."""
+    text = data.get("text")
+    if source.articles is None:
+        if not text:
+            raise DataError(f"{where}: expected the sentence in data.text, found none; set `articles:` to the "
+                            "folder of the articles its offsets point into")
+        return str(text)
+    if article not in articles:
+        path = source.articles / f"{article}.txt"
+        if not path.is_file():
+            raise DataError(f"{where}: expected article {article!r} at {path}, found no such file")
+        articles[article] = read_text(path)
+    if "start" not in meta or "end" not in meta:
+        raise DataError(f"{where}: expected meta.start and meta.end (character offsets), found {sorted(meta)}")
+    found = articles[article][int(meta["start"]) : int(meta["end"])]
+    if text is not None and normalize(found) != normalize(str(text)):
+        raise DataError(f"{where}: expected its text at [{meta['start']}, {meta['end']}) of article {article!r}, "
+                        f"found {found[:60]!r}; the export and the article do not match")
+    return found
+
+
+def labelstudio_files(source: Any) -> list[Path]:
+    files = [source.path]
+    if source.articles is not None:
+        files += sorted(source.articles.glob("*.txt"))
+    return files
