@@ -8,10 +8,14 @@ BENCH_STAMP := $(VENV)/.installed-bench
 LOCK := requirements/lock.txt
 LOCK_INPUTS := pyproject.toml requirements/torch.in
 LOCK_VENV := .venv-lock
+# Label Studio (the annotation server) lives in a venv of its own, from its own lock.
+LS_VENV := .venv-ls
+LS_LOCK := requirements/label-studio.txt
+LS_STAMP := $(LS_VENV)/.installed
 DEVSET := ../shared/devset/real-news-dev.jsonl
 PYTEST_ARGS ?=
 
-.PHONY: setup train baseline data test test-fast ui clean bench lock
+.PHONY: setup train baseline data test test-fast ui clean bench lock label-studio
 
 setup: $(STAMP)
 
@@ -23,6 +27,16 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,onnx]"
 	touch $(STAMP)
+
+$(LS_STAMP): $(LS_LOCK)
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/python -m pip install --quiet -r $(LS_LOCK)
+	touch $(LS_STAMP)
+
+# `make label-studio`: install it, then run it on http://127.0.0.1:8080 for labeling (README: the annotation loop).
+label-studio: $(LS_STAMP)
+	$(LS_VENV)/bin/label-studio start --no-browser --host 127.0.0.1 --port 8080
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,onnx,bench]"
@@ -36,6 +50,8 @@ lock:
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --strip-extras --allow-unsafe \
 		--extra dev --extra onnx --extra bench --no-emit-index-url --no-emit-find-links \
 		-o $(LOCK) $(LOCK_INPUTS)
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links -o $(LS_LOCK) requirements/label-studio.in
 
 data: $(STAMP)
 	$(BIN)/trainer build-data --config configs/data/bundled.yaml
@@ -53,7 +69,8 @@ baseline: $(STAMP)
 	$(BIN)/trainer train --config configs/baseline-tfidf.yaml --overwrite
 	if [ -f $(DEVSET) ]; then $(BIN)/trainer evaluate --model models/tfidf-bundled --data $(DEVSET); fi
 
-test: $(STAMP)
+# The tests include a round trip through a real Label Studio server, so they set it up too.
+test: $(STAMP) $(LS_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

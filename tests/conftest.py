@@ -7,6 +7,7 @@ the project's data/processed, models/ or mlflow.db.
 from __future__ import annotations
 
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,13 @@ class Project:
             **extra,
         }
         return self.write(f"{run_name}.yaml", content)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_project(root: Path) -> Project:

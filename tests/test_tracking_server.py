@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import free_port
 from trainer import load_classifier
 from trainer.config import TrackingConfig, load_config
 from trainer.evaluate import evaluate
@@ -19,17 +19,11 @@ from trainer.labels import LABELS
 from trainer.train import train
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on loopback: SQLite backend, local artifact store, stopped after."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts"),
@@ -98,7 +92,7 @@ def test_pyfunc_takes_a_dataframe_and_a_list(trained_sklearn, monkeypatch):
 
 
 def test_unreachable_server_still_saves_the_model(project):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     config = load_config(project.experiment("down", {"backend": "sklearn"}), [f"tracking.uri=http://127.0.0.1:{port}"])
     result = train(config)
     assert "unreachable" in (result.tracking_error or "")
