@@ -234,3 +234,31 @@ def test_checkpoints_carry_every_random_generator(tiny_model_dir):
     import torch
 
     assert (state["cuda_rng"] is None) == (not torch.cuda.is_available())
+
+
+def test_adjusted_shares_recover_the_true_shares_where_raw_counts_miss():
+    from trainer.metrics import adjusted_shares, share_intervals
+
+    rng = np.random.default_rng(0)
+    rates = np.array([[0.85, 0.10, 0.05], [0.10, 0.85, 0.05], [0.05, 0.05, 0.90]])  # known error rates
+    gold = rng.choice(3, size=20000, p=[0.55, 0.42, 0.03])  # a rare third label, as in real news
+    predicted = np.array([rng.choice(3, p=rates[g]) for g in gold])
+    raw = np.bincount(predicted, minlength=3) / len(predicted)
+    adjusted = adjusted_shares(predicted, rates)
+    assert abs(raw[2] - 0.03) > 0.03  # classify-and-count more than doubles the rare label
+    assert np.abs(adjusted - [0.55, 0.42, 0.03]).max() < 0.01
+    shares = share_intervals(predicted[:2000], [f"a{i // 20}" for i in range(2000)], rates, n_resamples=200)
+    low, high = shares["adjusted"]["unverified"]["ci"]
+    assert low <= shares["adjusted"]["unverified"]["share"] <= high and set(shares) == {"raw", "adjusted"}
+
+
+def test_reports_carry_raw_adjusted_and_gold_shares(trained_sklearn, tmp_path):
+    project, trained = trained_sklearn
+    result = evaluate(trained.model_dir, split="test", output=tmp_path / "r", tracking=TrackingConfig(enabled=False),
+                      n_resamples=50)
+    shares = result.report["shares"]
+    assert set(shares) >= {"raw", "adjusted", "gold"} and shares["adjusted_with"]
+    assert sum(v["share"] for v in shares["raw"].values()) == pytest.approx(1.0)
+    assert sum(v["share"] for v in shares["adjusted"].values()) == pytest.approx(1.0, abs=1e-3)
+    gold_counts = [result.metrics["per_label"][label]["support"] / result.metrics["n"] for label in shares["gold"]]
+    assert list(shares["gold"].values()) == pytest.approx(gold_counts)

@@ -272,10 +272,23 @@ def _print_report(report: dict) -> None:
         print(f"{label:<12}{precision:>10}{recall:>10}   {f1:<24}{n:>6}")
     print(f"accuracy {report['metrics']['accuracy']:.3f}   ECE {report['calibration']['ece']:.3f}   "
           f"(intervals: bootstrap over {report['ci_unit']})")
+    shares = report.get("shares", {})
+    for kind in ("gold", "raw", "adjusted"):
+        if shares.get(kind):
+            figures = "  ".join(
+                f"{label} {_share(shares[kind][label])}" for label in shares["raw"])
+            print(f"label shares, {kind}{' (true)' if kind == 'gold' else ''}: {figures}")
     for column, slices in report["slices"].items():
         for value, m in slices.items():
             print(f"  {column}={value} ({m['n']}): macro-F1 {m['macro_f1']:.3f}  " + "  ".join(
                 f"{label} {v['f1']:.3f} ({v['support']})" for label, v in m["per_label"].items()))
+
+
+def _share(value: Any) -> str:
+    if isinstance(value, dict):
+        low, high = value["ci"]
+        return f"{value['share']:.1%} [{low:.1%}, {high:.1%}]"
+    return f"{value:.1%}"
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:

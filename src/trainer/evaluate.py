@@ -23,7 +23,15 @@ from trainer.config import TrackingConfig
 from trainer.data.sources import read_table
 from trainer.errors import DataError, ModelLoadError
 from trainer.labels import LABEL2ID, LABELS
-from trainer.metrics import N_RESAMPLES, bootstrap_ci, compute_metrics, flat_metrics, reliability
+from trainer.metrics import (
+    N_RESAMPLES,
+    bootstrap_ci,
+    compute_metrics,
+    confusion_rates,
+    flat_metrics,
+    reliability,
+    share_intervals,
+)
 from trainer.predict import Classifier, is_mlflow_uri, load_classifier, local_model
 from trainer.report import MISCLASSIFIED_FILE, REPORT_FILES, write_report
 from trainer.tracking import Tracker
@@ -203,8 +211,10 @@ def build_report(
     confidence: np.ndarray,
     mistakes: dict[str, list[dict[str, Any]]],
     n_resamples: int = N_RESAMPLES,
+    rates: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Every figure of one evaluation as plain data."""
+    """Every figure of one evaluation as plain data. With `rates` (the model's confusion rates on
+    held-out data), the label shares are also adjusted for the model's errors."""
     predicted = [LABELS[i] for i in predicted_ids]
     metrics = compute_metrics(rows.gold, predicted)
     gold_ids = np.array([LABEL2ID[g] for g in rows.gold])
@@ -226,15 +236,21 @@ def build_report(
         "calibration": reliability(confidence, predicted_ids == gold_ids),
         "slices": slices,
         "confident_mistakes": mistakes,
+        "shares": {
+            **share_intervals(predicted_ids, rows.groups, rates, n_resamples=n_resamples),
+            "gold": {label: float(np.mean(gold_ids == i)) if len(gold_ids) else 0.0 for i, label in enumerate(LABELS)},
+            "adjusted_with": "the confusion rates of the model's validation split" if rates is not None else None,
+        },
     }
 
 
 def evaluate_rows(
-    classifier: Classifier, rows: LabeledRows, out_dir: Path, title: str, n_resamples: int = N_RESAMPLES
+    classifier: Classifier, rows: LabeledRows, out_dir: Path, title: str, n_resamples: int = N_RESAMPLES,
+    rates: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Score `rows`, write the whole report into `out_dir`; return the report and the predictions."""
     predicted_ids, confidence, mistakes = score_stream(classifier, rows, out_dir / MISCLASSIFIED_FILE)
-    report = build_report(title, rows, predicted_ids, confidence, mistakes, n_resamples)
+    report = build_report(title, rows, predicted_ids, confidence, mistakes, n_resamples, rates)
     write_report(out_dir, report)
     return report, [LABELS[i] for i in predicted_ids]
 
@@ -283,7 +299,9 @@ def evaluate(
         record = provenance.collect(getattr(classifier.backend, "precision", "fp32"))
         _warn_if_other_code(model_dir, record)
         name = model_label(model)
-        report, predicted = evaluate_rows(classifier, rows, report_dir, f"{name} on {rows.name}", n_resamples)
+        validation = (model_folder.read_metrics(model_dir) or {}).get("validation")
+        rates = confusion_rates(validation["confusion_matrix"]) if validation else None
+        report, predicted = evaluate_rows(classifier, rows, report_dir, f"{name} on {rows.name}", n_resamples, rates)
         provenance.write(report_dir, record, provenance.pip_freeze())
         card = write_card(model_dir) if in_folder and (model_dir / model_folder.CARD_FILE).is_file() else None
         training_run = model_folder.read_run(model_dir).get("run_id")

@@ -183,3 +183,64 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -
             {"low": edges[b], "high": edges[b + 1], "n": int(mask.sum()), "accuracy": accuracy, "confidence": mean_confidence}
         )
     return {"ece": float(ece), "bins": bins}
+
+
+# ---------------------------------------------------------------- label shares (what a study counts)
+
+
+def confusion_rates(matrix: Sequence[Sequence[int]]) -> np.ndarray:
+    """rates[i, j] = P(predicted j | gold i) from a confusion matrix of counts (rows gold); a label
+    never seen in the gold counts as always predicted right."""
+    counts = np.asarray(matrix, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, counts / np.maximum(totals, 1), np.eye(len(counts)))
+
+
+def adjusted_shares(predicted_ids: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Adjusted classify-and-count (Forman 2008): the gold label shares q whose expected predictions
+    rates.T @ q best match the predicted shares, with q >= 0 and summing to 1 (non-negative least squares).
+
+    >>> rates = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    >>> adjusted_shares(np.array([0] * 55 + [1] * 45), rates).round(3).tolist()
+    [0.5, 0.5, 0.0]
+    """
+    from scipy.optimize import nnls
+
+    k = len(LABELS)
+    observed = np.bincount(predicted_ids, minlength=k) / max(len(predicted_ids), 1)
+    weight = 100.0  # the sum-to-one row, weighted so that it holds almost exactly
+    system = np.vstack([rates.T, weight * np.ones(k)])
+    solution, _ = nnls(system, np.append(observed, weight))
+    return solution / solution.sum() if solution.sum() > 0 else observed
+
+
+def share_intervals(
+    predicted_ids: np.ndarray,
+    groups: Sequence[str] | None,
+    rates: np.ndarray | None = None,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Raw (classify-and-count) and, with `rates`, adjusted label shares, each with a bootstrap
+    interval over groups (articles)."""
+    predicted_ids = np.asarray(predicted_ids, dtype=np.int64)
+    group_ids, n_groups = _group_index(groups, len(predicted_ids))
+    rng = np.random.default_rng(seed)
+    k = len(LABELS)
+    samples_raw, samples_adjusted = [], []
+    for _ in range(n_resamples):
+        idx = _resample(group_ids, n_groups, rng)
+        samples_raw.append(np.bincount(predicted_ids[idx], minlength=k) / max(len(idx), 1))
+        if rates is not None:
+            samples_adjusted.append(adjusted_shares(predicted_ids[idx], rates))
+    bounds = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+
+    def summary(point: np.ndarray, samples: list[np.ndarray]) -> dict[str, Any]:
+        low, high = np.percentile(np.array(samples), bounds, axis=0)
+        return {label: {"share": float(point[i]), "ci": (float(low[i]), float(high[i]))} for i, label in enumerate(LABELS)}
+
+    out = {"raw": summary(np.bincount(predicted_ids, minlength=k) / max(len(predicted_ids), 1), samples_raw)}
+    if rates is not None:
+        out["adjusted"] = summary(adjusted_shares(predicted_ids, rates), samples_adjusted)
+    return out
