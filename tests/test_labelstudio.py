@@ -214,3 +214,12 @@ def test_label_studio_round_trip(label_studio, trained_tiny, tmp_path):
     assert figures["method"] == "cohen" and figures["items"] == 16
     assert figures["annotators"] == sorted([str(admin.id), str(second.id)])
     assert -1 <= figures["overall"] < 1
+
+
+def test_exclude_articles_applies_to_label_studio_tasks(tmp_path):
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("a2-budget\n")
+    result = read_labelstudio(_source(exclude_articles=exclude))
+    assert "a2-budget" not in {e.article for e in result.examples} and result.skipped["excluded_article"] == 1
+    assert len(result.examples) == 12 - sum(t["data"]["meta"]["article"] == "a2-budget"
+                                             for t in json.loads(EXPORT.read_text()))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from trainer.data.sentences import normalize
-from trainer.data.sources import Example, SourceResult, read_text
+from trainer.data.sources import Example, SourceResult, read_exclusions, read_text
 from trainer.errors import DataError
 from trainer.labels import LABELS
 
@@ -129,6 +129,8 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
         raise DataError(f"{source.path}: expected a list of tasks (Label Studio's JSON export), "
                         f"found a {type(tasks).__name__}")
     articles: dict[str, str] = {}
+    excluded = read_exclusions(source.exclude_articles)
+    left_out: set[str] = set()
     result = SourceResult()
     labels_by_task: list[dict[str, str]] = []
     how: Counter[str] = Counter()
@@ -138,6 +140,9 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
         data = task.get("data") or {}
         meta = data.get("meta") or {}
         article = str(meta.get("article", data.get("article", f"task{task.get('id', position)}")))
+        if article in excluded:
+            left_out.add(article)
+            continue
         text = _task_text(data, meta, article, source, articles, where)
         labels: dict[str, str] = {}
         ground_truth = None
@@ -162,6 +167,8 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
         example = Example(normalize(text), label, article, index, "annotation", f"labelstudio:{source.path}")
         result.examples.append(example)
     result.articles = len(counters)
+    if left_out:
+        result.skipped["excluded_article"] += len(left_out)
     # The adjudicator settles disagreements; agreement is between the annotators they settle.
     judged = [{a: x for a, x in labels.items() if a != source.adjudicator} for labels in labels_by_task]
     result.agreement = {f"labelstudio:{source.path}": {**agreement(judged), "resolved": dict(how),
