@@ -130,38 +130,36 @@ class BratSource(SourceConfig):
     _exists = field_validator("path")(_must_exist)
 
 
-@register_source("trainer.data.sources:read_labeled", "trainer.data.sources:folder_files")
-class LabeledSource(SourceConfig):
-    """A JSONL or CSV file of labeled sentences."""
+class LabeledRowsSource(SourceConfig):
+    """The columns of a source of labeled sentences (a file, or a `datasets` table)."""
 
-    kind: Literal["labeled"] = "labeled"
-    path: Path
     text_column: str = "text"
     label_column: str = "label"
     article_column: str | None = Field(default=None, description="groups sentences into articles for splitting")
     label_map: dict[str, LabelName] = Field(default_factory=dict, description="their label name -> ours")
 
-    _exists = field_validator("path")(_must_exist)
-
     def has_article_ids(self) -> bool:
         return self.article_column is not None
 
 
+@register_source("trainer.data.sources:read_labeled", "trainer.data.sources:folder_files")
+class LabeledSource(LabeledRowsSource):
+    """A JSONL or CSV file of labeled sentences."""
+
+    kind: Literal["labeled"] = "labeled"
+    path: Path
+
+    _exists = field_validator("path")(_must_exist)
+
+
 @register_source("trainer.data.sources:read_huggingface", "trainer.data.sources:huggingface_files")
-class HuggingFaceSource(SourceConfig):
+class HuggingFaceSource(LabeledRowsSource):
     """`datasets.load_dataset(path, data_files=...)`: local files, or a hub id when a network exists."""
 
     kind: Literal["huggingface"] = "huggingface"
     path: str = Field(description="'json', 'csv', 'parquet' with data_files, or a hub dataset id")
     data_files: list[str] | None = None
     split: str = "train"
-    text_column: str = "text"
-    label_column: str = "label"
-    article_column: str | None = None
-    label_map: dict[str, LabelName] = Field(default_factory=dict)
-
-    def has_article_ids(self) -> bool:
-        return self.article_column is not None
 
 
 @register_source("trainer.data.labelstudio:read_labelstudio", "trainer.data.labelstudio:labelstudio_files")

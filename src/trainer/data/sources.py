@@ -21,7 +21,15 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from trainer.config import BratSource, CorpusSource, FolderSource, HuggingFaceSource, LabeledSource, SourceConfig
+from trainer.config import (
+    BratSource,
+    CorpusSource,
+    FolderSource,
+    HuggingFaceSource,
+    LabeledRowsSource,
+    LabeledSource,
+    SourceConfig,
+)
 from trainer.data.cleaning import clean_article
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sentences import Sentence, article_sentences, normalize, sentence_spans
@@ -423,7 +431,7 @@ def read_brat(source: BratSource, num_proc: int = 1, progress: bool = True) -> S
 
 def labeled_examples(
     rows: Iterator[tuple[str, dict[str, Any]]],
-    source: LabeledSource | HuggingFaceSource,
+    source: LabeledRowsSource,
     source_name: str,
     keep_meta: bool = False,
 ) -> SourceResult:
