@@ -119,6 +119,19 @@ def _parser() -> argparse.ArgumentParser:
     select.add_argument("--text-column", default="text")
     select.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article")
 
+    tag = sub.add_parser("tag", help="tag every sentence of a collection into Parquet tables (resumable)")
+    tag.add_argument("--model", required=True, help="model folder or MLflow model URI")
+    tag.add_argument("--input", required=True, type=Path,
+                     help="a folder of .txt/.md/.html articles, a JSONL/CSV/Parquet file of articles, or a data config")
+    tag.add_argument("--output", required=True, type=Path, help="folder for sentences/, articles/, skipped/")
+    tag.add_argument("--text-column", default="text")
+    tag.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article (default: row number)")
+    tag.add_argument("--overwrite", action="store_true", help="replace an output written by another model")
+    tag.add_argument("--part-sentences", type=int, default=20_000,
+                     help="sentences per Parquet part (a kill loses at most one part's work)")
+    tag.add_argument("--on-bad-encoding", choices=["error", "replace"], default="replace",
+                     help="files that are not UTF-8: skip them (counted) or decode with replacement characters")
+
     predict = sub.add_parser("predict", help="label sentences or a whole article")
     predict.add_argument("--model", required=True, help="model folder or MLflow model URI")
     source = predict.add_mutually_exclusive_group(required=True)
@@ -334,6 +347,15 @@ def _cmd_select(args: argparse.Namespace) -> None:
           f"labeling-config.xml, tasks.csv, tasks.jsonl")
 
 
+def _cmd_tag(args: argparse.Namespace) -> None:
+    from trainer.tagging import tag
+
+    result = tag(args.model, args.input, args.output, args.text_column, args.id_column, overwrite=args.overwrite,
+                 part_sentences=args.part_sentences, on_bad_encoding=args.on_bad_encoding, progress=not args.quiet)
+    print(f"{result.articles} articles, {result.sentences} sentences tagged; {result.reused} already there; "
+          f"{result.skipped} inputs skipped (see skipped/): {result.output}")
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from trainer.models.export import PROBES, export_model
 
@@ -378,6 +400,7 @@ COMMANDS = {
     "compare": _cmd_compare,
     "export": _cmd_export,
     "select": _cmd_select,
+    "tag": _cmd_tag,
     "predict": _cmd_predict,
 }
 

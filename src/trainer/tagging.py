@@ -1,0 +1,266 @@
+"""`trainer tag`: sentence-level sourcing for whole collections, as Parquet tables to analyse.
+
+Input: a folder of `.txt`/`.md`/`.html` articles, a JSONL/CSV/Parquet file of articles (a text
+column, an id column, any metadata columns), or a data config's article sources. Output, in parts
+that are each written whole and then renamed into place:
+
+- `sentences/part-NNNNN.parquet`: one row per sentence, with its article id, paragraph and sentence
+  index, character offsets into the article text (`text[start:end]` is the sentence as written),
+  the label, one probability per label, the `truncated` flag, the rule cues that matched, and the
+  model's name and MLflow run id;
+- `articles/part-NNNNN.parquet`: one row per article: counts and shares of each label, its metadata
+  columns, its content hash, and what cleaning removed;
+- `skipped/part-NNNNN.parquet`: inputs that could not be tagged, with the reason.
+
+`manifest.json` names the model and every finished part. A rerun skips articles already tagged
+(same id and content hash), so a killed run loses at most the part in progress.
+
+>>> content_hash("Shares rose.")[:12]
+'c097a98c4530'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import ConfigError, DataError
+from trainer.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+TABLES = ("sentences", "articles", "skipped")
+# Sentences per part: a kill loses at most one part's work.
+PART_SENTENCES = 20_000
+
+
+@dataclass
+class Article:
+    """One input article: its id, text, metadata columns and where it came from."""
+
+    id: str
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    where: str = ""
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def iter_articles(path: Path, text_column: str = "text", id_column: str | None = None,
+                  on_bad_encoding: str = "error", skipped: list[dict[str, str]] | None = None) -> Iterator[Article]:
+    """Every article of the input, with the metadata columns of a table passed through."""
+    from trainer.config import FolderSource, load_data_config
+    from trainer.data.sources import HTML_SUFFIXES, SourceResult, TABLE_SUFFIXES, TEXT_SUFFIXES, html_to_text
+    from trainer.data.sources import read_article, read_exclusions, read_table
+    from trainer.selection import _article_folder
+
+    skipped = skipped if skipped is not None else []
+    if not path.exists():
+        raise DataError(f"{path}: expected a folder of articles, a JSONL/CSV/Parquet file or a data config, "
+                        "found nothing there (check the path)")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        folders = [(_article_folder(s), read_exclusions(s.exclude_articles)) for s in load_data_config(path).sources]
+    else:
+        folders = [(path, set())]
+    for folder, excluded in folders:
+        source = FolderSource(path=folder, text_column=text_column, id_column=id_column,
+                              on_bad_encoding=on_bad_encoding)
+        files = sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()) if folder.is_dir() else [folder]
+        for file in files:
+            suffix = file.suffix.lower()
+            if not file.exists():
+                skipped.append({"where": str(file), "reason": "dangling_link"})
+                continue
+            if suffix in TABLE_SUFFIXES:
+                for number, (where, row) in enumerate(read_table(file)):
+                    if text_column not in row:
+                        raise DataError(f"{where}: expected a '{text_column}' column, found {sorted(row)}; "
+                                        "set --text-column")
+                    if id_column and id_column not in row:
+                        raise DataError(f"{where}: expected an '{id_column}' column, found {sorted(row)}")
+                    article = str(row[id_column]) if id_column else f"{file.stem}-{number}"
+                    meta = {k: None if v is None else str(v) for k, v in row.items() if k not in (text_column, id_column)}
+                    yield Article(article, str(row[text_column] or ""), meta, where)
+            elif suffix in TEXT_SUFFIXES + HTML_SUFFIXES:
+                if file.stem in excluded:
+                    continue
+                result = SourceResult()
+                try:
+                    text = read_article(file, source, result)
+                except OSError as exc:
+                    skipped.append({"where": str(file), "reason": f"unreadable: {type(exc).__name__}"})
+                    continue
+                except DataError as exc:
+                    skipped.append({"where": str(file), "reason": f"undecodable: {str(exc)[:200]}"})
+                    continue
+                if suffix in HTML_SUFFIXES:
+                    text = html_to_text(text)
+                yield Article(file.stem, text, {"path": str(file), "decoded_with_replacement":
+                                                str(bool(result.skipped.get("decoded_with_replacement")))}, str(file))
+
+
+def _read_manifest(output: Path) -> dict[str, Any] | None:
+    path = output / MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _write_table(rows: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _write_atomic(path, lambda tmp: pq.write_table(pa.Table.from_pylist(rows), tmp))
+
+
+@dataclass
+class TagResult:
+    output: Path
+    articles: int
+    sentences: int
+    skipped: int
+    reused: int
+
+
+def tag(
+    model: str | Path,
+    input: Path,
+    output: Path,
+    text_column: str = "text",
+    id_column: str | None = None,
+    overwrite: bool = False,
+    part_sentences: int = PART_SENTENCES,
+    on_bad_encoding: str = "error",
+    progress: bool = True,
+) -> TagResult:
+    """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable)."""
+    from tqdm.auto import tqdm
+
+    from trainer import model_folder
+    from trainer.data.rules import RuleLabeler, rules_path
+    from trainer.data.sentences import sentence_spans
+    from trainer.predict import load_classifier, local_model
+
+    with local_model(model) as folder:
+        classifier = load_classifier(folder)
+        run_id = model_folder.read_run(folder).get("run_id")
+    model_name = Path(str(model)).name if "://" not in str(model) and ":/" not in str(model) else str(model)
+    manifest = _read_manifest(output)
+    if manifest is not None and (manifest["model"], manifest["run_id"]) != (model_name, run_id):
+        if not overwrite:
+            raise ConfigError(f"--output: expected output of model {model_name!r}, found {output} written by "
+                              f"{manifest['model']!r} (run {manifest['run_id']}); pass --overwrite or choose "
+                              "another folder")
+        shutil.rmtree(output)
+        manifest = None
+    if output.exists() and manifest is None and any(output.iterdir()) and not overwrite:
+        raise ConfigError(f"--output: expected a new folder or an earlier tag output, found {output} with other "
+                          "files; choose another folder")
+    manifest = manifest or {"model": model_name, "run_id": run_id, "labels": list(LABELS), "parts": [],
+                            "done": {}}
+    listed = {part["name"] for part in manifest["parts"]}
+    for table in TABLES:
+        (output / table).mkdir(parents=True, exist_ok=True)
+        for stale in (output / table).iterdir():  # a part the manifest does not list was cut short by a kill
+            if stale.name not in listed:
+                stale.unlink()
+    _write_atomic(output / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8"))
+    done: dict[str, str] = manifest["done"]
+    labeler = RuleLabeler.from_yaml(rules_path(None))
+    skipped: list[dict[str, str]] = []
+    seen: dict[str, str] = {}
+    batch: list[tuple[Article, list[Any], Counter[str]]] = []
+    counts = {"articles": 0, "sentences": 0, "reused": 0}
+
+    def flush() -> None:
+        if not batch and not skipped:
+            return
+        texts = [s.text for _, sentences, _ in batch for s in sentences]
+        predictions = iter(classifier.iter_predict(iter(texts)))
+        sentence_rows, article_rows = [], []
+        for article, sentences, removed in batch:
+            labels = Counter()
+            for index, sentence in enumerate(sentences):
+                p = next(predictions)
+                labels[p.label] += 1
+                line = article.text.count("\n", 0, sentence.start)
+                sentence_rows.append({
+                    "article_id": article.id, "paragraph_index": line, "sentence_index": index,
+                    "start": sentence.start, "end": sentence.end, "text": article.text[sentence.start:sentence.end],
+                    "label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, "truncated": p.truncated,
+                    "rule_cues": labeler.label(sentence.text).fired, "model": model_name, "run_id": run_id,
+                })
+            n = len(sentences)
+            article_rows.append({
+                "article_id": article.id, "content_sha256": content_hash(article.text), "n_sentences": n,
+                **{f"n_{k}": labels[k] for k in LABELS}, **{f"share_{k}": labels[k] / n if n else 0.0 for k in LABELS},
+                "cleaning_removed": json.dumps(dict(removed)), **{k: v for k, v in article.meta.items()},
+            })
+        number = len(manifest["parts"])
+        name = f"part-{number:05d}.parquet"
+        for table, rows in (("sentences", sentence_rows), ("articles", article_rows), ("skipped", skipped)):
+            if rows:
+                _write_table(rows, output / table / name)
+        for article, _, _ in batch:
+            done[article.id] = content_hash(article.text)
+        manifest["parts"].append({"name": name, "articles": len(batch), "sentences": len(sentence_rows),
+                                  "skipped": len(skipped)})
+        _write_atomic(output / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8"))
+        counts["sentences"] += len(sentence_rows)
+        batch.clear()
+        skipped.clear()
+
+    pending = 0
+    bar = tqdm(desc="tagging", unit="article", disable=not progress, mininterval=1.0)
+    for article in iter_articles(input, text_column, id_column, on_bad_encoding, skipped):
+        if article.id in seen:
+            raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "
+                            f"{article.where}; set --id-column or make the ids unique")
+        seen[article.id] = article.where
+        if done.get(article.id) == content_hash(article.text):
+            counts["reused"] += 1
+            continue
+        sentences, removed = sentence_spans(article.text)
+        if not sentences:
+            skipped.append({"where": article.where, "reason": "empty_article"})
+            continue
+        batch.append((article, sentences, removed))
+        counts["articles"] += 1
+        pending += len(sentences)
+        bar.update(1)
+        bar.set_postfix(sentences=counts["sentences"] + pending, refresh=False)
+        if pending >= part_sentences:
+            flush()
+            pending = 0
+    total_skipped = len(skipped) + sum(p["skipped"] for p in manifest["parts"])
+    flush()
+    bar.close()
+    if counts["articles"] == 0 and counts["reused"] == 0:
+        raise DataError(f"{input}: expected articles to tag, found none that could be read "
+                        f"({total_skipped} skipped)")
+    return TagResult(output, counts["articles"], counts["sentences"], total_skipped, counts["reused"])
+
+
+def read_tables(output: Path, table: str = "sentences") -> Any:
+    """One table of a tag output as a pandas frame (all parts)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    parts = sorted((output / table).glob("part-*.parquet"))
+    frames = [pq.read_table(p).to_pandas() for p in parts]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,113 @@
+"""`trainer tag`: Parquet tables of every sentence, offsets that point at the sentence, resumable runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPUS, SEED_ARTICLE
+from trainer.data.cleaning import clean_article
+from trainer.data.sentences import article_sentences, normalize
+from trainer.data.sources import html_to_text
+from trainer.errors import ConfigError, DataError
+from trainer.labels import LABELS
+from trainer.tagging import read_tables, tag
+
+KILL_AT = Path(__file__).with_name("kill_at.py")
+
+
+def _articles(tmp_path: Path) -> Path:
+    folder = tmp_path / "articles"
+    shutil.copytree(CORPUS / "articles", folder)
+    if SEED_ARTICLE.is_file():
+        shutil.copy(SEED_ARTICLE, folder / "seed.txt")
+    (folder / "page.html").write_text("<html><body><h1>Dam holds</h1><p>Engineers said the dam was safe.</p>"
+                                      "<p>The leak could not be independently verified.</p></body></html>")
+    return folder
+
+
+def test_offsets_point_at_the_sentence_build_data_splits(trained_sklearn, tmp_path):
+    folder = _articles(tmp_path)
+    result = tag(trained_sklearn[1].model_dir, folder, tmp_path / "out", progress=False)
+    sentences = read_tables(tmp_path / "out")
+    articles = read_tables(tmp_path / "out", "articles")
+    assert result.sentences == len(sentences) > 50 and result.articles == len(articles) == len(list(folder.iterdir()))
+    for article_id, rows in sentences.groupby("article_id"):
+        path = next(folder.glob(f"{article_id}.*"))
+        raw = path.read_text()
+        text = html_to_text(raw) if path.suffix == ".html" else raw
+        assert all(text[s:e] == t for s, e, t in zip(rows["start"], rows["end"], rows["text"]))
+        assert [normalize(t) for t in rows.sort_values("sentence_index")["text"]] == article_sentences(
+            clean_article(text).paragraphs)  # the same sentences as build-data, in order
+    assert set(sentences["label"]) <= set(LABELS)
+    assert ((sentences[[f"p_{k}" for k in LABELS]].sum(axis=1) - 1).abs() < 1e-6).all()
+    assert all(len(cues) >= 1 for cues in sentences["rule_cues"])
+    counts = articles.set_index("article_id")
+    assert (counts[[f"n_{k}" for k in LABELS]].sum(axis=1) == counts["n_sentences"]).all()
+
+
+def test_table_input_passes_metadata_and_refuses_duplicate_ids(trained_sklearn, tmp_path):
+    rows = [{"id": "a", "text": "Officials said the road was closed.\n\nIt rained.", "publisher": "X", "date": "2024-01"},
+            {"id": "b", "text": "Shares rose.", "publisher": "Y", "date": "2024-02"}]
+    table = tmp_path / "articles.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tag(trained_sklearn[1].model_dir, table, tmp_path / "out", id_column="id", progress=False)
+    articles = read_tables(tmp_path / "out", "articles").set_index("article_id")
+    assert articles.loc["a", "publisher"] == "X" and articles.loc["b", "date"] == "2024-02"
+    assert articles.loc["a", "n_sentences"] == 2
+    table.write_text("".join(json.dumps({**r, "id": "a"}) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"expected unique article ids, found 'a' at .*articles\.jsonl:1 and at"):
+        tag(trained_sklearn[1].model_dir, table, tmp_path / "dup", id_column="id", progress=False)
+
+
+def test_bad_inputs_are_counted_not_fatal(trained_sklearn, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Officials said the road was closed.")
+    (folder / "empty.txt").write_text("   \n")
+    (folder / "latin1.txt").write_bytes("Le maire a dit: caf\xe9.".encode("latin-1"))
+    os.symlink(folder / "gone.txt", folder / "dangling.txt")
+    result = tag(trained_sklearn[1].model_dir, folder, tmp_path / "out", on_bad_encoding="error", progress=False)
+    skipped = read_tables(tmp_path / "out", "skipped")
+    assert sorted(r.split(":")[0] for r in skipped["reason"]) == ["dangling_link", "empty_article", "undecodable"]
+    assert result.articles == 1 and result.skipped == 3
+
+
+def test_another_models_output_is_refused(trained_sklearn, trained_tiny, tmp_path):
+    folder = _articles(tmp_path)
+    tag(trained_sklearn[1].model_dir, folder, tmp_path / "out", progress=False)
+    with pytest.raises(ConfigError, match="expected output of model 'tiny', found .* written by 'tfidf'"):
+        tag(trained_tiny[1].model_dir, folder, tmp_path / "out", progress=False)
+    tag(trained_tiny[1].model_dir, folder, tmp_path / "out", overwrite=True, progress=False)
+    assert set(read_tables(tmp_path / "out")["model"]) == {"tiny"}
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_output(trained_sklearn, tmp_path):
+    folder = _articles(tmp_path)
+    model = str(trained_sklearn[1].model_dir)
+    whole = tmp_path / "whole"
+    tag(model, folder, whole, part_sentences=40, progress=False)
+    cut = tmp_path / "cut"
+    # killed right after the third Parquet file is written: part 0 whole, part 1's sentences only
+    done = subprocess.run([sys.executable, str(KILL_AT), "trainer.tagging:_write_table", "3", "SIGKILL", "tag",
+                           "--model", model, "--input", str(folder), "--output", str(cut), "--part-sentences", "40"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL
+    assert [p["name"] for p in json.loads((cut / "manifest.json").read_text())["parts"]] == ["part-00000.parquet"]
+    assert (cut / "sentences" / "part-00001.parquet").exists()  # written, but not yet listed
+    resumed = tag(model, folder, cut, part_sentences=40, progress=False)
+    assert 0 < resumed.reused < len(list(folder.iterdir()))  # part 0's articles are not tagged again
+    for table in ("sentences", "articles"):
+        a = read_tables(whole, table).sort_values(["article_id"] + (["sentence_index"] if table == "sentences" else []))
+        b = read_tables(cut, table).sort_values(["article_id"] + (["sentence_index"] if table == "sentences" else []))
+        assert a.drop(columns=["rule_cues"], errors="ignore").reset_index(drop=True).equals(
+            b.drop(columns=["rule_cues"], errors="ignore").reset_index(drop=True))
+    again = tag(model, folder, cut, part_sentences=40, progress=False)
+    assert again.articles == 0 and again.reused == len(list(folder.iterdir()))  # nothing left to do
