@@ -111,3 +111,27 @@ def test_a_killed_run_resumes_to_the_uninterrupted_output(trained_sklearn, tmp_p
             b.drop(columns=["rule_cues"], errors="ignore").reset_index(drop=True))
     again = tag(model, folder, cut, part_sentences=40, progress=False)
     assert again.articles == 0 and again.reused == len(list(folder.iterdir()))  # nothing left to do
+
+
+def test_summarize_gives_shares_per_group_with_intervals(trained_sklearn, tmp_path):
+    from trainer.summary import SUMMARY_FILES, summarize
+
+    rows = [{"id": f"a{i}", "text": "Officials said the road was closed. The road was closed.", "publisher": "P"}
+            for i in range(6)] + [{"id": f"b{i}", "text": "The bridge was built in 1931. It rained.", "publisher": "Q",
+                                   "date": "2024-02-03"} for i in range(4)]
+    table = tmp_path / "articles.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tag(trained_sklearn[1].model_dir, table, tmp_path / "out", id_column="id", progress=False)
+    summary = summarize(tmp_path / "out", "publisher", n_resamples=100)
+    by_group = {r["group"]: r for r in summary}
+    assert set(by_group) == {"P", "Q"} and by_group["P"]["articles"] == 6 and by_group["Q"]["sentences"] == 8
+    for r in summary:
+        assert sum(r[f"{label}_share"] for label in LABELS) == pytest.approx(1.0)
+        assert sum(r[f"{label}_adjusted"] for label in LABELS) == pytest.approx(1.0, abs=1e-3)
+        assert all(r[f"{label}_low"] <= r[f"{label}_share"] <= r[f"{label}_high"] for label in LABELS)
+    sentences = read_tables(tmp_path / "out")
+    p_rows = sentences[sentences["article_id"].str.startswith("a")]
+    assert by_group["P"]["verified_share"] == pytest.approx((p_rows["label"] == "verified").mean())
+    assert all((tmp_path / "out" / "summary-publisher" / name).is_file() for name in SUMMARY_FILES)
+    with pytest.raises(ConfigError, match="--by: expected a column of the articles table, found 'outlet'"):
+        summarize(tmp_path / "out", "outlet")

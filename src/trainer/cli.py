@@ -26,6 +26,7 @@ from typing import Any, get_args
 
 from trainer.config import DEFAULT_SEED
 from trainer.errors import EXIT_USAGE, TrainerError
+from trainer.labels import LABELS
 from trainer.selection import STRATEGIES, Diversity, Uncertainty
 
 log = logging.getLogger("trainer")
@@ -131,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="sentences per Parquet part (a kill loses at most one part's work)")
     tag.add_argument("--on-bad-encoding", choices=["error", "replace"], default="replace",
                      help="files that are not UTF-8: skip them (counted) or decode with replacement characters")
+
+    summarize = sub.add_parser("summarize", help="label shares per publisher, month or any column of a tagged corpus")
+    summarize.add_argument("output", type=Path, help="the folder `trainer tag` wrote")
+    summarize.add_argument("--by", required=True, help="publisher, month, or any column of the articles table")
+    summarize.add_argument("--metadata", type=Path, help="a CSV/TSV/JSONL of article metadata to join on --key")
+    summarize.add_argument("--key", default="filename", help="the --metadata column that holds the article id")
+    summarize.add_argument("--report", type=Path, help="folder for the summary (default: OUTPUT/summary-<by>)")
 
     predict = sub.add_parser("predict", help="label sentences or a whole article")
     predict.add_argument("--model", required=True, help="model folder or MLflow model URI")
@@ -356,6 +364,19 @@ def _cmd_tag(args: argparse.Namespace) -> None:
           f"{result.skipped} inputs skipped (see skipped/): {result.output}")
 
 
+def _cmd_summarize(args: argparse.Namespace) -> None:
+    from trainer.summary import summarize
+
+    rows = summarize(args.output, args.by, args.report, args.metadata, args.key)
+    adjusted = any(f"{LABELS[0]}_adjusted" in r for r in rows)
+    for r in rows:
+        shares = "  ".join(f"{label} {r[f'{label}_share']:.1%}"
+                           + (f" (adjusted {r[f'{label}_adjusted']:.1%})" if adjusted else "") for label in LABELS)
+        print(f"{r['group']:<24} {r['articles']:>6} articles {r['sentences']:>8} sentences  {shares}")
+    report = args.report or args.output / f"summary-{args.by}"
+    print(f"\nraw{' and adjusted' if adjusted else ''} shares; intervals, plot and page: {report}/summary.html")
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from trainer.models.export import PROBES, export_model
 
@@ -401,6 +422,7 @@ COMMANDS = {
     "export": _cmd_export,
     "select": _cmd_select,
     "tag": _cmd_tag,
+    "summarize": _cmd_summarize,
     "predict": _cmd_predict,
 }
 

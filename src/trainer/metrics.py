@@ -204,10 +204,15 @@ def adjusted_shares(predicted_ids: np.ndarray, rates: np.ndarray) -> np.ndarray:
     >>> adjusted_shares(np.array([0] * 55 + [1] * 45), rates).round(3).tolist()
     [0.5, 0.5, 0.0]
     """
+    return adjusted_from_counts(np.bincount(predicted_ids, minlength=len(LABELS)), rates)
+
+
+def adjusted_from_counts(predicted_counts: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """`adjusted_shares` from the number of sentences predicted as each label."""
     from scipy.optimize import nnls
 
     k = len(LABELS)
-    observed = np.bincount(predicted_ids, minlength=k) / max(len(predicted_ids), 1)
+    observed = np.asarray(predicted_counts, dtype=float) / max(float(np.sum(predicted_counts)), 1.0)
     weight = 100.0  # the sum-to-one row, weighted so that it holds almost exactly
     system = np.vstack([rates.T, weight * np.ones(k)])
     solution, _ = nnls(system, np.append(observed, weight))

@@ -159,6 +159,7 @@ def tag(
     with local_model(model) as folder:
         classifier = load_classifier(folder)
         run_id = model_folder.read_run(folder).get("run_id")
+        validation = (model_folder.read_metrics(folder) or {}).get("validation")
     model_name = Path(str(model)).name if "://" not in str(model) and ":/" not in str(model) else str(model)
     manifest = _read_manifest(output)
     if manifest is not None and (manifest["model"], manifest["run_id"]) != (model_name, run_id):
@@ -171,8 +172,9 @@ def tag(
     if output.exists() and manifest is None and any(output.iterdir()) and not overwrite:
         raise ConfigError(f"--output: expected a new folder or an earlier tag output, found {output} with other "
                           "files; choose another folder")
-    manifest = manifest or {"model": model_name, "run_id": run_id, "labels": list(LABELS), "parts": [],
-                            "done": {}}
+    # The model's confusion matrix on its validation split: what `summarize` adjusts the shares with.
+    manifest = manifest or {"model": model_name, "run_id": run_id, "labels": list(LABELS), "parts": [], "done": {},
+                            "validation_confusion": validation["confusion_matrix"] if validation else None}
     listed = {part["name"] for part in manifest["parts"]}
     for table in TABLES:
         (output / table).mkdir(parents=True, exist_ok=True)
