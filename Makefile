@@ -92,4 +92,5 @@ $(BENCH_MODEL): | $(STAMP)
 # Speed benchmarks (each prints both sides and the ratio; results in benchmarks/results/)
 bench: $(BENCH_STAMP) $(BENCH_MODEL)
 	$(BIN)/python benchmarks/bench_build.py && $(BIN)/python benchmarks/bench_predict.py && \
-	$(BIN)/python benchmarks/bench_train.py --epochs 3 --seeds 13 14 15 && $(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_train.py --epochs 3 --seeds 13 14 15 && $(BIN)/python benchmarks/bench_memory.py && \
+	$(BIN)/python benchmarks/bench_tag.py
