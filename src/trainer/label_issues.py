@@ -90,7 +90,10 @@ def find_issues(labels: list[str], probabilities: np.ndarray) -> np.ndarray:
     from cleanlab.filter import find_label_issues
 
     y = np.array([LABEL2ID[label] for label in labels])
-    return np.asarray(find_label_issues(y, probabilities, return_indices_ranked_by="self_confidence"), dtype=int)
+    # n_jobs=1: cleanlab's default forks a process pool, which can deadlock in a process that already runs
+    # threads (torch, tqdm); one process is fast enough here (a few thousand sentences in well under a second).
+    return np.asarray(find_label_issues(y, probabilities, return_indices_ranked_by="self_confidence", n_jobs=1),
+                      dtype=int)
 
 
 def label_issues(
