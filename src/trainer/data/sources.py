@@ -11,6 +11,7 @@ import csv
 import functools
 import json
 import logging
+import multiprocessing
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -184,7 +185,8 @@ def _map(func: Callable[[Any], SourceResult], items: list[Any], num_proc: int, d
     result = SourceResult()
     bar = tqdm(total=len(items), desc=desc, unit="article", disable=not progress)
     if num_proc > 1 and len(items) > 1:
-        with ProcessPoolExecutor(max_workers=num_proc) as pool:
+        # spawn, not fork: a fork taken while other threads (torch, tqdm) hold locks can deadlock the child
+        with ProcessPoolExecutor(max_workers=num_proc, mp_context=multiprocessing.get_context("spawn")) as pool:
             for part in pool.map(func, items, chunksize=max(1, len(items) // (num_proc * 8))):
                 result.add(part)
                 bar.update()
