@@ -10,7 +10,6 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from trainer.metrics import (
     reliability,
     share_intervals,
 )
-from trainer.predict import Classifier, is_mlflow_uri, load_classifier, local_model
+from trainer.predict import Classifier, is_mlflow_uri, load_classifier, local_model, model_label, uri_label
 from trainer.report import MISCLASSIFIED_FILE, REPORT_FILES, write_report
 from trainer.tracking import Tracker
 
@@ -78,10 +77,10 @@ def rows_from_file(path: Path, label_map: dict[str, str] | None = None) -> Label
 
     if not path.is_file():
         raise DataError(f"{path}: expected a labeled JSONL or CSV file, found nothing there (check the path)")
-    first = next(read_table(path), None)
-    if first is None:
+    table = list(read_table(path))
+    if not table:
         raise DataError(f"{path}: expected labeled sentences, found none")
-    where, row = first
+    where, row = table[0]
     text_column = next((k for k in TEXT_KEYS if k in row), None)
     if text_column is None or "label" not in row:
         raise DataError(f"{where}: expected a 'text' (or 'sentence') and a 'label' field, found {sorted(row)}")
@@ -91,7 +90,7 @@ def rows_from_file(path: Path, label_map: dict[str, str] | None = None) -> Label
     source = LabeledSource.model_construct(path=path, text_column=text_column, label_column="label",
                                            article_column=group_column, label_map=mapping, exclude_articles=None)
     try:
-        result = labeled_examples(read_table(path), source, path.stem, keep_meta=True)
+        result = labeled_examples(iter(table), source, path.stem, keep_meta=True)
     except DataError as error:
         raise DataError(f"{error} (use --label-map THEIRS=OURS for other names)") from None
     examples = result.examples
@@ -321,16 +320,6 @@ def evaluate(
         if card is not None:
             tracker.log_artifact(card, "model_card")
     return EvalResult(report["metrics"], report_dir, tracker.run_id, tracker.error, report, predicted)
-
-
-def model_label(model: str | Path) -> str:
-    """A short name for a model: the folder's name, or the MLflow URI made safe for a path."""
-    return uri_label(str(model)) if is_mlflow_uri(model) else Path(model).name
-
-
-def uri_label(uri: str) -> str:
-    """`models:/sourcing@champion` -> `models-sourcing@champion`."""
-    return re.sub(r"[^A-Za-z0-9_.@-]+", "-", uri).strip("-")
 
 
 def uri_report_dir(uri: str, data_name: str) -> Path:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,16 @@ def load_classifier(model: str | Path, precision: str = "auto") -> Classifier:
 
 def is_mlflow_uri(model: str | Path) -> bool:
     return str(model).startswith(MLFLOW_URI_PREFIXES)
+
+
+def model_label(model: str | Path) -> str:
+    """A short name for a model: the folder's name, or the MLflow URI made safe for a path."""
+    return uri_label(str(model)) if is_mlflow_uri(model) else Path(model).name
+
+
+def uri_label(uri: str) -> str:
+    """`models:/sourcing@champion` -> `models-sourcing@champion`."""
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "-", uri).strip("-")
 
 
 @contextmanager

@@ -19,6 +19,7 @@ prediction, unless asked not to), the matching labeling config, and the same row
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import logging
@@ -32,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from trainer.atomic import atomic_folder
-from trainer.data.sentences import normalize, sentence_spans
+from trainer.data.sentences import line_starts, normalize, sentence_spans
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 
@@ -93,12 +94,12 @@ class SelectSettings:
 
 def _article_candidates(article: str, text: str, source: str, meta: dict[str, Any]) -> list[Candidate]:
     sentences, _ = sentence_spans(text)
-    line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    starts = line_starts(text)
     out = []
     for index, sentence in enumerate(sentences):
-        line = int(np.searchsorted(line_starts, sentence.start, side="right")) - 1
+        line = bisect.bisect_right(starts, sentence.start) - 1
         line_end = text.find("\n", sentence.start)
-        paragraph = text[line_starts[line] : line_end if line_end >= 0 else len(text)].strip()
+        paragraph = text[starts[line] : line_end if line_end >= 0 else len(text)].strip()
         out.append(Candidate(article, index, line, sentence.text, sentence.start, sentence.end, paragraph, source,
                              dict(meta)))
     return out
@@ -109,13 +110,13 @@ def read_candidates(
 ) -> list[Candidate]:
     """Every sentence of the input, cleaned and split as build-data does."""
     from trainer.config import FolderSource, load_data_config
-    from trainer.data.sources import SourceResult, folder_documents, read_exclusions
+    from trainer.data.sources import SourceResult, article_folder, folder_documents, read_exclusions
 
     if not path.exists():
         raise DataError(f"{path}: expected a folder of articles, a JSONL/CSV/Parquet file or a data config, "
                         "found nothing there (check the path)")
     if path.suffix.lower() in (".yaml", ".yml"):  # a data config: its article folders, less its exclusions
-        sources = [FolderSource(path=_article_folder(source), on_bad_encoding=on_bad_encoding,
+        sources = [FolderSource(path=article_folder(source), on_bad_encoding=on_bad_encoding,
                                 exclude_articles=source.exclude_articles)
                    for source in load_data_config(path).sources]
     else:
@@ -135,18 +136,6 @@ def read_candidates(
     if not candidates:
         raise DataError(f"{path}: expected sentences to choose from, found none")
     return candidates
-
-
-def _article_folder(source: Any) -> Path:
-    """The folder of article files behind a data config's source."""
-    if source.kind == "corpus":
-        return source.articles
-    if source.kind == "brat":
-        return source.path / source.text_dir
-    if source.kind == "folder":
-        return source.path
-    raise ConfigError(f"select: expected sources of articles (corpus, folder, brat), found a {source.kind!r} source, "
-                      "whose sentences are labeled already")
 
 
 def labeled_texts(data_configs: Sequence[Path]) -> set[str]:

@@ -21,6 +21,7 @@ that are each written whole and then renamed into place:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -62,15 +63,14 @@ def iter_articles(path: Path, text_column: str = "text", id_column: str | None =
     """Every article of the input, with the metadata columns of a table passed through."""
     from trainer.config import FolderSource, load_data_config
     from trainer.data.sources import HTML_SUFFIXES, SourceResult, TABLE_SUFFIXES, TEXT_SUFFIXES, html_to_text
-    from trainer.data.sources import read_article, read_exclusions, read_table
-    from trainer.selection import _article_folder
+    from trainer.data.sources import article_folder, read_article, read_exclusions, read_table
 
     skipped = skipped if skipped is not None else []
     if not path.exists():
         raise DataError(f"{path}: expected a folder of articles, a JSONL/CSV/Parquet file or a data config, "
                         "found nothing there (check the path)")
     if path.suffix.lower() in (".yaml", ".yml"):
-        folders = [(_article_folder(s), read_exclusions(s.exclude_articles)) for s in load_data_config(path).sources]
+        folders = [(article_folder(s), read_exclusions(s.exclude_articles)) for s in load_data_config(path).sources]
     else:
         folders = [(path, set())]
     for folder, excluded in folders:
@@ -153,14 +153,14 @@ def tag(
 
     from trainer import model_folder
     from trainer.data.rules import RuleLabeler, rules_path
-    from trainer.data.sentences import sentence_spans
-    from trainer.predict import load_classifier, local_model
+    from trainer.data.sentences import line_starts, sentence_spans
+    from trainer.predict import load_classifier, local_model, model_label
 
     with local_model(model) as folder:
         classifier = load_classifier(folder)
         run_id = model_folder.read_run(folder).get("run_id")
         validation = (model_folder.read_metrics(folder) or {}).get("validation")
-    model_name = Path(str(model)).name if "://" not in str(model) and ":/" not in str(model) else str(model)
+    model_name = model_label(model)
     manifest = _read_manifest(output)
     if manifest is not None and (manifest["model"], manifest["run_id"]) != (model_name, run_id):
         if not overwrite:
@@ -197,10 +197,11 @@ def tag(
         sentence_rows, article_rows = [], []
         for article, sentences, removed in batch:
             labels = Counter()
+            starts = line_starts(article.text)
             for index, sentence in enumerate(sentences):
                 p = next(predictions)
                 labels[p.label] += 1
-                line = article.text.count("\n", 0, sentence.start)
+                line = bisect.bisect_right(starts, sentence.start) - 1
                 sentence_rows.append({
                     "article_id": article.id, "paragraph_index": line, "sentence_index": index,
                     "start": sentence.start, "end": sentence.end, "text": article.text[sentence.start:sentence.end],

@@ -53,6 +53,15 @@ def _spans(paragraph: str, offset: int = 0) -> list[Sentence]:
     return sentences
 
 
+def line_starts(text: str) -> list[int]:
+    """Offsets where each line of `text` starts; `bisect_right(starts, offset) - 1` is an offset's line.
+
+    >>> line_starts("a\\nbc\\n")
+    [0, 2, 5]
+    """
+    return [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+
+
 def split_sentences(paragraph: str) -> list[str]:
     """Split one paragraph into sentences, each with whitespace normalised.
 

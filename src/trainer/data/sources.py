@@ -34,7 +34,7 @@ from trainer.config import (
 from trainer.data.cleaning import clean_article
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sentences import Sentence, article_sentences, normalize, sentence_spans
-from trainer.errors import DataError
+from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS, check_labels
 from trainer.registry import SOURCES
 
@@ -485,6 +485,18 @@ def read_huggingface(source: HuggingFaceSource, num_proc: int = 1, progress: boo
             yield f"{source.path}[{number}]", row
 
     return labeled_examples(rows(), source, f"hf:{source.path}")
+
+
+def article_folder(source: Any) -> Path:
+    """The folder of article files behind a data config's source."""
+    if source.kind == "corpus":
+        return source.articles
+    if source.kind == "brat":
+        return source.path / source.text_dir
+    if source.kind == "folder":
+        return source.path
+    raise ConfigError(f"expected sources of articles (corpus, folder, brat), found a {source.kind!r} source, "
+                      "whose sentences are labeled already")
 
 
 # ---------------------------------------------------------------- what each kind reads, for the fingerprint
