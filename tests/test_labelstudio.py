@@ -3,7 +3,6 @@ its annotators' agreement, and a real Label Studio server takes the whole round 
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os

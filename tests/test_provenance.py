@@ -109,7 +109,7 @@ def test_card_figures_equal_metrics_json(trained_sklearn):
     for definition in ("writer asserts the claim", "relays the claim from a source", "marks the claim as unconfirmed"):
         assert definition in card
     counts = json.loads((folder / "run.json").read_text())["dataset"]["label_counts"]["train"]
-    assert f"| train | " in card and " | ".join(str(counts.get(label, 0)) for label in LABELS) in card
+    assert "| train | " in card and " | ".join(str(counts.get(label, 0)) for label in LABELS) in card
 
 
 def test_evaluate_adds_its_figures_to_the_card_and_warns_on_other_code(trained_sklearn, tmp_path, caplog):

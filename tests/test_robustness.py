@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from trainer import load_classifier
 from trainer.config import FolderSource, load_config, load_data_config
-from trainer.data.build import build_dataset, load_built
+from trainer.data.build import build_dataset
 from trainer.data.cleaning import clean_article
 from trainer.data.sentences import split_sentences
 from trainer.data.sources import read_folder
