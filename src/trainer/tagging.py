@@ -128,6 +128,41 @@ def _write_table(rows: list[dict[str, Any]], path: Path) -> None:
     _write_atomic(path, lambda tmp: pq.write_table(pa.Table.from_pylist(rows), tmp))
 
 
+def split_article(article: Article, labeler: Any) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The article's sentences as rows of the `sentences` table, before the model's columns, with the
+    text the model reads (`model_input`); and what cleaning removed. `trainer tag` and the Spark job
+    (`spark_tag.py`) both split with this."""
+    from trainer.data.sentences import line_starts, sentence_spans
+
+    sentences, removed = sentence_spans(article.text)
+    starts = line_starts(article.text)
+    rows = [{"article_id": article.id, "paragraph_index": bisect.bisect_right(starts, s.start) - 1,
+             "sentence_index": index, "start": s.start, "end": s.end, "text": article.text[s.start:s.end],
+             "rule_cues": labeler.label(s.text).fired, "model_input": s.text}
+            for index, s in enumerate(sentences)]
+    return rows, removed
+
+
+SENTENCE_COLUMNS = ("article_id", "paragraph_index", "sentence_index", "start", "end", "text", "label",
+                    *(f"p_{k}" for k in LABELS), "truncated", "rule_cues", "model", "run_id")
+
+
+def sentence_row(row: dict[str, Any], model_name: str, run_id: str | None) -> dict[str, Any]:
+    """A `split_article` row with the model's columns, in the table's column order."""
+    full = {**row, "model": model_name, "run_id": run_id}
+    return {column: full[column] for column in SENTENCE_COLUMNS}
+
+
+def article_row(article: Article, labels: Counter[str], removed: Counter[str]) -> dict[str, Any]:
+    """The `articles` table's row: counts and shares of each label, cleaning, metadata columns."""
+    n = sum(labels.values())
+    return {
+        "article_id": article.id, "content_sha256": content_hash(article.text), "n_sentences": n,
+        **{f"n_{k}": labels[k] for k in LABELS}, **{f"share_{k}": labels[k] / n if n else 0.0 for k in LABELS},
+        "cleaning_removed": json.dumps(dict(removed)), **{k: v for k, v in article.meta.items()},
+    }
+
+
 @dataclass
 class TagResult:
     output: Path
@@ -153,7 +188,6 @@ def tag(
 
     from trainer import model_folder
     from trainer.data.rules import RuleLabeler, rules_path
-    from trainer.data.sentences import line_starts, sentence_spans
     from trainer.predict import load_classifier, local_model, model_label
 
     with local_model(model) as folder:
@@ -186,34 +220,21 @@ def tag(
     labeler = RuleLabeler.from_yaml(rules_path(None))
     skipped: list[dict[str, str]] = []
     seen: dict[str, str] = {}
-    batch: list[tuple[Article, list[Any], Counter[str]]] = []
+    batch: list[tuple[Article, list[dict[str, Any]], Counter[str]]] = []
     counts = {"articles": 0, "sentences": 0, "reused": 0}
 
     def flush() -> None:
         if not batch and not skipped:
             return
-        texts = [s.text for _, sentences, _ in batch for s in sentences]
+        texts = [row["model_input"] for _, rows, _ in batch for row in rows]
         predictions = iter(classifier.iter_predict(iter(texts)))
         sentence_rows, article_rows = [], []
-        for article, sentences, removed in batch:
-            labels = Counter()
-            starts = line_starts(article.text)
-            for index, sentence in enumerate(sentences):
+        for article, rows, removed in batch:
+            for row in rows:
                 p = next(predictions)
-                labels[p.label] += 1
-                line = bisect.bisect_right(starts, sentence.start) - 1
-                sentence_rows.append({
-                    "article_id": article.id, "paragraph_index": line, "sentence_index": index,
-                    "start": sentence.start, "end": sentence.end, "text": article.text[sentence.start:sentence.end],
-                    "label": p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, "truncated": p.truncated,
-                    "rule_cues": labeler.label(sentence.text).fired, "model": model_name, "run_id": run_id,
-                })
-            n = len(sentences)
-            article_rows.append({
-                "article_id": article.id, "content_sha256": content_hash(article.text), "n_sentences": n,
-                **{f"n_{k}": labels[k] for k in LABELS}, **{f"share_{k}": labels[k] / n if n else 0.0 for k in LABELS},
-                "cleaning_removed": json.dumps(dict(removed)), **{k: v for k, v in article.meta.items()},
-            })
+                row.update(label=p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, truncated=p.truncated)
+                sentence_rows.append(sentence_row(row, model_name, run_id))
+            article_rows.append(article_row(article, Counter(row["label"] for row in rows), removed))
         number = len(manifest["parts"])
         name = f"part-{number:05d}.parquet"
         for table, rows in (("sentences", sentence_rows), ("articles", article_rows), ("skipped", skipped)):
@@ -238,13 +259,13 @@ def tag(
         if done.get(article.id) == content_hash(article.text):
             counts["reused"] += 1
             continue
-        sentences, removed = sentence_spans(article.text)
-        if not sentences:
+        rows, removed = split_article(article, labeler)
+        if not rows:
             skipped.append({"where": article.where, "reason": "empty_article"})
             continue
-        batch.append((article, sentences, removed))
+        batch.append((article, rows, removed))
         counts["articles"] += 1
-        pending += len(sentences)
+        pending += len(rows)
         bar.update(1)
         bar.set_postfix(sentences=counts["sentences"] + pending, refresh=False)
         if pending >= part_sentences:

@@ -103,17 +103,24 @@ def read_article(path: Path, source: SourceConfig, result: SourceResult) -> str:
 
     Each fallback is counted in `result.skipped` (and so in the card) and logged.
     """
+    return decode_article(path.read_bytes(), path, source.on_bad_encoding, result)
+
+
+def decode_article(data: bytes, path: Path, on_bad_encoding: str, result: SourceResult) -> str:
+    """`read_article` on bytes already read (a Spark executor gets the file's bytes, not the file)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if source.on_bad_encoding == "error":
+        if on_bad_encoding == "error":
             raise DataError(
                 f"{path}: expected UTF-8 text, found an undecodable byte at offset {exc.start}; re-save the file "
                 "as UTF-8, or set on_bad_encoding: replace in the source"
             ) from None
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        text = data.decode("utf-8", errors="replace")
         result.skipped["decoded_with_replacement"] += 1
         log.warning("%s: not UTF-8; decoded with replacement characters", path)
+    # Path.read_text's universal newlines, so that offsets are the same as for a file read as text
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if path.suffix.lower() not in HTML_SUFFIXES and len(_HTML.findall(text)) >= 2:
         result.skipped["html_in_text_file_converted"] += 1
         log.warning("%s: HTML where plain text was expected; extracted its text", path)

@@ -1,0 +1,290 @@
+"""`trainer tag-spark`: the same tagging as `trainer tag`, as a Spark job.
+
+The model is the tracked one: `mlflow.pyfunc.spark_udf` loads the logged pyfunc model (a
+`runs:/` or `models:/` URI, or the run a model folder names) on every executor. Articles are read
+by Spark (a folder through the `binaryFile` source, or a Parquet/JSONL/CSV table), decoded, cleaned
+and split in a `mapInPandas` UDF with the very functions `trainer tag` uses
+(`tagging.split_article`), so the two write the same `sentences`, `articles` and `skipped` tables,
+row for row. Each table is written by Spark's committer (a `_SUCCESS` file when whole) into
+`<output>/<table>/`; a job that fails leaves no table under its real name.
+
+On a cluster (every node needs the project installed, e.g. from the same lock file):
+
+    spark-submit --master spark://HOST:7077 src/trainer/spark_tag.py \\
+        --model models:/sourcing@champion --input hdfs:///corpora/news --output hdfs:///tagged/news
+
+`trainer tag-spark ... --master local[4]` runs the same job in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import ConfigError, DataError, TrainerError
+from trainer.labels import LABELS
+
+TEXT_SUFFIXES = (".txt", ".md", ".html", ".htm")
+_ROW_KINDS = ("sentence", "article", "skipped")
+
+
+def model_uri(model: str) -> tuple[str, str | None, str | None]:
+    """(pyfunc URI, tracking URI, run id) for an MLflow URI or a model folder that names its run."""
+    from trainer import model_folder
+    from trainer.predict import is_mlflow_uri
+    from trainer.tracking import MODEL_ARTIFACT
+
+    if is_mlflow_uri(model):
+        return model, None, model.split("/")[1] if model.startswith("runs:/") else None
+    run = model_folder.read_run(Path(model))
+    if not run.get("run_id"):
+        raise ConfigError(f"--model: expected an MLflow model URI or a model folder logged to MLflow, found {model} "
+                          "without a run (run.json); train it with tracking on, or pass runs:/<id>/model")
+    return f"runs:/{run['run_id']}/{MODEL_ARTIFACT}", run.get("tracking_uri"), run["run_id"]
+
+
+# Warnings that ask nothing of the user, on the driver and (through the environment) in Spark's Python
+# workers: pyspark 4.3 warns on every UDF that it "does not yet fully support pandas >= 3.0.0" (the
+# test checks the output against `trainer tag` under pandas 3), and MLflow that env_manager="local"
+# does not rebuild the training environment (the project's lock file is that environment).
+_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+
+
+def _quiet(master: str | None) -> None:
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
+    extra = f"ignore:{_PANDAS_WARNING}:FutureWarning"
+    current = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = f"{current},{extra}" if current and extra not in current else current or extra
+    logging.getLogger("mlflow.pyfunc").addFilter(lambda record: "env_manager" not in record.getMessage())
+    if master and master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # one machine: no guessing at interfaces
+
+
+def _check_model(uri: str) -> None:
+    """Load the logged model once on the driver: a URI that does not resolve, or a model logged before
+    the pyfunc reported `truncated`, fails here with one line instead of inside every executor."""
+    from trainer.tracking import import_pyfunc
+
+    try:
+        frame = import_pyfunc().load_model(uri).predict(["The minister said talks failed."])
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds for a URI it cannot load
+        raise ConfigError(f"--model: expected a logged pyfunc model at {uri}, found none that loads "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    expected = ["label", *(f"p_{k}" for k in LABELS), "truncated"]
+    if list(frame.columns) != expected:
+        raise ConfigError(f"--model: expected a logged model that returns {expected}, found {list(frame.columns)} "
+                          "(logged by an earlier version); retrain it, or log it again, to tag on Spark")
+
+
+def _schema(meta_columns: list[str]) -> str:
+    """One row type for all three tables (a `kind` column tells them apart), so that articles are
+    split once and the job's output is cached once."""
+    columns = [
+        "kind string", "article_id string", "paragraph_index long", "sentence_index long", "start long", "end long",
+        "text string", "rule_cues array<string>", "model_input string", "content_sha256 string", "n_sentences long",
+        "cleaning_removed string", "where string", "reason string",
+        *[f"`meta_{c}` string" for c in meta_columns],
+    ]
+    return ", ".join(columns)
+
+
+def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_encoding: str,
+                      from_files: bool) -> Iterator[Any]:
+    """mapInPandas: article rows in, sentence/article/skipped rows out (see `_schema`)."""
+    import pandas as pd
+
+    from trainer.data.rules import RuleLabeler, rules_path
+    from trainer.data.sources import HTML_SUFFIXES, SourceResult, decode_article, html_to_text
+    from trainer.tagging import Article, content_hash, split_article
+
+    labeler = RuleLabeler.from_yaml(rules_path(None))
+    empty = {c: None for c in ("paragraph_index", "sentence_index", "start", "end", "text", "rule_cues",
+                               "model_input", "content_sha256", "n_sentences", "cleaning_removed", "where", "reason")}
+    for frame in batches:
+        out: list[dict[str, Any]] = []
+        for record in frame.to_dict("records"):
+            if from_files:
+                path = Path(record["path"].removeprefix("file:"))
+                result = SourceResult()
+                try:
+                    text = decode_article(bytes(record["content"]), path, on_bad_encoding, result)
+                except DataError as exc:
+                    out.append({**empty, "kind": "skipped", "article_id": path.stem, "where": str(path),
+                                "reason": f"undecodable: {str(exc)[:200]}"})
+                    continue
+                if path.suffix.lower() in HTML_SUFFIXES:
+                    text = html_to_text(text)
+                meta = {"path": str(path),
+                        "decoded_with_replacement": str(bool(result.skipped.get("decoded_with_replacement")))}
+                article = Article(path.stem, text, meta, str(path))
+            else:
+                meta = {c: record[f"meta_{c}"] for c in meta_columns}
+                article = Article(str(record["article_id"]), str(record["text"] or ""), meta, record["where"])
+            rows, removed = split_article(article, labeler)
+            metadata = {f"meta_{k}": None if v is None else str(v) for k, v in article.meta.items()}
+            if not rows:
+                out.append({**empty, **metadata, "kind": "skipped", "article_id": article.id,
+                            "where": article.where, "reason": "empty_article"})
+                continue
+            out.extend({**empty, **metadata, **row, "kind": "sentence"} for row in rows)
+            out.append({**empty, **metadata, "kind": "article", "article_id": article.id,
+                        "content_sha256": content_hash(article.text), "n_sentences": len(rows),
+                        "cleaning_removed": json.dumps(dict(removed)), "where": article.where})
+        yield pd.DataFrame(out, columns=[c.split(" ")[0].strip("`") for c in _schema(meta_columns).split(", ")])
+
+
+def _read_articles(spark: Any, input: str, text_column: str, id_column: str | None) -> tuple[Any, list[str], bool]:
+    """(DataFrame, metadata columns, whether it holds file bytes) for a folder or a table."""
+    from pyspark.sql import functions as F
+
+    suffix = Path(input).suffix.lower()
+    if suffix in (".parquet", ".jsonl", ".json", ".csv"):
+        if not id_column:
+            raise ConfigError("--id-column: expected a column naming each article for a table on Spark (its rows "
+                              "have no order to number them by), found none; pass --id-column")
+        reader = {".parquet": spark.read.parquet, ".jsonl": spark.read.json, ".json": spark.read.json,
+                  ".csv": lambda p: spark.read.option("header", True).option("multiLine", True)
+                  .option("escape", '"').csv(p)}[suffix]
+        frame = reader(input)
+        for column in (text_column, id_column):
+            if column not in frame.columns:
+                raise DataError(f"{input}: expected a '{column}' column, found {sorted(frame.columns)}; "
+                                "set --text-column / --id-column")
+        meta = [c for c in frame.columns if c not in (text_column, id_column)]
+        frame = frame.select(
+            F.col(id_column).cast("string").alias("article_id"), F.col(text_column).cast("string").alias("text"),
+            F.lit(input).alias("where"), *[F.col(c).cast("string").alias(f"meta_{c}") for c in meta])
+        return frame, meta, False
+    frame = (spark.read.format("binaryFile").option("recursiveFileLookup", True).load(input)
+             .select("path", "content"))
+    frame = frame.filter(F.lower(F.col("path")).rlike(r"\.(txt|md|html|htm)$"))
+    return frame, ["path", "decoded_with_replacement"], True
+
+
+def tag_spark(model: str, input: str, output: Path, master: str | None = None, text_column: str = "text",
+              id_column: str | None = None, on_bad_encoding: str = "error", overwrite: bool = False) -> dict[str, int]:
+    """Tag `input` on Spark into `output`/{sentences,articles,skipped}; returns row counts per table."""
+    import mlflow
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from trainer.predict import model_label
+    from trainer.tagging import SENTENCE_COLUMNS
+
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise ConfigError(f"--output: expected a new folder, found {output} with files; pass --overwrite or choose "
+                          "another folder")
+    uri, tracking_uri, run_id = model_uri(model)
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # executors resolve runs:/ URIs too
+    _check_model(uri)
+    _quiet(master)
+    builder = SparkSession.builder.appName("trainer-tag")
+    if master:
+        builder = builder.master(master)
+    spark = (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    spark.sparkContext.setLogLevel(os.environ.get("TRAINER_SPARK_LOG_LEVEL", "ERROR"))
+    try:
+        articles, meta, from_files = _read_articles(spark, input, text_column, id_column)
+        schema = _schema(meta)
+        rows = articles.mapInPandas(
+            lambda batches: _split_partitions(batches, meta, on_bad_encoding, from_files), schema).cache()
+        duplicates = (rows.filter("kind = 'article'").groupBy("article_id")
+                      .agg(F.count("*").alias("n"), F.collect_list("where").alias("wheres")).filter("n > 1").limit(1)
+                      .collect())
+        if duplicates:
+            first = duplicates[0]
+            raise DataError(f"expected unique article ids, found {first['article_id']!r} at {first['wheres'][0]} and "
+                            f"at {first['wheres'][1]}; set --id-column or make the ids unique")
+        predict = mlflow.pyfunc.spark_udf(
+            spark, uri, env_manager="local",
+            result_type=", ".join([*(f"{c} {'string' if c == 'label' else 'double'}" for c in
+                                     ("label", *(f"p_{k}" for k in LABELS))), "truncated boolean"]))
+        name = model_label(model)
+        sentences = (rows.filter("kind = 'sentence'")
+                     .withColumn("prediction", predict(F.struct(F.col("model_input").alias("text"))))
+                     .select("*", "prediction.*")
+                     .withColumn("model", F.lit(name)).withColumn("run_id", F.lit(run_id).cast("string"))
+                     .select(*SENTENCE_COLUMNS))
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent if output.parent.exists()
+                                        else None))
+        sentences.write.parquet(str(staging / "sentences"))
+        written = spark.read.parquet(str(staging / "sentences"))
+        counts = written.groupBy("article_id").pivot("label", list(LABELS)).count().na.fill(0)
+        n = F.col("n_sentences")
+        article_table = (rows.filter("kind = 'article'").join(counts, "article_id", "left")
+                         .select("article_id", "content_sha256", "n_sentences",
+                                 *[F.coalesce(F.col(k), F.lit(0)).alias(f"n_{k}") for k in LABELS],
+                                 *[(F.coalesce(F.col(k), F.lit(0)) / n).alias(f"share_{k}") for k in LABELS],
+                                 "cleaning_removed", *[F.col(f"`meta_{c}`").alias(c) for c in meta]))
+        article_table.write.parquet(str(staging / "articles"))
+        rows.filter("kind = 'skipped'").select("where", "reason").write.parquet(str(staging / "skipped"))
+        result = {"sentences": written.count(), "articles": spark.read.parquet(str(staging / "articles")).count(),
+                  "skipped": spark.read.parquet(str(staging / "skipped")).count()}
+        if result["articles"] == 0:
+            shutil.rmtree(staging)
+            raise DataError(f"{input}: expected articles to tag, found none that could be read "
+                            f"({result['skipped']} skipped)")
+        manifest = {"model": name, "run_id": run_id, "model_uri": uri, "labels": list(LABELS), "engine": "spark",
+                    "master": spark.sparkContext.master, **{f"n_{k}": v for k, v in result.items()}}
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(staging, output)
+        return result
+    finally:
+        spark.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`spark-submit .../spark_tag.py --model URI --input PATH --output DIR`, the cluster entry point."""
+    parser = argparse.ArgumentParser(prog="spark_tag", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        result = run(args)
+    except TrainerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary(args.output, result))
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="MLflow model URI (runs:/, models:/) or a logged model folder")
+    parser.add_argument("--input", required=True, help="a folder of .txt/.md/.html articles or a Parquet/JSONL/CSV "
+                        "table (with --id-column)")
+    parser.add_argument("--output", required=True, type=Path, help="folder for sentences/, articles/, skipped/")
+    parser.add_argument("--master", default=None, help="Spark master (local[2], spark://HOST:7077, yarn); "
+                        "default: what spark-submit or the environment sets, else local[*]")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--id-column", default=None)
+    parser.add_argument("--on-bad-encoding", choices=["error", "replace"], default="replace",
+                        help="files that are not UTF-8: skip them (counted) or decode with replacement characters")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+def run(args: argparse.Namespace) -> dict[str, int]:
+    return tag_spark(args.model, args.input, args.output, master=args.master, text_column=args.text_column,
+                     id_column=args.id_column, on_bad_encoding=args.on_bad_encoding, overwrite=args.overwrite)
+
+
+def summary(output: Path, result: dict[str, int]) -> str:
+    return (f"{result['articles']} articles, {result['sentences']} sentences tagged on Spark; "
+            f"{result['skipped']} inputs skipped (see skipped/): {output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
