@@ -69,14 +69,31 @@ class RuleResult:
     fired: list[str]
 
 
-def _compile(patterns: list[str], where: str) -> list[tuple[str, re.Pattern[str]]]:
-    compiled = []
+class _Patterns(list):  # list[tuple[str, re.Pattern[str]]]
+    """One lexicon's compiled patterns, in order, and `any`: all of them in one alternation.
+
+    `any.search(text)` finds a match exactly when one of the patterns does (the regex engine tries
+    every alternative at every position), so a sentence that none of them matches, the usual case,
+    costs one search instead of one per pattern.
+    """
+
+    any: re.Pattern[str]
+
+
+def _compile(patterns: list[str], where: str) -> _Patterns:
+    compiled = _Patterns()
     for pattern in patterns:
         try:
             compiled.append((pattern, re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])", re.IGNORECASE)))
         except re.error as exc:
             raise ConfigError(f"{where}: expected a regular expression, found {pattern!r} ({exc})") from None
+    alternatives = "|".join(f"(?:{pattern})" for pattern in patterns) or "(?!)"
+    compiled.any = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
     return compiled
+
+
+def _search(patterns: _Patterns, text: str) -> bool:
+    return bool(patterns.any.search(text))
 
 
 class RuleLabeler:
@@ -119,7 +136,7 @@ class RuleLabeler:
         """True when a reporting verb precedes position `start` in the same clause."""
         clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, start)), default=0)
         clause = text[clause_start:start]
-        return any(p.search(clause) for _, p in self.verbs + self.beliefs)
+        return _search(self.verbs, clause) or _search(self.beliefs, clause)
 
     def _in_side_clause(self, text: str, match: re.Match[str]) -> bool:
         clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, match.start())), default=0)
@@ -136,7 +153,7 @@ class RuleLabeler:
         fired: list[str] = []
         attributed_by_source = False
 
-        for name, pattern in self.no_evidence:
+        for name, pattern in self.no_evidence if _search(self.no_evidence, unquoted) else ():
             match = pattern.search(unquoted)
             if match:
                 return RuleResult("unverified", [f"unverified.no_evidence:{match.group(0).lower()}"])
@@ -149,7 +166,7 @@ class RuleLabeler:
             ("hedge", self.hedges, ("verified.side_clause_hedge", self._in_side_clause), "attributed.source_hedge"),
         )
         for family, patterns, exception, voiced in families:
-            for _, pattern in patterns:
+            for _, pattern in patterns if _search(patterns, unquoted) else ():
                 for match in pattern.finditer(unquoted):
                     cue = match.group(0).lower()
                     if exception is not None and exception[1](unquoted, match):
@@ -160,11 +177,11 @@ class RuleLabeler:
                     else:
                         return RuleResult("unverified", [f"unverified.{family}:{cue}"])
 
-        for name, pattern in self.refusals:
+        for name, pattern in self.refusals if _search(self.refusals, unquoted) else ():
             if pattern.search(unquoted):
                 return RuleResult("verified", [*fired, f"verified.refusal:{name}"])
         cleaned = unquoted
-        for name, pattern in self.other_senses:
+        for name, pattern in self.other_senses if _search(self.other_senses, unquoted) else ():
             if pattern.search(cleaned):
                 fired.append(f"verified.other_sense:{name}")
                 cleaned = pattern.sub(" ", cleaned)
@@ -172,7 +189,7 @@ class RuleLabeler:
         if attributed_by_source:
             return RuleResult("attributed", fired)
         for family, patterns in (("verb", self.verbs), ("belief", self.beliefs), ("frame", self.frames)):
-            for name, pattern in patterns:
+            for name, pattern in patterns if _search(patterns, cleaned) else ():
                 match = pattern.search(cleaned)
                 if match:
                     return RuleResult("attributed", [*fired, f"attributed.{family}:{match.group(0).lower()}"])
