@@ -13,7 +13,7 @@ import pytest
 from trainer import encoders
 from trainer.config import DataConfig
 from trainer.data.build import build_dataset, dedup_key
-from trainer.errors import ModelLoadError
+from trainer.errors import DataError, ModelLoadError
 from trainer.labels import LABELS
 from trainer.tagging import read_tables, tag
 
@@ -75,7 +75,7 @@ def test_unlabeled_sentences_become_confident_pseudo_labels(project, tagged, tra
 
 def test_a_pseudo_source_without_tags_is_a_clear_error(project, tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(Exception, match="expected a `trainer tag` output"):
+    with pytest.raises(DataError, match="expected a `trainer tag` output"):
         build_dataset(_pseudo_config(project, tmp_path / "empty"), progress=False)
 
 
@@ -141,3 +141,13 @@ def test_mpnet_resolves_to_a_loadable_folder(tmp_path, monkeypatch):
     assert AutoConfig.from_pretrained(folder).model_type == "mpnet"
     assert encoders.resolve("all-mpnet-base-v2") == str(folder)  # unpacked once
     assert encoders.hub_id(str(folder)) == "sentence-transformers/all-mpnet-base-v2"
+
+
+def test_generated_inputs_that_are_missing_say_what_makes_them(project, tmp_path):
+    from trainer.errors import DataError
+
+    config = project.data_config(name="clean", drop_label_issues=str(tmp_path / "none.csv"))
+    with pytest.raises(DataError, match="run trainer check-data --label-issues"):
+        build_dataset(DataConfig.model_validate(config), progress=False)
+    with pytest.raises(DataError, match="run trainer tag --output"):
+        build_dataset(_pseudo_config(project, tmp_path / "not-tagged-yet"), progress=False)

@@ -210,8 +210,7 @@ class PseudoLabelSource(SourceConfig):
     )
     seed: int = DEFAULT_SEED
 
-    train_only: ClassVar[bool] = True
-    _exists = field_validator("path")(_must_exist)
+    train_only: ClassVar[bool] = True  # `path` may not exist yet: a generated output, checked when built
 
 
 def _union(registry: Registry[Any], tag: str) -> Any:
@@ -258,8 +257,7 @@ class DataConfig(_Strict):
         default=None, ge=1, description="with drop_label_issues: drop only the first this many of its ranked rows"
     )
 
-    _labels = field_validator("labels")(_scheme)
-    _issues_exist = field_validator("drop_label_issues")(_must_exist)
+    _labels = field_validator("labels")(_scheme)  # drop_label_issues is generated: checked when built
 
     @property
     def dataset_dir(self) -> Path:

@@ -8,10 +8,12 @@ and split in a `mapInPandas` UDF with the very functions `trainer tag` uses
 row for row. Each table is written by Spark's committer (a `_SUCCESS` file when whole) into
 `<output>/<table>/`; a job that fails leaves no table under its real name.
 
-On a cluster (every node needs the project installed, e.g. from the same lock file):
+On a cluster (every node needs the project installed, e.g. from the same lock file, and `--output`
+must be a folder that the driver and every executor see at the same path, such as a shared mount;
+`--input` may be any URI Spark reads):
 
     spark-submit --master spark://HOST:7077 src/trainer/spark_tag.py \\
-        --model models:/sourcing@champion --input hdfs:///corpora/news --output hdfs:///tagged/news
+        --model models:/sourcing@champion --input hdfs:///corpora/news --output /shared/tagged/news
 
 `trainer tag-spark ... --master local[4]` runs the same job in one process.
 """

@@ -78,6 +78,9 @@ def fingerprint(config: DataConfig) -> str:
     settings = to_plain(config)
     settings.pop("output_dir", None)
     digest.update(json.dumps({"settings": settings, "builder": BUILDER_VERSION}, sort_keys=True).encode())
+    if config.drop_label_issues and not config.drop_label_issues.is_file():
+        raise DataError(f"drop_label_issues: expected check-data's label-issues.csv at {config.drop_label_issues}, "
+                        "found nothing; run trainer check-data --label-issues on the same data without this key first")
     extra = [config.drop_label_issues] if config.drop_label_issues else []
     for path in [p for source in config.sources for p in input_files(source)] + extra:
         digest.update(str(path).encode())
