@@ -272,6 +272,7 @@ class TransformerModel(_Strict):
     """Fine-tune a pretrained encoder with a classification head."""
 
     backend: Literal["transformer"] = "transformer"
+    training_keys: ClassVar[frozenset[str] | None] = None  # reads every training.* key
     pretrained: str | None = Field(
         default=None,
         description="a packaged encoder (all-MiniLM-L6-v2, all-mpnet-base-v2: trainer.encoders), a local folder, "
@@ -286,6 +287,8 @@ class SklearnModel(_Strict):
     """TF-IDF features and logistic regression: the fast baseline."""
 
     backend: Literal["sklearn"] = "sklearn"
+    # the training.* keys this backend reads (a sweep over any other is an error); TransformerModel: all
+    training_keys: ClassVar[frozenset[str] | None] = frozenset({"seed"})
     ngram_max: int = Field(default=2, ge=1, le=4)
     min_df: int = Field(default=1, ge=1)
     C: float = Field(default=10.0, gt=0)
@@ -297,6 +300,7 @@ class RulesModel(_Strict):
     """The cue-lexicon rules as a model: nothing to train, same evaluate and predict."""
 
     backend: Literal["rules"] = "rules"
+    training_keys: ClassVar[frozenset[str] | None] = frozenset()
     rules: Path | None = Field(default=None, description="cue lexicon YAML; null: the packaged default_rules.yaml")
 
     _exists = field_validator("rules")(_must_exist)
@@ -334,6 +338,54 @@ class TrainingConfig(_Strict):
         default=False, description="fit a temperature on validation; saved with the model and used by predict"
     )
     seed: int = DEFAULT_SEED
+
+
+class _SweepParam(_Strict):
+    @model_validator(mode="after")
+    def _range(self) -> Any:
+        low, high = getattr(self, "low", None), getattr(self, "high", None)
+        if low is not None and not low < high:
+            raise ValueError(f"expected low < high, found low {low} and high {high}")
+        if getattr(self, "log", False) and low is not None and low <= 0:
+            raise ValueError(f"expected low > 0 with log: true, found {low}")
+        return self
+
+
+class FloatParam(_SweepParam):
+    type: Literal["float"]
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
+    log: bool = False
+
+
+class IntParam(_SweepParam):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(default=1, ge=1)
+    log: bool = False
+
+
+class CategoricalParam(_SweepParam):
+    type: Literal["categorical"]
+    choices: list[str | int | float | bool | None] = Field(min_length=1)
+
+
+SweepParam = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]  # noqa: UP007
+
+
+class SweepSpace(_Strict):
+    """A search space: `trainer sweep --space configs/sweeps/<name>.yaml`. Keys are the dotted config
+    keys of `--set`; each trial's values are applied to the base config as `--set` would."""
+
+    study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the Optuna study name (workers share it)")
+    metric: Literal["val_macro_f1"] = "val_macro_f1"
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        default="median", description="prunes on the validation macro-F1 each epoch; backends without epochs never are"
+    )
+    seed: int = Field(default=DEFAULT_SEED, description="the TPE sampler's seed")
+    startup_trials: int = Field(default=5, ge=1, description="random trials before TPE models the results")
+    params: dict[str, SweepParam] = Field(min_length=1)
 
 
 class TrackingConfig(_Strict):
@@ -423,20 +475,41 @@ def _apply(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Valid keys of the (sub)model that `loc` points into, for 'did you mean' hints."""
+    """Valid keys of the (sub)model that `loc` (pydantic's error path, union tags included) points
+    into, for 'did you mean' hints."""
     current: Any = model
+    annotation: Any = None
     for part in loc:
         if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
             continue
         field = current.model_fields.get(part)
         if field is None:
-            # discriminated-union tag (e.g. 'corpus'): pick the member with that tag
+            # a discriminated union's tag (e.g. 'sklearn'): the member with that tag
+            tagged = _tagged_member(annotation, part)
+            if tagged is not None:
+                current = tagged
             continue
         annotation = field.annotation
         current = _first_model(annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
+
+
+def _tagged_member(annotation: Any, tag: str) -> Any:
+    from typing import get_args
+
+    for arg in get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            for name in ("kind", "backend"):
+                field = arg.model_fields.get(name)
+                if field is not None and field.default == tag:
+                    return arg
+        else:
+            found = _tagged_member(arg, tag)
+            if found is not None:
+                return found
+    return None
 
 
 def _first_model(annotation: Any) -> Any:
@@ -453,13 +526,14 @@ def _first_model(annotation: Any) -> Any:
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> tuple[str, str]:
     """(dotted key, message) for one pydantic error."""
-    tags = set(SOURCES.names()) | set(BACKENDS.names())  # union members' tags in pydantic's error paths
+    # union members' tags in pydantic's error paths (sources, backends, a sweep's parameter types)
+    tags = set(SOURCES.names()) | set(BACKENDS.names()) | {"float", "int", "categorical"}
     loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in tags))
     key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
     kind = error["type"]
     found = error.get("input")
     if kind == "extra_forbidden":
-        valid = _fields_at(model, loc[:-1])
+        valid = _fields_at(model, tuple(error["loc"][:-1]))
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(valid)}"
         return key, f"unknown key ({hint})"
