@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from trainer.config import DEFAULT_SEED
-from trainer.errors import EXIT_USAGE, TrainerError
+from trainer.errors import EXIT_USAGE, ConfigError, TrainerError
 from trainer.labels import LABELS
 from trainer.selection import STRATEGIES, Diversity, Uncertainty
 
@@ -138,6 +138,15 @@ def _parser() -> argparse.ArgumentParser:
     from trainer.spark_tag import add_arguments
 
     add_arguments(spark)
+
+    sweep = sub.add_parser("sweep", help="search hyperparameters with Optuna; every trial a nested MLflow run")
+    _add_config(sweep, "the base experiment config (each trial overrides it)")
+    sweep.add_argument("--space", required=True, type=Path, help="search space YAML (configs/sweeps/)")
+    sweep.add_argument("--trials", required=True, type=int, help="the study's budget of finished trials, shared "
+                       "by every worker on the same storage")
+    sweep.add_argument("--storage", help="Optuna RDB storage URL (default: sqlite under <output_dir>/sweeps/<study>/;"
+                       " postgresql://... for many machines)")
+    sweep.add_argument("--keep", choices=["best"], help="train the best trial's config into a model folder")
 
     summarize = sub.add_parser("summarize", help="label shares per publisher, month or any column of a tagged corpus")
     summarize.add_argument("output", type=Path, help="the folder `trainer tag` wrote")
@@ -376,6 +385,21 @@ def _cmd_tag_spark(args: argparse.Namespace) -> None:
     print(spark_tag.summary(args.output, spark_tag.run(args)))
 
 
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from trainer.sweep import sweep
+
+    if args.trials < 1:
+        raise ConfigError(f"--trials: expected at least 1, found {args.trials}")
+    result = sweep(args.config, args.space, args.trials, args.overrides, args.storage, args.keep,
+                   progress=not args.quiet)
+    best = (f"best validation macro-F1 {result.best_value:.4f} with {json.dumps(result.best_params)}"
+            if result.best_value is not None else "no complete trial yet")
+    print(f"sweep {result.study}: {result.finished} finished trials ({result.ran_here} here); {best}")
+    if result.best_config:
+        print(f"best config: {result.best_config} (trainer train --config {result.best_config})")
+    print(f"study: {result.storage}; MLflow parent run: {result.parent_run_id}")
+
+
 def _cmd_summarize(args: argparse.Namespace) -> None:
     from trainer.summary import summarize
 
@@ -436,6 +460,7 @@ COMMANDS = {
     "tag": _cmd_tag,
     "tag-spark": _cmd_tag_spark,
     "summarize": _cmd_summarize,
+    "sweep": _cmd_sweep,
     "predict": _cmd_predict,
 }
 

@@ -60,8 +60,10 @@ class Tracker:
         nested: bool = False,
         error: str | None = None,
         resume_run_id: str | None = None,
+        parent_run_id: str | None = None,
     ):
         self.config = config
+        self.parent_run_id = parent_run_id  # a parent run in another process (a sweep's study run)
         self.run_name = run_name
         self.tags = tags or {}
         self.nested = nested
@@ -96,7 +98,8 @@ class Tracker:
             if self.resume_run_id:  # --resume: continue the interrupted run, not a new one
                 run = mlflow.start_run(run_id=self.resume_run_id)
             else:
-                run = mlflow.start_run(run_name=self.run_name, tags=self.tags, nested=self.nested)
+                run = mlflow.start_run(run_name=self.run_name, tags=self.tags, nested=self.nested,
+                                       parent_run_id=self.parent_run_id)
             self.run_id = run.info.run_id
             self._active = True
 
@@ -130,6 +133,11 @@ class Tracker:
             mlflow.log_dict(plain_config, "config/resolved_config.json")
 
         self._guard("logging the config", do)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        import mlflow
+
+        self._guard("logging params", lambda: mlflow.log_params(params))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import mlflow

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,10 +156,12 @@ def fit(
     config: ExperimentConfig,
     tracker: Tracker,
     checkpointer: Checkpointer | None = None,
+    on_epoch: Callable[[EpochDone], None] | None = None,
 ) -> Backend:
     """Train `backend`. One that trains in steps runs its loop here, and this function decides:
     per-epoch metrics to MLflow, a checkpoint every `checkpoint_every_steps` steps and at each epoch
-    end, early stopping after `early_stopping_patience` epochs without a better score."""
+    end, early stopping after `early_stopping_patience` epochs without a better score. `on_epoch`
+    sees each epoch's event after it is logged (a sweep's pruner raises from it to stop the trial)."""
     if not isinstance(backend, SteppedBackend):
         return backend.fit(texts, labels)
     loop = backend.training_loop(texts, labels, validation)
@@ -172,6 +174,8 @@ def fit(
                 checkpointer.save(loop.state_dict())
         elif isinstance(event, EpochDone):
             tracker.log_metrics(event.metrics, step=event.epoch)
+            if on_epoch is not None:
+                on_epoch(event)
             if event.stale >= config.training.early_stopping_patience:
                 log.info("early stopping after epoch %d (best epoch %d)", event.epoch, loop.best_epoch)
                 break
