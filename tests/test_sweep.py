@@ -3,6 +3,7 @@ a killed sweep continues, and the training loop's epochs reach the pruner."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -134,3 +135,33 @@ def test_transformer_epochs_reach_the_pruner(project, tiny_model_dir):
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     trial_runs = [r for r in _runs(project) if r.data.tags.get("trainer.kind") == "sweep-trial"]
     assert all("val_macro_f1" in r.data.metrics for r in trial_runs)
+
+
+@pytest.mark.skipif(not os.environ.get("TRAINER_TEST_POSTGRES"),
+                    reason="no PostgreSQL server: .ci/run starts one on 127.0.0.1 (.ci/postgres.sh)")
+def test_two_workers_on_a_real_postgresql_server(project):
+    url = os.environ["TRAINER_TEST_POSTGRES"]
+    study_name = f"pg-{project.root.name}-{os.getpid()}"  # the server outlives one test
+    config = project.experiment("tfidf", {"backend": "sklearn"})
+    space = _space(project, {**TFIDF_SPACE, "study": study_name})
+    command = [sys.executable, "-m", "trainer.cli", "-q", "sweep", "--config", str(config), "--space", str(space),
+               "--trials", "4", "--storage", url]
+    workers = [subprocess.Popen(command, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    study = optuna.load_study(study_name=study_name, storage=url)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 4 and len({tuple(sorted(t.params.items())) for t in complete}) == 4
+    trials = [r for r in _runs(project) if r.data.tags.get("trainer.study") == study_name
+              and r.data.tags.get("trainer.kind") == "sweep-trial"]
+    assert len(trials) == 4 and len({r.data.tags["mlflow.parentRunId"] for r in trials}) == 1
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line(project):
+    config = project.experiment("tfidf", {"backend": "sklearn"})
+    done = subprocess.run([sys.executable, "-m", "trainer.cli", "-q", "sweep", "--config", str(config), "--space",
+                           str(_space(project)), "--trials", "2", "--storage", "postgresql://nobody@127.0.0.1:1/none"],
+                          cwd=project.root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--storage: expected a database URL Optuna can open" in done.stderr.strip().splitlines()[-1]

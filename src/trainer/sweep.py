@@ -117,6 +117,19 @@ class SweepResult:
     ran_here: int
 
 
+def _storage(url: str) -> Any:
+    import optuna
+    import sqlalchemy.exc
+
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+    except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise ConfigError(f"--storage: expected a database URL Optuna can open (sqlite:///FILE.db, "
+                          f"postgresql://USER@HOST:PORT/DB), found {url!r} ({type(exc).__name__}: {reason}); "
+                          "check the URL and that the server is up") from None
+
+
 @contextmanager
 def _setup_lock(folder: Path) -> Iterator[None]:
     import fcntl
@@ -296,7 +309,7 @@ def sweep(config_path: Path, space_path: Path, trials: int, overrides: list[str]
     # Workers on one machine set up one at a time: a new SQLite file (Optuna's or MLflow's) created by
     # two processes at once fails its schema migration. Workers on other machines meet in the database.
     with _setup_lock(sweep_dir(base, space)):
-        rdb = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        rdb = _storage(url)
         study = optuna.create_study(storage=rdb, study_name=space.study, direction="maximize",
                                     pruner=_pruner(space), load_if_exists=True)
         signature = {"space": space.model_dump(mode="json"), "base": dump_yaml(base)}
