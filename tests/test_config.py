@@ -104,3 +104,13 @@ def test_cli_error_is_one_line_exit_2_no_traceback(project):
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "did you mean 'epochs'" in lines[0]
+
+
+def test_set_data_names_another_data_config_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from trainer.config import load_config
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    config = load_config("configs/default.yaml", ["data=configs/data/polnear.yaml", "data.split.seed=4"])
+    assert config.data.name == "polnear" and config.data.split.seed == 4

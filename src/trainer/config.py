@@ -582,6 +582,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     """
     path = Path(path)
     raw = read_yaml(path)
+    parsed = parse_overrides(overrides or [])
+    if "data" in parsed:  # --set data=configs/data/other.yaml names another data config file
+        raw["data"] = parsed["data"]
     data = raw.get("data")
     if isinstance(data, str):
         data_path = Path(data)
@@ -594,9 +597,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         origin = f"{path} (data from {data_path})"
     else:
         origin = str(path)
-    parsed = parse_overrides(overrides or [])
     for dotted, value in parsed.items():
-        _apply(raw, dotted, value)
+        if dotted != "data":
+            _apply(raw, dotted, value)
     return _validate(ExperimentConfig, raw, origin, set(parsed))
 
 
