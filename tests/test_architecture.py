@@ -106,6 +106,11 @@ def test_every_shipped_config_validates(path, monkeypatch):
         assert config.model_dir.parent == Path(raw.get("output_dir", "models"))
     elif "sources" in raw:
         assert load_data_config(path).sources
+    elif "params" in raw:  # a sweep space, checked against the base config it names
+        from trainer.sweep import load_space
+
+        space, base, _ = load_space(path, None)
+        assert space.params and base.run_name
     else:
         pytest.fail(f"{path}: neither an experiment config (run_name) nor a data config (sources)")
 

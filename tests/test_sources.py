@@ -157,3 +157,20 @@ def test_combined_sources_in_one_build(project):
     names = built.dataset["train"].features["label"].names
     assert all(names[r["label"]] == r["rule_label"] for r in rule_rows)  # rule-labeled examples take the rule
     assert all(r["rules_fired"].startswith("[") for r in rows)
+
+
+def test_brat_only_articles_reads_just_those(tmp_path):
+    from tests.conftest import FIXTURES
+    from trainer.config import BratSource
+    from trainer.data.sources import read_brat
+
+    corpus = FIXTURES / "brat"
+    if not corpus.is_dir():
+        pytest.skip("no brat fixture")
+    everything = read_brat(BratSource(path=corpus), progress=False)
+    first = sorted({e.article for e in everything.examples})[0]
+    listed = tmp_path / "only.txt"
+    listed.write_text(f"# one article\n{first}\n")
+    only = read_brat(BratSource(path=corpus, only_articles=listed), progress=False)
+    assert {e.article for e in only.examples} == {first}
+    assert [e.text for e in only.examples] == [e.text for e in everything.examples if e.article == first]

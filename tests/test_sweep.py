@@ -60,6 +60,7 @@ def test_a_bad_space_is_one_clear_line(project, change, message):
     space = _space(project, {**TFIDF_SPACE, "params": change})
     with pytest.raises(ConfigError, match=message) as error:
         load_space(space, config)
+
     assert "\n" not in str(error.value)
 
 

@@ -140,7 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(spark)
 
     sweep = sub.add_parser("sweep", help="search hyperparameters with Optuna; every trial a nested MLflow run")
-    _add_config(sweep, "the base experiment config (each trial overrides it)")
+    sweep.add_argument("--config", type=Path, help="the base experiment config (default: the space's config: key)")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a base config value for every trial (repeatable)")
     sweep.add_argument("--space", required=True, type=Path, help="search space YAML (configs/sweeps/)")
     sweep.add_argument("--trials", required=True, type=int, help="the study's budget of finished trials, shared "
                        "by every worker on the same storage")

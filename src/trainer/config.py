@@ -128,8 +128,11 @@ class BratSource(SourceConfig):
     )
     unverified_rules: bool = Field(default=True, description="apply the rules' unverified markers on top")
     limit: int | None = Field(default=None, ge=1, description="read only the first N articles (quick runs)")
+    only_articles: Path | None = Field(
+        default=None, description="text file of article ids (one per line): read only these, e.g. a dev set's articles"
+    )
 
-    _exists = field_validator("path")(_must_exist)
+    _exists = field_validator("path", "only_articles")(_must_exist)
 
 
 class LabeledRowsSource(SourceConfig):
@@ -379,6 +382,7 @@ class SweepSpace(_Strict):
     keys of `--set`; each trial's values are applied to the base config as `--set` would."""
 
     study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the Optuna study name (workers share it)")
+    config: Path | None = Field(default=None, description="the base experiment config, when --config is not given")
     metric: Literal["val_macro_f1"] = "val_macro_f1"
     pruner: Literal["median", "hyperband", "none"] = Field(
         default="median", description="prunes on the validation macro-F1 each epoch; backends without epochs never are"

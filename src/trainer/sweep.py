@@ -71,10 +71,17 @@ def _override(key: str, value: Any) -> str:
     return f"{key}={json.dumps(value)}"  # JSON is YAML: `--set` parses it back to the same value
 
 
-def load_space(path: Path, config_path: Path, overrides: list[str] | None = None) -> tuple[SweepSpace, ExperimentConfig]:
-    """The validated space and base config. Every key must be one that `--set` accepts, with each
-    bound or choice a valid value, and one that the backend reads."""
+def load_space(path: Path, config_path: Path | None, overrides: list[str] | None = None
+               ) -> tuple[SweepSpace, ExperimentConfig, Path]:
+    """The validated space, base config and its path (`--config`, else the space's `config:`). Every
+    key must be one that `--set` accepts, with each bound or choice a valid value, and one that the
+    backend reads."""
     space = _validate(SweepSpace, read_yaml(path), str(path), set())
+    if config_path is None:
+        if space.config is None:
+            raise ConfigError(f"--config: expected a base experiment config, found none given and no config: key in "
+                              f"{path}; pass --config configs/<experiment>.yaml")
+        config_path = space.config
     base = load_config(config_path, overrides)
     for key, param in space.params.items():
         where = f"{path}: params.{key}"
@@ -92,7 +99,7 @@ def load_space(path: Path, config_path: Path, overrides: list[str] | None = None
             shown = ", ".join(f"training.{k}" for k in sorted(reads)) or "no training.* key"
             raise ConfigError(f"{where}: expected a key that the {base.model.backend} backend reads ({shown}), "
                               "found one it ignores; drop it from the space, or sweep its model.* keys")
-    return space, base
+    return space, base, config_path
 
 
 def default_storage(base: ExperimentConfig, space: SweepSpace) -> str:
@@ -290,7 +297,7 @@ def _finished(study: Any) -> list[Any]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
-def sweep(config_path: Path, space_path: Path, trials: int, overrides: list[str] | None = None,
+def sweep(config_path: Path | None, space_path: Path, trials: int, overrides: list[str] | None = None,
           storage: str | None = None, keep: str | None = None, progress: bool = True) -> SweepResult:
     """Run trials of the study until it has `trials` finished ones (shared with any other worker)."""
     import mlflow
@@ -301,7 +308,7 @@ def sweep(config_path: Path, space_path: Path, trials: int, overrides: list[str]
     from trainer.tracking import tracking_uri
 
     overrides = list(overrides or [])
-    space, base = load_space(space_path, config_path, overrides)
+    space, base, config_path = load_space(space_path, config_path, overrides)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial lines: the bar and MLflow
     # heartbeats and fail_stale_trials are "experimental" in Optuna 5; they are what its distributed mode uses
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -417,12 +417,15 @@ def read_brat(source: BratSource, num_proc: int = 1, progress: bool = True) -> S
         article = ann.stem.rsplit("_", 1)[0]
         annotations.setdefault(article, []).append(ann)
     excluded = read_exclusions(source.exclude_articles)
+    only = read_exclusions(source.only_articles) if source.only_articles else None
     result = SourceResult()
     jobs = []
     for text_path in sorted(text_dir.glob("*.txt")):
         article = text_path.stem
         if article in excluded:
             result.skipped["excluded_article"] += 1
+        elif only is not None and article not in only:
+            continue  # not asked for: not counted as skipped
         elif article not in annotations:
             result.skipped["article_without_annotations"] += 1
         else:
@@ -514,7 +517,8 @@ def corpus_files(source: CorpusSource) -> list[Path]:
 
 
 def brat_files(source: BratSource) -> list[Path]:
-    return sorted((source.path / source.text_dir).glob("*.txt")) + sorted(
+    listed = [source.only_articles] if source.only_articles else []
+    return listed + sorted((source.path / source.text_dir).glob("*.txt")) + sorted(
         (source.path / source.annotation_dir).glob("*.ann")
     )
 
