@@ -86,7 +86,7 @@ def test_pyfunc_takes_a_dataframe_and_a_list(trained_sklearn, monkeypatch):
     from_list = model.predict(texts)
     from_frame = model.predict(pd.DataFrame({"text": texts}))
     assert list(from_list["label"]) == list(from_frame["label"]) and set(from_list["label"]) <= set(LABELS)
-    assert list(from_list.columns) == ["label", *[f"p_{label}" for label in LABELS]]
+    assert list(from_list.columns) == ["label", *[f"p_{label}" for label in LABELS], "truncated"]
     assert model.metadata.signature is not None
     assert model.metadata.saved_input_example_info is not None  # logged with its input example too
 

@@ -68,8 +68,11 @@ def _quiet(master: str | None) -> None:
     current = os.environ.get("PYTHONWARNINGS")
     os.environ["PYTHONWARNINGS"] = f"{current},{extra}" if current and extra not in current else current or extra
     logging.getLogger("mlflow.pyfunc").addFilter(lambda record: "env_manager" not in record.getMessage())
-    if master and master.startswith("local"):
+    if (master or "local").startswith("local"):  # no --master: local[*], unless spark-submit set one
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # one machine: no guessing at interfaces
+        # Spark starts its Python workers with `python3` from PATH unless told otherwise: on one machine
+        # they must be this interpreter (this venv, where the project is installed).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def _check_model(uri: str) -> None:
