@@ -54,6 +54,7 @@ def _runs(project):
      r"expected a key that the sklearn backend reads \(training.seed\), found one it ignores"),
     ({"run_name": {"type": "categorical", "choices": ["a"]}}, r"params.run_name: expected a model, training or data"),
     ({"model.C": {"type": "uniform", "low": 1, "high": 2}}, r"expected one of 'float', 'int', 'categorical'"),
+    ({"model.min_df": {"type": "int", "low": 1, "high": 9, "step": 2, "log": True}}, r"expected step: 1 with log"),
 ])
 def test_a_bad_space_is_one_clear_line(project, change, message):
     config = project.experiment("tfidf", {"backend": "sklearn"})
@@ -136,6 +137,7 @@ def test_transformer_epochs_reach_the_pruner(project, tiny_model_dir):
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     trial_runs = [r for r in _runs(project) if r.data.tags.get("trainer.kind") == "sweep-trial"]
     assert all("val_macro_f1" in r.data.metrics for r in trial_runs)
+    assert all(r.info.status == "FINISHED" for r in trial_runs)  # pruned ones too: their state is a tag
 
 
 @pytest.mark.skipif(not os.environ.get("TRAINER_TEST_POSTGRES"),

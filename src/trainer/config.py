@@ -351,6 +351,9 @@ class _SweepParam(_Strict):
             raise ValueError(f"expected low < high, found low {low} and high {high}")
         if getattr(self, "log", False) and low is not None and low <= 0:
             raise ValueError(f"expected low > 0 with log: true, found {low}")
+        if getattr(self, "log", False) and getattr(self, "step", 1) != 1:
+            raise ValueError("expected step: 1 with log: true (Optuna samples a log range without steps), "
+                             f"found step {self.step}")
         return self
 
 

@@ -25,10 +25,12 @@ study name shares one study: Optuna's own distributed mode.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 BEST_CONFIG = "best.yaml"
 SWEEPS_DIR = "sweeps"
 HEARTBEAT_S = 30
+POLL_S = 5  # how often a worker whose places are all taken looks again
 GRACE_S = 120
 # Keys a sweep sets itself, per trial: never part of a space.
 _RESERVED = ("run_name", "output_dir", "tracking")
@@ -158,6 +161,8 @@ def _alive_here(worker: str) -> bool:
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname():
         return True  # another machine's worker: Optuna's heartbeat decides
+    if pid == str(os.getpid()):
+        return False  # this process runs no trial yet: one under its id is an earlier process's (a reused id)
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -190,13 +195,19 @@ def _fail_dead_trials(study: Any) -> int:
     return failed
 
 
-def _parent_run(base: ExperimentConfig, space: SweepSpace, space_path: Path) -> str:
-    """The study's one parent run: found by tag, or created; of several created at once, the earliest."""
+def _parent_run(base: ExperimentConfig, space: SweepSpace, space_path: Path, study: Any) -> str:
+    """The study's one parent run: found by the study's own id (a study made afresh under the same name
+    gets a new parent), or created; of several created at once, the earliest."""
+    import uuid
+
     import mlflow
 
     client = mlflow.MlflowClient()
     experiment = mlflow.set_experiment(base.tracking.experiment)
-    query = f"tags.`trainer.kind` = 'sweep' and tags.`trainer.study` = '{space.study}'"
+    if "study_uid" not in study.user_attrs:
+        study.set_user_attr("study_uid", uuid.uuid4().hex)
+    uid = study.user_attrs["study_uid"]
+    query = f"tags.`trainer.kind` = 'sweep' and tags.`trainer.study_uid` = '{uid}'"
 
     def existing() -> list[Any]:
         runs = client.search_runs([experiment.experiment_id], query, max_results=50)
@@ -206,7 +217,7 @@ def _parent_run(base: ExperimentConfig, space: SweepSpace, space_path: Path) -> 
     if found:
         return found[0].info.run_id
     mine = client.create_run(experiment.experiment_id, run_name=f"sweep-{space.study}",
-                             tags={"trainer.kind": "sweep", "trainer.study": space.study,
+                             tags={"trainer.kind": "sweep", "trainer.study": space.study, "trainer.study_uid": uid,
                                    "trainer.backend": base.model.backend})
     client.log_text(mine.info.run_id, yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False),
                     f"sweep/{space_path.name}")
@@ -255,9 +266,15 @@ def _run_trial(trial: Any, config_path: Path, overrides: list[str], space: Sweep
 
     values = {key: _suggest(trial, key, param) for key, param in space.params.items()}
     run_name = f"{space.study}-trial-{trial.number:03d}"
-    config = load_config(config_path, [*overrides, *(_override(k, v) for k, v in values.items()),
-                                       _override("run_name", run_name)])
-    built = build_dataset(config.data, progress=False)
+    extra = [_override("run_name", run_name)]
+    data_values = {k: v for k, v in values.items() if k.startswith("data.")}
+    if data_values:  # trials with other data settings build their own dataset folder, never each other's
+        base = load_config(config_path, overrides)
+        digest = hashlib.sha256(json.dumps(data_values, sort_keys=True).encode()).hexdigest()[:10]
+        extra.append(_override("data.name", f"{base.data.name}-sweep-{digest}"))
+    config = load_config(config_path, [*overrides, *(_override(k, v) for k, v in values.items()), *extra])
+    with _setup_lock(sweep_dir(config, space)):  # one worker builds a dataset; the others then reuse it
+        built = build_dataset(config.data, progress=False)
     train_texts, train_labels = _texts_labels(built.dataset["train"])
     val_texts, val_labels = _texts_labels(built.dataset["validation"])
     backend = create_backend(config)
@@ -272,18 +289,22 @@ def _run_trial(trial: Any, config_path: Path, overrides: list[str], space: Sweep
         if trial.should_prune():
             raise optuna.TrialPruned(f"epoch {event.epoch}: validation macro-F1 {score:.4f}")
 
+    pruned: optuna.TrialPruned | None = None
     with Tracker(config.tracking, run_name, tags, parent_run_id=parent) as tracker:
         trial.set_user_attr("mlflow_run_id", tracker.run_id)
         tracker.log_params({f"trial.{k}": v for k, v in values.items()})
         try:
             fit(backend, train_texts, train_labels, (val_texts, val_labels), config, tracker, None, on_epoch=prune)
-        except optuna.TrialPruned:
+        except optuna.TrialPruned as exc:  # a finished run (not a failed one) whose state says pruned
             tracker.set_tags({"trial_state": "pruned"})
-            raise
-        probabilities = backend.predict_proba(val_texts)
-        metrics = compute_metrics(val_labels, [LABELS[i] for i in probabilities.argmax(axis=1)])
-        tracker.log_metrics(flat_metrics(metrics, "best_val"))
-        tracker.set_tags({"trial_state": "complete"})
+            pruned = exc
+        else:
+            probabilities = backend.predict_proba(val_texts)
+            metrics = compute_metrics(val_labels, [LABELS[i] for i in probabilities.argmax(axis=1)])
+            tracker.log_metrics(flat_metrics(metrics, "best_val"))
+            tracker.set_tags({"trial_state": "complete"})
+    if pruned is not None:
+        raise pruned
     return float(metrics["macro_f1"])
 
 
@@ -325,7 +346,7 @@ def sweep(config_path: Path | None, space_path: Path, trials: int, overrides: li
                               f"in {url} was started with, found others; use another study name or storage")
         study.set_user_attr("signature", signature)
         mlflow.set_tracking_uri(tracking_uri(base.tracking))
-        parent = _parent_run(base, space, space_path)
+        parent = _parent_run(base, space, space_path, study)
         study.set_user_attr("mlflow_parent_run_id", parent)
         interrupted = _fail_dead_trials(study)
     if interrupted:
@@ -350,12 +371,19 @@ def sweep(config_path: Path | None, space_path: Path, trials: int, overrides: li
                unit="trial", disable=not progress)
     # One trial per optimize call: Optuna then runs its heartbeat for the trial (so that a worker that
     # dies elsewhere is noticed) and tells the result; the loop re-reads the shared budget each time.
-    while len(study.get_trials(deepcopy=False, states=counted)) < trials:
+    while len(_finished(study)) < trials:
+        if len(study.get_trials(deepcopy=False, states=counted)) >= trials:
+            # Other workers hold the last places. Wait for them; if one died, its trial is failed (at once on
+            # this machine, after Optuna's heartbeat grace period elsewhere) and its place is free again.
+            time.sleep(POLL_S)
+            _fail_dead_trials(study)
+            continue
+        surplus.clear()
         study.optimize(objective, n_trials=1, catch=(_Surplus,), gc_after_trial=True)
-        if surplus:
-            break
-        ran += 1
-        bar.update(1)
+        if not surplus:
+            ran += 1
+        bar.n = min(len(_finished(study)), trials)
+        bar.refresh()
     bar.close()
     return _finish(study, base, space, config_path, overrides, parent, url, keep, ran, trials)
 
@@ -429,7 +457,9 @@ def _plots(study: Any, folder: Path) -> dict[str, Path]:
         figure.tight_layout()
         for suffix in ("png", "svg"):
             path = folder / f"{name}.{suffix}"
-            figure.savefig(path, dpi=120)
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.{suffix}")  # workers that stop together
+            figure.savefig(tmp, dpi=120)
+            os.replace(tmp, path)
             out[f"{name}.{suffix}"] = path
         plt.close(figure)
     return out
