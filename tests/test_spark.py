@@ -59,3 +59,11 @@ def test_spark_job_writes_what_trainer_tag_writes(trained_sklearn, tmp_path):
     skipped_spark = _spark_tables(tmp_path / "spark", "skipped")
     assert sorted(skipped_spark["reason"]) == sorted(skipped_local["reason"]) == ["empty_article"]
     assert (tmp_path / "spark" / "sentences" / "_SUCCESS").is_file()
+    import json
+
+    manifest = json.loads((tmp_path / "spark" / "manifest.json").read_text())
+    local_manifest = json.loads((tmp_path / "local" / "manifest.json").read_text())
+    assert manifest["validation_confusion"] == local_manifest["validation_confusion"]  # summarize adjusts alike
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".spark.")]  # no staging folder left
+    with pytest.raises(Exception, match="written by trainer tag-spark"):
+        tag(model, folder, tmp_path / "spark", progress=False)

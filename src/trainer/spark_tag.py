@@ -44,7 +44,13 @@ def model_uri(model: str) -> tuple[str, str | None, str | None]:
     from trainer.tracking import MODEL_ARTIFACT
 
     if is_mlflow_uri(model):
-        return model, None, model.split("/")[1] if model.startswith("runs:/") else None
+        import mlflow
+
+        try:  # runs:/ and models:/ alike: the run that logged the model
+            run_id = mlflow.models.get_model_info(model).run_id
+        except Exception:  # noqa: BLE001 - checked again, with its own error, by _check_model
+            run_id = model.split("/")[1] if model.startswith("runs:/") else None
+        return model, None, run_id
     run = model_folder.read_run(Path(model))
     if not run.get("run_id"):
         raise ConfigError(f"--model: expected an MLflow model URI or a model folder logged to MLflow, found {model} "
@@ -73,6 +79,15 @@ def _quiet(master: str | None) -> None:
         # Spark starts its Python workers with `python3` from PATH unless told otherwise: on one machine
         # they must be this interpreter (this venv, where the project is installed).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+def _validation_confusion(model: str) -> Any:
+    from trainer import model_folder
+    from trainer.predict import local_model
+
+    with local_model(model) as folder:
+        validation = (model_folder.read_metrics(folder) or {}).get("validation")
+    return validation["confusion_matrix"] if validation else None
 
 
 def _check_model(uri: str) -> None:
@@ -189,6 +204,11 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise ConfigError(f"--output: expected a new folder, found {output} with files; pass --overwrite or choose "
                           "another folder")
+    if Path(input).suffix.lower() in (".yaml", ".yml"):
+        raise ConfigError(f"--input: expected a folder of articles or a Parquet/JSONL/CSV table on Spark, found the "
+                          f"data config {input}; pass its article folder (and drop excluded articles first), or use "
+                          "trainer tag")
+    output.parent.mkdir(parents=True, exist_ok=True)  # the staging folder goes beside it, to be renamed
     uri, tracking_uri, run_id = model_uri(model)
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
@@ -201,6 +221,7 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
     spark = (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
              .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel(os.environ.get("TRAINER_SPARK_LOG_LEVEL", "ERROR"))
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         articles, meta, from_files = _read_articles(spark, input, text_column, id_column)
         schema = _schema(meta)
@@ -223,8 +244,6 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
                      .select("*", "prediction.*")
                      .withColumn("model", F.lit(name)).withColumn("run_id", F.lit(run_id).cast("string"))
                      .select(*SENTENCE_COLUMNS))
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent if output.parent.exists()
-                                        else None))
         sentences.write.parquet(str(staging / "sentences"))
         written = spark.read.parquet(str(staging / "sentences"))
         counts = written.groupBy("article_id").pivot("label", list(LABELS)).count().na.fill(0)
@@ -239,11 +258,12 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
         result = {"sentences": written.count(), "articles": spark.read.parquet(str(staging / "articles")).count(),
                   "skipped": spark.read.parquet(str(staging / "skipped")).count()}
         if result["articles"] == 0:
-            shutil.rmtree(staging)
             raise DataError(f"{input}: expected articles to tag, found none that could be read "
                             f"({result['skipped']} skipped)")
         manifest = {"model": name, "run_id": run_id, "model_uri": uri, "labels": list(LABELS), "engine": "spark",
-                    "master": spark.sparkContext.master, **{f"n_{k}": v for k, v in result.items()}}
+                    "master": spark.sparkContext.master, **{f"n_{k}": v for k, v in result.items()},
+                    # what `trainer summarize` adjusts the shares with, as for `trainer tag`
+                    "validation_confusion": _validation_confusion(model)}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         if output.exists():
             shutil.rmtree(output)
@@ -251,6 +271,7 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
         return result
     finally:
         spark.stop()
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed into place
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -196,6 +196,9 @@ def tag(
         validation = (model_folder.read_metrics(folder) or {}).get("validation")
     model_name = model_label(model)
     manifest = _read_manifest(output)
+    if manifest is not None and manifest.get("engine") == "spark":
+        raise ConfigError(f"--output: expected a new folder or an earlier `trainer tag` output, found {output} written "
+                          "by trainer tag-spark, which does not resume; choose another folder")
     if manifest is not None and (manifest["model"], manifest["run_id"]) != (model_name, run_id):
         if not overwrite:
             raise ConfigError(f"--output: expected output of model {model_name!r}, found {output} written by "
