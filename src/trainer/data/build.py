@@ -209,6 +209,7 @@ def drop_label_issues(config: DataConfig, examples: list[Example], train: np.nda
     if rows and not {"source", "text"} <= set(rows[0]):
         raise DataError(f"{config.drop_label_issues}: expected check-data's label-issues.csv with source and text "
                         f"columns, found {sorted(rows[0])}; point drop_label_issues at that file")
+    rows = [row for row in rows if row.get("split", "train") == "train"]  # the ranking covers every split
     rows = rows[: config.max_label_issues] if config.max_label_issues else rows
     flagged = {(row["source"], dedup_key(row["text"])) for row in rows}
     keep = np.array([i for i in train if (examples[i].source, dedup_key(examples[i].text)) not in flagged], dtype=int)
