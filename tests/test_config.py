@@ -114,3 +114,13 @@ def test_set_data_names_another_data_config_file(tmp_path, monkeypatch):
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     config = load_config("configs/default.yaml", ["data=configs/data/polnear.yaml", "data.split.seed=4"])
     assert config.data.name == "polnear" and config.data.split.seed == 4
+
+
+def test_version_is_the_installed_one(capsys):
+    from importlib.metadata import version
+
+    from trainer.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"trainer {version('trainer')}"

@@ -62,6 +62,10 @@ def test_mlflow_run_has_params_metrics_artifacts_dataset_and_model(trained_tiny)
     assert "test_macro_f1" in run.data.metrics and "test_unverified_f1" in run.data.metrics
     history = client.get_metric_history(result.run_id, "train_loss")
     assert [m.step for m in history] == list(range(1, len(history) + 1)) and len(history) >= 2
+    # the kept epoch's score under its own name; the per-epoch curve keeps its steps, none of them 0
+    assert run.data.metrics["best_val_macro_f1"] == pytest.approx(result.metrics["validation"]["macro_f1"])
+    curve = client.get_metric_history(result.run_id, "val_macro_f1")
+    assert [m.step for m in curve] == list(range(1, len(curve) + 1))
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "test_report")}
     assert {"test_report/confusion_matrix.png", "test_report/classification_report.txt"} <= artifacts
     config_artifacts = {a.path for a in client.list_artifacts(result.run_id, "config")}

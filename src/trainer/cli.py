@@ -32,6 +32,15 @@ from trainer.selection import STRATEGIES, Diversity, Uncertainty
 log = logging.getLogger("trainer")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trainer")
+    except PackageNotFoundError:
+        return "unknown (not installed; pip install -e .)"
+
+
 def _add_config(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--config", required=True, type=Path, help=f"{what} YAML file")
     parser.add_argument(
@@ -47,6 +56,7 @@ def _add_config(parser: argparse.ArgumentParser, what: str) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainer", description="Sentence sourcing classifier toolkit.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     validate = sub.add_parser("validate", help="check a config and print it fully resolved")

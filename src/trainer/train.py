@@ -117,7 +117,9 @@ def train(
         checkpointer.remove()  # the model is saved: nothing left to resume
 
         tracker.log_metrics(
-            {**flat_metrics(val_metrics, "val"), **flat_metrics(report["metrics"], "test"),
+            # the kept epoch's figures under their own names: `val_*` are the per-epoch curves, whose latest
+            # step is the last epoch, not the one kept
+            {**flat_metrics(val_metrics, "best_val"), **flat_metrics(report["metrics"], "test"),
              "test_ece": report["calibration"]["ece"], "temperature": temperature}
         )
         model_uri = _log_outputs(tracker, config, target, test_rows.texts[:3], register_as, alias)
