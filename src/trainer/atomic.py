@@ -1,15 +1,16 @@
-"""Output folders written whole or not at all.
+"""Output folders and files written whole or not at all.
 
 Datasets, model folders, exports and checkpoints are written into a hidden sibling
 (`.NAME.tmp-PID`) and renamed into place only when complete, so a run killed at any point leaves
-the previous output or none, never one that loads wrongly.
+the previous output or none, never one that loads wrongly. Single files (cards, manifests, Parquet
+parts, plots) go the same way through `atomic_file`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,3 +56,22 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         target.rename(old)
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def atomic_file(path: Path, write: Callable[[Path], object]) -> None:
+    """Write `path` whole or not at all: `write` fills a temporary sibling, which then replaces `path`
+    (a reader, or another process writing the same file, never sees half of it).
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "note.txt"
+    >>> atomic_file(target, lambda tmp: tmp.write_text("whole"))
+    >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+    ('whole', ['note.txt'])
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)

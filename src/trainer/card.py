@@ -9,11 +9,11 @@ model folder, so its figures are always those of `metrics.json` and `evaluations
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from trainer import encoders, model_folder
+from trainer.atomic import atomic_file
 from trainer.labels import LABEL_DEFINITIONS, LABELS
 from trainer.model_folder import CARD_FILE, EVAL_DIR
 
@@ -246,7 +246,6 @@ def render_card(model_dir: Path, name: str | None = None) -> str:
 def write_card(model_dir: Path, name: str | None = None) -> Path:
     """Write (or rewrite) `model_dir/README.md` whole: a reader never sees half a card."""
     path = model_dir / CARD_FILE
-    tmp = path.with_name(f".{CARD_FILE}.tmp")
-    tmp.write_text(render_card(model_dir, name), encoding="utf-8")
-    os.replace(tmp, path)
+    text = render_card(model_dir, name)
+    atomic_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.atomic import atomic_file
 from trainer.config import DEFAULT_SEED, SklearnModel, TrainingConfig
 from trainer.data.build import CARD_JSON, CARD_MD, SPLITS, BuiltDataset, card_markdown
 from trainer.errors import DataError
@@ -133,9 +133,7 @@ def _count_in_card(built: BuiltDataset, per_source: Counter[str], total: int) ->
     card = {**built.card, "label_issues": {"per_source": dict(per_source), "sentences": total,
                                            "method": "cleanlab find_label_issues on out-of-fold probabilities"}}
     for name, text in ((CARD_JSON, json.dumps(card, indent=2, ensure_ascii=False)), (CARD_MD, card_markdown(card))):
-        tmp = built.path / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, built.path / name)
+        atomic_file(built.path / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
     built.card.update(card)
 
 

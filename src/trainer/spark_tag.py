@@ -23,18 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from trainer.atomic import atomic_folder
 from trainer.errors import ConfigError, DataError, TrainerError
 from trainer.labels import LABELS
+from trainer.tagging import MANIFEST, TABLES
 
-TEXT_SUFFIXES = (".txt", ".md", ".html", ".htm")
-_ROW_KINDS = ("sentence", "article", "skipped")
 
 
 def model_uri(model: str) -> tuple[str, str | None, str | None]:
@@ -106,16 +104,20 @@ def _check_model(uri: str) -> None:
                           "(logged by an earlier version); retrain it, or log it again, to tag on Spark")
 
 
+_ROW_TYPE = (("kind", "string"), ("article_id", "string"), ("paragraph_index", "long"), ("sentence_index", "long"),
+             ("start", "long"), ("end", "long"), ("text", "string"), ("rule_cues", "array<string>"),
+             ("model_input", "string"), ("content_sha256", "string"), ("n_sentences", "long"),
+             ("cleaning_removed", "string"), ("where", "string"), ("reason", "string"))
+
+
+def _columns(meta_columns: list[str]) -> list[str]:
+    return [name for name, _ in _ROW_TYPE] + [f"meta_{c}" for c in meta_columns]
+
+
 def _schema(meta_columns: list[str]) -> str:
     """One row type for all three tables (a `kind` column tells them apart), so that articles are
     split once and the job's output is cached once."""
-    columns = [
-        "kind string", "article_id string", "paragraph_index long", "sentence_index long", "start long", "end long",
-        "text string", "rule_cues array<string>", "model_input string", "content_sha256 string", "n_sentences long",
-        "cleaning_removed string", "where string", "reason string",
-        *[f"`meta_{c}` string" for c in meta_columns],
-    ]
-    return ", ".join(columns)
+    return ", ".join([f"{name} {kind}" for name, kind in _ROW_TYPE] + [f"`meta_{c}` string" for c in meta_columns])
 
 
 def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_encoding: str,
@@ -124,29 +126,22 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
     import pandas as pd
 
     from trainer.data.rules import RuleLabeler, rules_path
-    from trainer.data.sources import HTML_SUFFIXES, SourceResult, decode_article, html_to_text
-    from trainer.tagging import Article, content_hash, split_article
+    from trainer.tagging import Article, content_hash, file_article, split_article, undecodable
 
     labeler = RuleLabeler.from_yaml(rules_path(None))
-    empty = {c: None for c in ("paragraph_index", "sentence_index", "start", "end", "text", "rule_cues",
-                               "model_input", "content_sha256", "n_sentences", "cleaning_removed", "where", "reason")}
+    columns = _columns(meta_columns)
+    empty = dict.fromkeys(columns)
     for frame in batches:
         out: list[dict[str, Any]] = []
         for record in frame.to_dict("records"):
             if from_files:
                 path = Path(record["path"].removeprefix("file:"))
-                result = SourceResult()
                 try:
-                    text = decode_article(bytes(record["content"]), path, on_bad_encoding, result)
+                    article = file_article(path, bytes(record["content"]), on_bad_encoding)
                 except DataError as exc:
                     out.append({**empty, "kind": "skipped", "article_id": path.stem, "where": str(path),
-                                "reason": f"undecodable: {str(exc)[:200]}"})
+                                "reason": undecodable(exc)})
                     continue
-                if path.suffix.lower() in HTML_SUFFIXES:
-                    text = html_to_text(text)
-                meta = {"path": str(path),
-                        "decoded_with_replacement": str(bool(result.skipped.get("decoded_with_replacement")))}
-                article = Article(path.stem, text, meta, str(path))
             else:
                 meta = {c: record[f"meta_{c}"] for c in meta_columns}
                 article = Article(str(record["article_id"]), str(record["text"] or ""), meta, record["where"])
@@ -160,12 +155,14 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
             out.append({**empty, **metadata, "kind": "article", "article_id": article.id,
                         "content_sha256": content_hash(article.text), "n_sentences": len(rows),
                         "cleaning_removed": json.dumps(dict(removed)), "where": article.where})
-        yield pd.DataFrame(out, columns=[c.split(" ")[0].strip("`") for c in _schema(meta_columns).split(", ")])
+        yield pd.DataFrame(out, columns=columns)
 
 
 def _read_articles(spark: Any, input: str, text_column: str, id_column: str | None) -> tuple[Any, list[str], bool]:
     """(DataFrame, metadata columns, whether it holds file bytes) for a folder or a table."""
     from pyspark.sql import functions as F
+
+    from trainer.data.sources import HTML_SUFFIXES, TEXT_SUFFIXES
 
     suffix = Path(input).suffix.lower()
     if suffix in (".parquet", ".jsonl", ".json", ".csv"):
@@ -187,7 +184,8 @@ def _read_articles(spark: Any, input: str, text_column: str, id_column: str | No
         return frame, meta, False
     frame = (spark.read.format("binaryFile").option("recursiveFileLookup", True).load(input)
              .select("path", "content"))
-    frame = frame.filter(F.lower(F.col("path")).rlike(r"\.(txt|md|html|htm)$"))
+    suffixes = "|".join(s.lstrip(".") for s in TEXT_SUFFIXES + HTML_SUFFIXES)  # what `trainer tag` reads
+    frame = frame.filter(F.lower(F.col("path")).rlike(rf"\.({suffixes})$"))
     return frame, ["path", "decoded_with_replacement"], True
 
 
@@ -208,7 +206,6 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
         raise ConfigError(f"--input: expected a folder of articles or a Parquet/JSONL/CSV table on Spark, found the "
                           f"data config {input}; pass its article folder (and drop excluded articles first), or use "
                           "trainer tag")
-    output.parent.mkdir(parents=True, exist_ok=True)  # the staging folder goes beside it, to be renamed
     uri, tracking_uri, run_id = model_uri(model)
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
@@ -221,7 +218,6 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
     spark = (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
              .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel(os.environ.get("TRAINER_SPARK_LOG_LEVEL", "ERROR"))
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         articles, meta, from_files = _read_articles(spark, input, text_column, id_column)
         schema = _schema(meta)
@@ -244,34 +240,37 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
                      .select("*", "prediction.*")
                      .withColumn("model", F.lit(name)).withColumn("run_id", F.lit(run_id).cast("string"))
                      .select(*SENTENCE_COLUMNS))
-        sentences.write.parquet(str(staging / "sentences"))
-        written = spark.read.parquet(str(staging / "sentences"))
-        counts = written.groupBy("article_id").pivot("label", list(LABELS)).count().na.fill(0)
-        n = F.col("n_sentences")
-        article_table = (rows.filter("kind = 'article'").join(counts, "article_id", "left")
-                         .select("article_id", "content_sha256", "n_sentences",
-                                 *[F.coalesce(F.col(k), F.lit(0)).alias(f"n_{k}") for k in LABELS],
-                                 *[(F.coalesce(F.col(k), F.lit(0)) / n).alias(f"share_{k}") for k in LABELS],
-                                 "cleaning_removed", *[F.col(f"`meta_{c}`").alias(c) for c in meta]))
-        article_table.write.parquet(str(staging / "articles"))
-        rows.filter("kind = 'skipped'").select("where", "reason").write.parquet(str(staging / "skipped"))
-        result = {"sentences": written.count(), "articles": spark.read.parquet(str(staging / "articles")).count(),
-                  "skipped": spark.read.parquet(str(staging / "skipped")).count()}
-        if result["articles"] == 0:
-            raise DataError(f"{input}: expected articles to tag, found none that could be read "
-                            f"({result['skipped']} skipped)")
-        manifest = {"model": name, "run_id": run_id, "model_uri": uri, "labels": list(LABELS), "engine": "spark",
-                    "master": spark.sparkContext.master, **{f"n_{k}": v for k, v in result.items()},
-                    # what `trainer summarize` adjusts the shares with, as for `trainer tag`
-                    "validation_confusion": _validation_confusion(model)}
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(staging, output)
+        with atomic_folder(output) as staging:  # renamed into place only when all three tables are whole
+            _write_tables(spark, staging, rows, sentences, meta)
+            result = {table: spark.read.parquet(str(staging / table)).count() for table in TABLES}
+            if result["articles"] == 0:
+                raise DataError(f"{input}: expected articles to tag, found none that could be read "
+                                f"({result['skipped']} skipped)")
+            manifest = {"model": name, "run_id": run_id, "model_uri": uri, "labels": list(LABELS), "engine": "spark",
+                        "master": spark.sparkContext.master, **{f"n_{k}": v for k, v in result.items()},
+                        # what `trainer summarize` adjusts the shares with, as for `trainer tag`
+                        "validation_confusion": _validation_confusion(model)}
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         return result
     finally:
         spark.stop()
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed into place
+
+
+def _write_tables(spark: Any, staging: Path, rows: Any, sentences: Any, meta: list[str]) -> None:
+    """The sentences, articles (counts from the written sentences) and skipped tables into `staging`."""
+    from pyspark.sql import functions as F
+
+    sentences.write.parquet(str(staging / "sentences"))
+    written = spark.read.parquet(str(staging / "sentences"))
+    counts = written.groupBy("article_id").pivot("label", list(LABELS)).count().na.fill(0)
+    n = F.col("n_sentences")
+    article_table = (rows.filter("kind = 'article'").join(counts, "article_id", "left")
+                     .select("article_id", "content_sha256", "n_sentences",
+                             *[F.coalesce(F.col(k), F.lit(0)).alias(f"n_{k}") for k in LABELS],
+                             *[(F.coalesce(F.col(k), F.lit(0)) / n).alias(f"share_{k}") for k in LABELS],
+                             "cleaning_removed", *[F.col(f"`meta_{c}`").alias(c) for c in meta]))
+    article_table.write.parquet(str(staging / "articles"))
+    rows.filter("kind = 'skipped'").select("where", "reason").write.parquet(str(staging / "skipped"))
 
 
 def main(argv: list[str] | None = None) -> int:

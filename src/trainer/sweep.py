@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from trainer.atomic import atomic_file
 from trainer.config import (
     CategoricalParam,
     ExperimentConfig,
@@ -254,7 +255,8 @@ def _sampler(space: SweepSpace, number: int) -> Any:
     return optuna.samplers.TPESampler(seed=space.seed + number, n_startup_trials=space.startup_trials)
 
 
-def _run_trial(trial: Any, config_path: Path, overrides: list[str], space: SweepSpace, parent: str) -> float:
+def _run_trial(trial: Any, config_path: Path, overrides: list[str], space: SweepSpace, parent: str,
+               base: ExperimentConfig) -> float:
     """Train one trial's config and return its validation macro-F1 (raises TrialPruned to prune)."""
     import optuna
 
@@ -271,7 +273,6 @@ def _run_trial(trial: Any, config_path: Path, overrides: list[str], space: Sweep
     extra = [_override("run_name", run_name)]
     data_values = {k: v for k, v in values.items() if k.startswith("data.")}
     if data_values:  # trials with other data settings build their own dataset folder, never each other's
-        base = load_config(config_path, overrides)
         digest = hashlib.sha256(json.dumps(data_values, sort_keys=True).encode()).hexdigest()[:10]
         extra.append(_override("data.name", f"{base.data.name}-sweep-{digest}"))
     config = load_config(config_path, [*overrides, *(_override(k, v) for k, v in values.items()), *extra])
@@ -366,7 +367,7 @@ def sweep(config_path: Path | None, space_path: Path, trials: int, overrides: li
             surplus.append(trial.number)
             raise _Surplus(f"trial {trial.number} is past the budget of {trials}")
         study.sampler = _sampler(space, trial.number)  # the trial's suggest_* draw from this seed
-        return _run_trial(trial, config_path, overrides, space, parent)
+        return _run_trial(trial, config_path, overrides, space, parent, base)
 
     ran = 0
     bar = tqdm(total=trials, initial=min(len(_finished(study)), trials), desc=f"sweep {space.study}",
@@ -406,11 +407,9 @@ def _finish(study: Any, base: ExperimentConfig, space: SweepSpace, config_path: 
         config = load_config(config_path, [*overrides, *(_override(k, v) for k, v in best.params.items()),
                                            _override("run_name", f"{space.study}-best")])
         best_config = folder / BEST_CONFIG
-        tmp = best_config.with_name(f".{BEST_CONFIG}.{os.getpid()}")
-        tmp.write_text(f"# The best trial ({best.number}) of sweep {space.study}: validation macro-F1 "
-                       f"{best.value:.4f}.\n# trainer train --config {best_config}\n" + dump_yaml(config),
-                       encoding="utf-8")
-        os.replace(tmp, best_config)
+        text = (f"# The best trial ({best.number}) of sweep {space.study}: validation macro-F1 {best.value:.4f}.\n"
+                f"# trainer train --config {best_config}\n" + dump_yaml(config))
+        atomic_file(best_config, lambda tmp: tmp.write_text(text, encoding="utf-8"))  # workers that stop together
         client.set_tag(parent, "best_trial", str(best.number))
         client.set_tag(parent, "best_run_id", str(best.user_attrs.get("mlflow_run_id")))
         client.log_metric(parent, "best_val_macro_f1", float(best.value))
@@ -433,8 +432,6 @@ def _finish(study: Any, base: ExperimentConfig, space: SweepSpace, config_path: 
 
 def _plots(study: Any, folder: Path) -> dict[str, Path]:
     """Optuna's matplotlib plots of the study, as PNG and SVG."""
-    import warnings
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -459,9 +456,7 @@ def _plots(study: Any, folder: Path) -> dict[str, Path]:
         figure.tight_layout()
         for suffix in ("png", "svg"):
             path = folder / f"{name}.{suffix}"
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.{suffix}")  # workers that stop together
-            figure.savefig(tmp, dpi=120)
-            os.replace(tmp, path)
+            atomic_file(path, lambda tmp, suffix=suffix: figure.savefig(tmp, dpi=120, format=suffix))
             out[f"{name}.{suffix}"] = path
         plt.close(figure)
     return out

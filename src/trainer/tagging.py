@@ -25,7 +25,6 @@ import bisect
 import hashlib
 import json
 import logging
-import os
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.atomic import atomic_file
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 
@@ -61,9 +61,9 @@ def content_hash(text: str) -> str:
 def iter_articles(path: Path, text_column: str = "text", id_column: str | None = None,
                   on_bad_encoding: str = "error", skipped: list[dict[str, str]] | None = None) -> Iterator[Article]:
     """Every article of the input, with the metadata columns of a table passed through."""
-    from trainer.config import FolderSource, load_data_config
-    from trainer.data.sources import HTML_SUFFIXES, SourceResult, TABLE_SUFFIXES, TEXT_SUFFIXES, html_to_text
-    from trainer.data.sources import article_folder, read_article, read_exclusions, read_table
+    from trainer.config import load_data_config
+    from trainer.data.sources import HTML_SUFFIXES, TABLE_SUFFIXES, TEXT_SUFFIXES
+    from trainer.data.sources import article_folder, read_exclusions, read_table
 
     skipped = skipped if skipped is not None else []
     if not path.exists():
@@ -74,8 +74,6 @@ def iter_articles(path: Path, text_column: str = "text", id_column: str | None =
     else:
         folders = [(path, set())]
     for folder, excluded in folders:
-        source = FolderSource(path=folder, text_column=text_column, id_column=id_column,
-                              on_bad_encoding=on_bad_encoding)
         files = sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()) if folder.is_dir() else [folder]
         for file in files:
             suffix = file.suffix.lower()
@@ -95,19 +93,31 @@ def iter_articles(path: Path, text_column: str = "text", id_column: str | None =
             elif suffix in TEXT_SUFFIXES + HTML_SUFFIXES:
                 if file.stem in excluded:
                     continue
-                result = SourceResult()
                 try:
-                    text = read_article(file, source, result)
+                    yield file_article(file, file.read_bytes(), on_bad_encoding)
                 except OSError as exc:
                     skipped.append({"where": str(file), "reason": f"unreadable: {type(exc).__name__}"})
-                    continue
                 except DataError as exc:
-                    skipped.append({"where": str(file), "reason": f"undecodable: {str(exc)[:200]}"})
-                    continue
-                if suffix in HTML_SUFFIXES:
-                    text = html_to_text(text)
-                yield Article(file.stem, text, {"path": str(file), "decoded_with_replacement":
-                                                str(bool(result.skipped.get("decoded_with_replacement")))}, str(file))
+                    skipped.append({"where": str(file), "reason": undecodable(exc)})
+
+
+def file_article(path: Path, data: bytes, on_bad_encoding: str) -> Article:
+    """An article file's bytes as build-data reads them (decoded, HTML turned into text), with the
+    `path` and `decoded_with_replacement` metadata columns. `trainer tag` reads the bytes from disk;
+    the Spark job (`spark_tag.py`) gets them from Spark's binaryFile source."""
+    from trainer.data.sources import HTML_SUFFIXES, SourceResult, decode_article, html_to_text
+
+    result = SourceResult()
+    text = decode_article(data, path, on_bad_encoding, result)
+    if path.suffix.lower() in HTML_SUFFIXES:
+        text = html_to_text(text)
+    replaced = str(bool(result.skipped.get("decoded_with_replacement")))
+    return Article(path.stem, text, {"path": str(path), "decoded_with_replacement": replaced}, str(path))
+
+
+def undecodable(error: DataError) -> str:
+    """The `skipped` table's reason for a file that is not UTF-8 (with on_bad_encoding: error)."""
+    return f"undecodable: {str(error)[:200]}"
 
 
 def _read_manifest(output: Path) -> dict[str, Any] | None:
@@ -115,17 +125,15 @@ def _read_manifest(output: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+def _write_manifest(output: Path, manifest: dict[str, Any]) -> None:
+    atomic_file(output / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8"))
 
 
 def _write_table(rows: list[dict[str, Any]], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    _write_atomic(path, lambda tmp: pq.write_table(pa.Table.from_pylist(rows), tmp))
+    atomic_file(path, lambda tmp: pq.write_table(pa.Table.from_pylist(rows), tmp))
 
 
 def split_article(article: Article, labeler: Any) -> tuple[list[dict[str, Any]], Counter[str]]:
@@ -218,7 +226,7 @@ def tag(
         for stale in (output / table).iterdir():  # a part the manifest does not list was cut short by a kill
             if stale.name not in listed:
                 stale.unlink()
-    _write_atomic(output / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8"))
+    _write_manifest(output, manifest)
     done: dict[str, str] = manifest["done"]
     labeler = RuleLabeler.from_yaml(rules_path(None))
     skipped: list[dict[str, str]] = []
@@ -247,7 +255,7 @@ def tag(
             done[article.id] = content_hash(article.text)
         manifest["parts"].append({"name": name, "articles": len(batch), "sentences": len(sentence_rows),
                                   "skipped": len(skipped)})
-        _write_atomic(output / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8"))
+        _write_manifest(output, manifest)
         counts["sentences"] += len(sentence_rows)
         batch.clear()
         skipped.clear()
