@@ -199,9 +199,9 @@ def test_evaluate_an_mlflow_uri_downloads_once_and_reports_under_evaluations(tra
         {"text": "The council said the budget would pass.", "label": "attributed"},
         {"text": "The budget passed 6 to 3.", "label": "verified"},
     ]))
-    uri = f"runs:/{trained.run_id}/model"
+    uri = trained.model_uri
     result = evaluate(uri, data=data, tracking=TrackingConfig(uri=project.tracking_uri), n_resamples=20)
-    assert result.report_dir == Path("evaluations") / f"runs-{trained.run_id}-model" / "dev"
+    assert result.report_dir == Path("evaluations") / f"runs-{trained.run_id}-{uri.rsplit('/', 1)[1]}" / "dev"
     assert (tmp_path / result.report_dir / "report.json").is_file()
     assert not (tmp_path / "runs:").exists()  # no folder named after the URI
     run = MlflowClient(tracking_uri=project.tracking_uri).get_run(result.run_id)

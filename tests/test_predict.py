@@ -60,7 +60,7 @@ def test_load_from_mlflow_run_uri(trained_tiny):
 
     project, result = trained_tiny
     mlflow.set_tracking_uri(project.tracking_uri)
-    from_uri = load_classifier(f"runs:/{result.run_id}/model").predict(SENTENCES)
+    from_uri = load_classifier(result.model_uri).predict(SENTENCES)
     from_folder = load_classifier(result.model_dir).predict(SENTENCES)
     assert [p.label for p in from_uri] == [p.label for p in from_folder]
 

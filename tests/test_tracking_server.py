@@ -81,7 +81,7 @@ def test_pyfunc_takes_a_dataframe_and_a_list(trained_sklearn, monkeypatch):
 
     project, result = trained_sklearn
     mlflow.set_tracking_uri(project.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    model = mlflow.pyfunc.load_model(result.model_uri)
     texts = ["Officials said the bridge was closed.", "Rebels reportedly took the town."]
     from_list = model.predict(texts)
     from_frame = model.predict(pd.DataFrame({"text": texts}))

@@ -75,8 +75,23 @@ def test_mlflow_run_has_params_metrics_artifacts_dataset_and_model(trained_tiny)
     fingerprint = json.loads((result.model_dir / "run.json").read_text())["dataset_fingerprint"]
     assert all(i.dataset.digest == fingerprint[:36] for i in inputs)
 
+    # the experiment opens in MLflow's model-training view; the logged model is named after the run,
+    # and the kept epoch's and the test split's figures are linked to it, each with its split
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert result.model_uri == f"runs:/{result.run_id}/{run.info.run_name}"
     mlflow.set_tracking_uri(project.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    (logged,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list",
+                                            filter_string=f"source_run_id = '{result.run_id}'")
+    assert logged.name == run.info.run_name
+    linked = {m.key: m for m in logged.metrics}
+    assert linked["best_val_macro_f1"].value == pytest.approx(result.metrics["validation"]["macro_f1"])
+    assert linked["test_macro_f1"].dataset_name == "fixture-test"
+    assert linked["best_val_macro_f1"].dataset_name == "fixture-validation"
+    assert "temperature" not in run.data.metrics  # no scaling was fitted
+    assert run.data.params["model.pretrained"] not in ("None", "")
+
+    model = mlflow.pyfunc.load_model(result.model_uri)
     frame = model.predict(["The mayor said the bridge would reopen.", "Shares rose 4% on Thursday."])
     assert list(frame["label"]) and set(frame["label"]) <= set(LABELS)
     assert np.allclose(frame[[f"p_{l}" for l in LABELS]].sum(axis=1), 1.0, atol=1e-4)

@@ -27,6 +27,8 @@ class CompareTable:
     reference: str
     rows: list[dict[str, Any]]
     n_resamples: int = N_RESAMPLES
+    support: dict[str, int] | None = None  # gold sentences per label
+    n_groups: int | None = None  # articles, when the intervals resample them
 
 
 def compare(
@@ -54,6 +56,7 @@ def compare(
             "macro_f1": result.metrics["macro_f1"],
             "macro_f1_ci": result.report["ci"]["macro_f1"],
             "f1": {label: result.metrics["per_label"][label]["f1"] for label in LABELS},
+            "f1_ci": {label: result.report["ci"][f"{label}_f1"] for label in LABELS},
             "ece": result.report["calibration"]["ece"],
             "run_id": result.run_id,
         }
@@ -61,7 +64,9 @@ def compare(
             row["vs_reference"] = paired_bootstrap(rows.gold, base, result.predicted, rows.groups, n_resamples)
         table_rows.append(row)
     unit = "articles" if rows.groups is not None else "sentences"
-    return CompareTable(rows.name, len(rows.texts), unit, reference, table_rows, n_resamples)
+    support = {label: sum(g == label for g in rows.gold) for label in LABELS}
+    n_groups = len(set(rows.groups)) if rows.groups is not None else None
+    return CompareTable(rows.name, len(rows.texts), unit, reference, table_rows, n_resamples, support, n_groups)
 
 
 def _p(value: float, n_resamples: int) -> str:
@@ -69,17 +74,23 @@ def _p(value: float, n_resamples: int) -> str:
     return f"<{1 / n_resamples:.3g}" if value == 0 else f"{value:.3f}"
 
 
+def _interval(value: float, ci: Any) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
 def _cells(table: CompareTable) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "macro-F1 [95% CI]", *[f"{label} F1" for label in LABELS], "ECE", f"Δ vs {Path(table.reference).name} [95% CI]", "p"]
+    support = table.support or {}
+    header = ["model", f"macro-F1 [95% CI] (n={table.n})",
+              *[f"{label} F1 [95% CI]" + (f" (n={support[label]})" if label in support else "") for label in LABELS],
+              "ECE", f"Δ vs {Path(table.reference).name} [95% CI]", "p"]
     body = []
     for row in table.rows:
-        lo, hi = row["macro_f1_ci"]
         versus = row.get("vs_reference")
         body.append(
             [
                 Path(row["model"]).name or row["model"],
-                f"{row['macro_f1']:.3f} [{lo:.3f}, {hi:.3f}]",
-                *[f"{row['f1'][label]:.3f}" for label in LABELS],
+                _interval(row["macro_f1"], row["macro_f1_ci"]),
+                *[_interval(row["f1"][label], row.get("f1_ci", {}).get(label)) for label in LABELS],
                 f"{row['ece']:.3f}",
                 f"{versus['delta_macro_f1']:+.3f} [{versus['ci_low']:+.3f}, {versus['ci_high']:+.3f}]" if versus else "reference",
                 _p(versus["p_value"], table.n_resamples) if versus else "",
@@ -91,8 +102,11 @@ def _cells(table: CompareTable) -> tuple[list[str], list[list[str]]]:
 def to_markdown(table: CompareTable) -> str:
     """The comparison as a Markdown table, with a line saying what the intervals are."""
     header, body = _cells(table)
+    counts = ", ".join(f"{label} {n}" for label, n in (table.support or {}).items())
+    articles = f" from {table.n_groups} articles" if table.n_groups else ""
     lines = [
-        f"Data: {table.data} ({table.n} sentences). Intervals and p-values: paired bootstrap over {table.ci_unit}.",
+        f"Data: {table.data} ({table.n} sentences{articles}; gold {counts}). Intervals and p-values: paired "
+        f"bootstrap over {table.ci_unit}, {table.n_resamples} resamples.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

@@ -7,6 +7,7 @@ calibration, error analysis and slices, on any labeled data, as one JSON + HTML 
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import logging
@@ -32,7 +33,7 @@ from trainer.metrics import (
     share_intervals,
 )
 from trainer.predict import Classifier, is_mlflow_uri, load_classifier, local_model, model_label, uri_label
-from trainer.report import MISCLASSIFIED_FILE, REPORT_FILES, write_report
+from trainer.report import MISCLASSIFIED_FILE, PREDICTIONS_FILE, REPORT_FILES, TABLES_DIR, write_report
 from trainer.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -163,22 +164,23 @@ def rows_from_dataset(part: Any, name: str) -> LabeledRows:
 
 
 def score_stream(
-    classifier: Classifier, rows: LabeledRows, misclassified: Path, top_k: int = TOP_MISTAKES
+    classifier: Classifier, rows: LabeledRows, out_dir: Path, top_k: int = TOP_MISTAKES
 ) -> tuple[np.ndarray, np.ndarray, dict[str, list[dict[str, Any]]]]:
-    """Predict in chunks, keeping only label ids and confidences (no growing list of probabilities).
+    """Predict in chunks, keeping label ids, confidences and the probabilities as small arrays.
 
-    Misclassified sentences are written as they come; the `top_k` most confident mistakes per
+    Misclassified sentences (with their metadata) are written to misclassified.jsonl as they come;
+    every sentence goes to predictions.parquet at the end. The `top_k` most confident mistakes per
     (gold, predicted) pair are kept in small heaps.
     """
     n = len(rows.texts)
     predicted = np.empty(n, dtype=np.int8)
-    confidence = np.empty(n, dtype=np.float32)
+    probabilities = np.empty((n, len(LABELS)), dtype=np.float32)
     heaps: dict[tuple[str, str], list[tuple[float, int, dict[str, Any]]]] = {}
-    misclassified.parent.mkdir(parents=True, exist_ok=True)
-    with misclassified.open("w", encoding="utf-8") as handle:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / MISCLASSIFIED_FILE).open("w", encoding="utf-8") as handle:
         for i, prediction in enumerate(classifier.iter_predict(iter(rows.texts))):
             predicted[i] = LABEL2ID[prediction.label]
-            confidence[i] = prediction.score
+            probabilities[i] = [prediction.probabilities[label] for label in LABELS]
             gold = rows.gold[i]
             if prediction.label == gold:
                 continue
@@ -188,6 +190,8 @@ def score_stream(
                 "predicted": prediction.label,
                 "score": round(prediction.score, 4),
                 "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()},
+                **({"article": rows.groups[i]} if rows.groups is not None else {}),
+                **{column: values[i] for column, values in rows.meta.items()},
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             heap = heaps.setdefault((gold, prediction.label), [])
@@ -196,11 +200,39 @@ def score_stream(
                 heapq.heappush(heap, item)
             else:
                 heapq.heappushpop(heap, item)
+    write_predictions(out_dir / PREDICTIONS_FILE, rows, predicted, probabilities)
     mistakes = {
         f"{gold} -> {pred}": [r for _, _, r in sorted(heap, key=lambda x: (-x[0], -x[1]))]
         for (gold, pred), heap in sorted(heaps.items())
     }
+    confidence = probabilities[np.arange(n), predicted.astype(np.int64)] if n else np.empty(0, dtype=np.float32)
     return predicted, confidence, mistakes
+
+
+def write_predictions(path: Path, rows: LabeledRows, predicted: np.ndarray, probabilities: np.ndarray) -> None:
+    """Every sentence with its metadata columns, gold and predicted label, and the probabilities (p_<label>)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, Any] = {"text": rows.texts}
+    if rows.groups is not None:
+        columns["article"] = rows.groups
+    columns.update({column: [str(v) for v in values] for column, values in rows.meta.items()
+                    if column not in ("text", "article")})
+    columns["gold"] = rows.gold
+    columns["predicted"] = [LABELS[i] for i in predicted]
+    columns["correct"] = [g == LABELS[i] for g, i in zip(rows.gold, predicted)]
+    for j, label in enumerate(LABELS):
+        columns[f"p_{label}"] = probabilities[:, j]
+    pq.write_table(pa.table(columns), path)
+
+
+def data_fingerprint(rows: LabeledRows) -> str:
+    """SHA-256 of the evaluated sentences and their gold labels, in order."""
+    digest = hashlib.sha256()
+    for text, gold in zip(rows.texts, rows.gold):
+        digest.update(f"{gold}\t{text}\n".encode())
+    return digest.hexdigest()
 
 
 def build_report(
@@ -219,12 +251,15 @@ def build_report(
     gold_ids = np.array([LABEL2ID[g] for g in rows.gold])
     slices: dict[str, dict[str, Any]] = {}
     for column, values in rows.meta.items():
-        distinct = sorted(set(values))
+        distinct = sorted(set(values), key=str)
         if 1 < len(distinct) <= MAX_SLICE_VALUES:
             slices[column] = {}
             for value in distinct:
                 keep = [i for i, v in enumerate(values) if v == value]
-                slices[column][value] = compute_metrics([rows.gold[i] for i in keep], [predicted[i] for i in keep])
+                gold, pred = [rows.gold[i] for i in keep], [predicted[i] for i in keep]
+                groups = [rows.groups[i] for i in keep] if rows.groups is not None else None
+                slices[column][str(value)] = {**compute_metrics(gold, pred),
+                                              "ci": bootstrap_ci(gold, pred, groups, n_resamples=n_resamples)}
     return {
         "title": title,
         "data": rows.name,
@@ -245,11 +280,12 @@ def build_report(
 
 def evaluate_rows(
     classifier: Classifier, rows: LabeledRows, out_dir: Path, title: str, n_resamples: int = N_RESAMPLES,
-    rates: np.ndarray | None = None,
+    rates: np.ndarray | None = None, provenance_block: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Score `rows`, write the whole report into `out_dir`; return the report and the predictions."""
-    predicted_ids, confidence, mistakes = score_stream(classifier, rows, out_dir / MISCLASSIFIED_FILE)
+    predicted_ids, confidence, mistakes = score_stream(classifier, rows, out_dir)
     report = build_report(title, rows, predicted_ids, confidence, mistakes, n_resamples, rates)
+    report["provenance"] = {**(provenance_block or {}), "data": rows.name, "data_fingerprint": data_fingerprint(rows)}
     write_report(out_dir, report)
     return report, [LABELS[i] for i in predicted_ids]
 
@@ -300,26 +336,63 @@ def evaluate(
         name = model_label(model)
         validation = (model_folder.read_metrics(model_dir) or {}).get("validation")
         rates = confusion_rates(validation["confusion_matrix"]) if validation else None
-        report, predicted = evaluate_rows(classifier, rows, report_dir, f"{name} on {rows.name}", n_resamples, rates)
+        run = model_folder.read_run(model_dir)
+        training_run = run.get("run_id")
+        block = {"model": str(model), "training_run": training_run, "model_dataset": run.get("dataset_fingerprint"),
+                 **provenance.summary(record)}
+        report, predicted = evaluate_rows(classifier, rows, report_dir, f"{name} on {rows.name}", n_resamples, rates,
+                                          block)
         provenance.write(report_dir, record, provenance.pip_freeze())
         card = write_card(model_dir) if in_folder and (model_dir / model_folder.CARD_FILE).is_file() else None
-        training_run = model_folder.read_run(model_dir).get("run_id")
 
+    fingerprint = report["provenance"]["data_fingerprint"]
     tags = {"trainer.kind": "evaluate", "trainer.model": str(model), "trainer.data": rows.name,
-            **provenance.tags(record)}
+            "trainer.data_fingerprint": fingerprint, **provenance.tags(record)}
     if training_run:
         tags["trainer.training_run_id"] = training_run
     safe_name = rows.name.replace(":", "-")
-    with Tracker(tracking or TrackingConfig(), f"evaluate-{name}-{safe_name}", tags) as tracker:
+    # Nested under the training run (when this store holds it), its metrics linked to the logged model.
+    with Tracker(tracking or _training_store(run), f"evaluate-{name}-{safe_name}", tags,
+                 parent_run_id=training_run) as tracker:
+        replaced = tracker.replace_earlier({"trainer.kind": "evaluate", "trainer.model": str(model),
+                                            "trainer.data_fingerprint": fingerprint})
+        if replaced:
+            log.info("replaced %d earlier evaluation run(s) of %s on the same data (kept under deleted runs)",
+                     replaced, model)
         tracker.log_config({"model": str(model), "data": rows.name, "n": len(rows.texts), "n_resamples": n_resamples})
-        tracker.log_metrics({**flat_metrics(report["metrics"], "eval"), "eval_ece": report["calibration"]["ece"]})
+        model_id = tracker.logged_model_id(training_run)
+        dataset = tracker.log_dataset(_rows_frame(rows), name=safe_name, source=str(data or data_config or split),
+                                      fingerprint=fingerprint, context="evaluation", model_id=model_id)
+        tracker.log_metrics({**flat_metrics(report["metrics"], "eval"), "eval_ece": report["calibration"]["ece"]},
+                            model_id=model_id, dataset=dataset)
         for file in REPORT_FILES:
             tracker.log_artifact(report_dir / file, "evaluation")
+        tracker.log_artifact(report_dir / TABLES_DIR, f"evaluation/{TABLES_DIR}")
         tracker.log_artifact(report_dir / model_folder.PROVENANCE_FILE, "provenance")
         tracker.log_artifact(report_dir / model_folder.FREEZE_FILE, "provenance")
         if card is not None:
             tracker.log_artifact(card, "model_card")
     return EvalResult(report["metrics"], report_dir, tracker.run_id, tracker.error, report, predicted)
+
+
+def _rows_frame(rows: LabeledRows) -> Any:
+    """The evaluated sentences as a frame for MLflow's dataset input: text, label and metadata."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"text": rows.texts, "label": rows.gold})
+    for column, values in rows.meta.items():
+        frame[column] = [str(v) for v in values]
+    return frame
+
+
+def _training_store(run: dict[str, Any]) -> TrackingConfig:
+    """Where the evaluation is tracked without a config: $MLFLOW_TRACKING_URI, else the store of the
+    model's training run (so that it nests under it), else mlflow.db in the current folder."""
+    import os
+
+    if not os.environ.get("MLFLOW_TRACKING_URI") and str(run.get("tracking_uri", "")).startswith("sqlite:///"):
+        return TrackingConfig(uri=run["tracking_uri"])
+    return TrackingConfig()
 
 
 def uri_report_dir(uri: str, data_name: str) -> Path:

@@ -158,10 +158,30 @@ def paired_bootstrap(
 # ---------------------------------------------------------------- calibration
 
 
+# A reliability bin with fewer sentences than this is marked as too small to read: its accuracy
+# interval is wider than about +-0.2.
+MIN_BIN_N = 20
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (sound at small n and at 0 or 1).
+
+    >>> [round(x, 3) for x in wilson(8, 10)]
+    [0.49, 0.943]
+    """
+    if n == 0:
+        return (0.0, 1.0)
+    share = successes / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
 def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict[str, Any]:
     """Expected calibration error and the per-bin accuracy/confidence of a reliability diagram.
 
     ECE = sum over equal-width confidence bins of (bin share) * |accuracy - mean confidence|.
+    Each bin carries its count, a Wilson interval of its accuracy, and `too_few` below MIN_BIN_N.
 
     >>> round(reliability(np.array([0.8] * 10), np.array([1] * 8 + [0] * 2))["ece"], 6)
     0.0
@@ -175,14 +195,15 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -
     for b in range(n_bins):
         mask = which == b
         if not mask.any():
-            bins.append({"low": edges[b], "high": edges[b + 1], "n": 0, "accuracy": None, "confidence": None})
+            bins.append({"low": edges[b], "high": edges[b + 1], "n": 0, "accuracy": None, "confidence": None,
+                         "accuracy_ci": None, "too_few": True})
             continue
         accuracy, mean_confidence = float(correct[mask].mean()), float(confidence[mask].mean())
         ece += mask.mean() * abs(accuracy - mean_confidence)
-        bins.append(
-            {"low": edges[b], "high": edges[b + 1], "n": int(mask.sum()), "accuracy": accuracy, "confidence": mean_confidence}
-        )
-    return {"ece": float(ece), "bins": bins}
+        n = int(mask.sum())
+        bins.append({"low": edges[b], "high": edges[b + 1], "n": n, "accuracy": accuracy, "confidence": mean_confidence,
+                     "accuracy_ci": wilson(int(correct[mask].sum()), n), "too_few": n < MIN_BIN_N})
+    return {"ece": float(ece), "bins": bins, "n": int(len(confidence)), "min_bin_n": MIN_BIN_N}
 
 
 # ---------------------------------------------------------------- label shares (what a study counts)

@@ -166,6 +166,21 @@ def tags(record: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The provenance a report prints: version, commit (with +changes when dirty), lock, precision,
+    hardware and date."""
+    git = record.get("git") or {}
+    commit = git.get("commit")
+    return {
+        "trainer_version": record.get("trainer_version"),
+        "git_commit": f"{commit}{'+changes' if git.get('dirty') else ''}" if commit else None,
+        "lock_sha256": (record.get("lock") or {}).get("sha256"),
+        "precision": record.get("precision"),
+        "hardware": (record.get("hardware") or {}).get("gpu") or (record.get("hardware") or {}).get("cpu"),
+        "created": record.get("created"),
+    }
+
+
 def differences(trained: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """How the code and locked packages now differ from those that trained a model, one phrase each.
 

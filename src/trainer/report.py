@@ -22,7 +22,12 @@ REPORT_FILE = "classification_report.txt"
 CONFUSION_FILE = "confusion_matrix.png"
 RELIABILITY_FILE = "reliability.png"
 MISCLASSIFIED_FILE = "misclassified.jsonl"
-REPORT_FILES = (METRICS_FILE, REPORT_JSON, REPORT_HTML, REPORT_FILE, CONFUSION_FILE, RELIABILITY_FILE, MISCLASSIFIED_FILE)
+PREDICTIONS_FILE = "predictions.parquet"
+# Every figure is also written as SVG (for a paper), every table as CSV and LaTeX, under tables/.
+SVG_FILES = tuple(Path(name).with_suffix(".svg").name for name in (CONFUSION_FILE, RELIABILITY_FILE))
+TABLES_DIR = "tables"
+REPORT_FILES = (METRICS_FILE, REPORT_JSON, REPORT_HTML, REPORT_FILE, CONFUSION_FILE, RELIABILITY_FILE, *SVG_FILES,
+                MISCLASSIFIED_FILE, PREDICTIONS_FILE)
 
 
 def _pyplot() -> Any:
@@ -31,7 +36,14 @@ def _pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams["svg.fonttype"] = "none"  # SVG text stays text: searchable, editable, smaller
     return plt
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """The figure as PNG at `path` and as SVG beside it."""
+    fig.savefig(path)
+    fig.savefig(path.with_suffix(".svg"))
 
 
 def plot_confusion(matrix: list[list[int]], path: Path, title: str) -> None:
@@ -52,29 +64,54 @@ def plot_confusion(matrix: list[list[int]], path: Path, title: str) -> None:
         ax.set_ylabel("gold")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_reliability(reliability: dict[str, Any], path: Path, title: str) -> None:
-    """Reliability diagram: accuracy per confidence bin against the diagonal, with bin sizes."""
+    """Reliability diagram: each bin's accuracy (with its Wilson interval) at the bin's mean confidence,
+    against the diagonal; below it, how many sentences each bin holds. Bins with fewer than
+    `min_bin_n` sentences are drawn hatched and pale: too few to read."""
     plt = _pyplot()
     bins = [b for b in reliability["bins"] if b["n"]]
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=110)
+    min_n = reliability.get("min_bin_n", 0)
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(5.6, 6.4), dpi=110, sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1.3]})
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
-    centers = [(b["low"] + b["high"]) / 2 for b in bins]
-    ax.bar(centers, [b["accuracy"] for b in bins], width=[b["high"] - b["low"] for b in bins], alpha=0.6,
-           edgecolor="black", label="accuracy in bin")
-    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color="C3",
-            label="mean confidence")
+    for b in bins:
+        few = b["n"] < min_n
+        ax.bar((b["low"] + b["high"]) / 2, b["accuracy"], width=b["high"] - b["low"], color="C0",
+               alpha=0.15 if few else 0.55, edgecolor="black", linewidth=0.6, hatch="//" if few else None)
+    solid = [b for b in bins if b["n"] >= min_n]
+    for group, style in ((solid, {"color": "C3"}), ([b for b in bins if b["n"] < min_n], {"color": "0.6"})):
+        if group:
+            low = [b["accuracy"] - b["accuracy_ci"][0] for b in group]
+            high = [b["accuracy_ci"][1] - b["accuracy"] for b in group]
+            ax.errorbar([b["confidence"] for b in group], [b["accuracy"] for b in group], yerr=[low, high],
+                        fmt="o", markersize=4, capsize=2, linewidth=1, **style)
+    ax.plot([], [], "o", color="C3", label="accuracy at the bin's mean confidence (95% interval)")
+    if len(solid) < len(bins):
+        ax.bar([0], [0], color="C0", alpha=0.15, hatch="//", edgecolor="black", label=f"bin with n < {min_n}: too few to read")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence (probability of the predicted label)")
+    ax.set_ylim(0, 1.02)
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{title}\nECE {reliability['ece']:.3f}", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"{title}\nECE {reliability['ece']:.3f}, {reliability.get('n', sum(b['n'] for b in bins))} sentences",
+                 fontsize=10)
+    ax.legend(loc="upper left", fontsize=7)
+    centers = [(b["low"] + b["high"]) / 2 for b in bins]
+    for x, b in zip(centers, bins):
+        few = b["n"] < min_n
+        counts.bar(x, b["n"], width=b["high"] - b["low"], color="C0", alpha=0.15 if few else 0.55, edgecolor="black",
+                   linewidth=0.6, hatch="//" if few else None)
+    for x, b in zip(centers, bins):
+        counts.annotate(f"{b['n']}", (x, b["n"]), ha="center", va="bottom", fontsize=7, xytext=(0, 1),
+                        textcoords="offset points")
+    counts.set_yscale("log")
+    counts.set_ylim(0.7, max(b["n"] for b in bins) * 4 if bins else 10)
+    counts.set_ylabel("sentences (log)")
+    counts.set_xlabel("confidence (probability of the predicted label)")
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -84,6 +121,21 @@ def _image(path: Path) -> str:
 
 def _fmt_ci(value: float, ci: tuple[float, float] | None) -> str:
     return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def slice_rows(slices: dict[str, Any]) -> list[list[str]]:
+    """Table rows of one metadata column: value, n, macro-F1 [95% CI], then each label's F1 [CI] (n)."""
+    rows = []
+    for value, m in slices.items():
+        ci = m.get("ci", {})
+        rows.append([value, str(m["n"]), _fmt_ci(m["macro_f1"], ci.get("macro_f1"))] + [
+            f"{_fmt_ci(m['per_label'][label]['f1'], ci.get(f'{label}_f1'))} ({m['per_label'][label]['support']})"
+            for label in LABELS])
+    return rows
+
+
+SLICE_HEADER = ["n", "macro-F1 [95% CI]", *[f"{label} F1 [95% CI] (n)" for label in LABELS]]
+PER_LABEL_HEADER = ["label", "precision", "recall", "F1 [95% CI]", "n"]
 
 
 def per_label_rows(report: dict[str, Any]) -> list[list[str]]:
@@ -104,27 +156,60 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def provenance_rows(report: dict[str, Any]) -> list[list[str]]:
+    """What produced the figures: model, training run, data fingerprints, code, packages, date."""
+    where = report.get("provenance") or {}
+    names = {"model": "model", "training_run": "training run (MLflow)", "model_dataset": "trained on (fingerprint)",
+             "data": "evaluated on", "data_fingerprint": "evaluated data (fingerprint)", "trainer_version": "trainer",
+             "git_commit": "code (git commit)", "lock_sha256": "requirements/lock.txt (sha256)",
+             "precision": "precision", "hardware": "hardware", "created": "evaluated at (UTC)"}
+    return [[label, str(where[key])] for key, label in names.items() if where.get(key) not in (None, "")]
+
+
+def tables(report: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Every table of the report by file stem: (header, rows)."""
+    found = {"per_label": (PER_LABEL_HEADER, per_label_rows(report))}
+    for column, slices in report.get("slices", {}).items():
+        found[f"by_{column}"] = ([column, *SLICE_HEADER], slice_rows(slices))
+    if report.get("provenance"):
+        found["provenance"] = (["item", "value"], provenance_rows(report))
+    return found
+
+
+def write_tables(out_dir: Path, report: dict[str, Any]) -> None:
+    """Each table as CSV (for analysis) and LaTeX (for a paper) under tables/."""
+    import pandas as pd
+
+    folder = out_dir / TABLES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, (header, rows) in tables(report).items():
+        frame = pd.DataFrame(rows, columns=header)
+        frame.to_csv(folder / f"{stem}.csv", index=False)
+        caption = f"{report['title']}: {stem.replace('_', ' ')}"
+        (folder / f"{stem}.tex").write_text(
+            frame.to_latex(index=False, caption=caption, label=f"tab:{stem}", escape=True), encoding="utf-8")
+
+
 def write_html(out_dir: Path, report: dict[str, Any]) -> None:
     """One self-contained HTML page (plots embedded) with every figure of the report."""
     parts = [
         f"<h1>{html.escape(report['title'])}</h1>",
         f"<p>{report['metrics']['n']} sentences; accuracy {report['metrics']['accuracy']:.3f}; "
         f"ECE {report['calibration']['ece']:.3f}. Intervals: 95% bootstrap over "
-        f"{html.escape(report['ci_unit'])} ({report['n_resamples']} resamples).</p>",
-        _table(["label", "precision", "recall", "F1 [95% CI]", "n"], per_label_rows(report)),
+        f"{html.escape(report['ci_unit'])} ({report['n_resamples']} resamples). Tables as CSV and LaTeX in "
+        f"{TABLES_DIR}/, figures as SVG beside this page, every prediction in {PREDICTIONS_FILE}.</p>",
+        _table(PER_LABEL_HEADER, per_label_rows(report)),
         _image(out_dir / CONFUSION_FILE),
         _image(out_dir / RELIABILITY_FILE),
     ]
     for column, slices in report.get("slices", {}).items():
-        rows = [
-            [value, str(m["n"]), f"{m['macro_f1']:.3f}"] + [f"{m['per_label'][label]['f1']:.3f}" for label in LABELS]
-            for value, m in slices.items()
-        ]
-        parts += [f"<h2>By {html.escape(column)}</h2>", _table([column, "n", "macro-F1", *LABELS], rows)]
+        parts += [f"<h2>By {html.escape(column)}</h2>", _table([column, *SLICE_HEADER], slice_rows(slices))]
     parts.append("<h2>Most confident mistakes</h2>")
     for pair, mistakes in report.get("confident_mistakes", {}).items():
         rows = [[f"{m['score']:.3f}", m["text"]] for m in mistakes]
         parts += [f"<h3>{html.escape(pair)}</h3>", _table(["p(predicted)", "sentence"], rows)]
+    if report.get("provenance"):
+        parts += ["<h2>Provenance</h2>", _table(["", ""], provenance_rows(report))]
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
@@ -136,11 +221,12 @@ def write_html(out_dir: Path, report: dict[str, Any]) -> None:
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> None:
-    """Every report file except misclassified.jsonl (written while predicting)."""
+    """Every report file except the predictions and misclassified.jsonl (written while predicting)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / METRICS_FILE).write_text(json.dumps(report["metrics"], indent=2), encoding="utf-8")
     (out_dir / REPORT_JSON).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     (out_dir / REPORT_FILE).write_text(f"{report['title']}\n\n{format_table(report['metrics'])}\n", encoding="utf-8")
     plot_confusion(report["metrics"]["confusion_matrix"], out_dir / CONFUSION_FILE, report["title"])
     plot_reliability(report["calibration"], out_dir / RELIABILITY_FILE, report["title"])
+    write_tables(out_dir, report)
     write_html(out_dir, report)

@@ -34,7 +34,6 @@ from trainer.labels import LABELS
 from trainer.tagging import MANIFEST, TABLES
 
 
-
 def model_uri(model: str) -> tuple[str, str | None, str | None]:
     """(pyfunc URI, tracking URI, run id) for an MLflow URI or a model folder that names its run."""
     from trainer import model_folder
@@ -52,8 +51,8 @@ def model_uri(model: str) -> tuple[str, str | None, str | None]:
     run = model_folder.read_run(Path(model))
     if not run.get("run_id"):
         raise ConfigError(f"--model: expected an MLflow model URI or a model folder logged to MLflow, found {model} "
-                          "without a run (run.json); train it with tracking on, or pass runs:/<id>/model")
-    return f"runs:/{run['run_id']}/{MODEL_ARTIFACT}", run.get("tracking_uri"), run["run_id"]
+                          "without a run (run.json); train it with tracking on, or pass runs:/<id>/<run name>")
+    return f"runs:/{run['run_id']}/{run.get('model_name', MODEL_ARTIFACT)}", run.get("tracking_uri"), run["run_id"]
 
 
 # Warnings that ask nothing of the user, on the driver and (through the environment) in Spark's Python

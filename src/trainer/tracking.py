@@ -25,7 +25,12 @@ log = logging.getLogger(__name__)
 
 # MLflow rejects longer param values; longer ones go to an artifact instead of being cut.
 _MAX_PARAM_CHARS = 500
+# The logged model's name in runs logged before it was named after the run.
 MODEL_ARTIFACT = "model"
+# The experiment tag MLflow's UI reads to open an experiment in its model-training view (runs, metrics,
+# models) instead of the GenAI view (traces, agents) it falls back to for untagged experiments.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def tracking_uri(config: TrackingConfig) -> str:
@@ -69,6 +74,7 @@ class Tracker:
         self.nested = nested
         self.resume_run_id = resume_run_id
         self.run_id: str | None = None
+        self.model_id: str | None = None  # the model this run logged, once it did
         self.uri = tracking_uri(config)
         self.error: str | None = error or (None if config.enabled else "tracking disabled in the config")
         self._active = False
@@ -94,12 +100,15 @@ class Tracker:
             if not self.nested:
                 _check_reachable(self.uri)
                 mlflow.set_tracking_uri(self.uri)
-                mlflow.set_experiment(self.config.experiment)
+                experiment = mlflow.set_experiment(self.config.experiment)
+                if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                    mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             if self.resume_run_id:  # --resume: continue the interrupted run, not a new one
                 run = mlflow.start_run(run_id=self.resume_run_id)
             else:
+                parent = self.parent_run_id if self.parent_run_id and _run_exists(self.parent_run_id) else None
                 run = mlflow.start_run(run_name=self.run_name, tags=self.tags, nested=self.nested,
-                                       parent_run_id=self.parent_run_id)
+                                       parent_run_id=parent)
             self.run_id = run.info.run_id
             self._active = True
 
@@ -139,10 +148,14 @@ class Tracker:
 
         self._guard("logging params", lambda: mlflow.log_params(params))
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+    def log_metrics(
+        self, metrics: dict[str, float], step: int | None = None, model_id: str | None = None, dataset: Any = None
+    ) -> None:
+        """Metrics of the run; with `model_id` (and `dataset`) they are also the logged model's, on that data."""
         import mlflow
 
-        self._guard("logging metrics", lambda: mlflow.log_metrics(metrics, step=step))
+        self._guard("logging metrics", lambda: mlflow.log_metrics(metrics, step=step, model_id=model_id,
+                                                                  dataset=dataset))
 
     def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
         import mlflow
@@ -157,32 +170,74 @@ class Tracker:
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         import mlflow
 
-        self._guard(f"logging {path.name}", lambda: mlflow.log_artifact(str(path), artifact_path))
+        def do() -> None:
+            if path.is_dir():
+                mlflow.log_artifacts(str(path), artifact_path)
+            else:
+                mlflow.log_artifact(str(path), artifact_path)
+
+        self._guard(f"logging {path.name}", do)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         import mlflow
 
         self._guard("setting tags", lambda: mlflow.set_tags(tags))
 
-    def log_dataset(self, frame: Any, name: str, source: str, fingerprint: str, context: str) -> None:
-        """Log a split as an MLflow dataset input whose digest is the dataset fingerprint."""
-        import mlflow
+    def log_dataset(
+        self, frame: Any, name: str, source: str, fingerprint: str, context: str, model_id: str | None = None
+    ) -> Any:
+        """Log data as an MLflow dataset input whose digest is its fingerprint; returns the dataset.
 
-        def do() -> None:
+        With `model_id`, the run's input also names that logged model (an evaluation of it)."""
+        import mlflow
+        from mlflow.entities import LoggedModelInput
+
+        def do() -> Any:
             with warnings.catch_warnings():
                 # "source can be interpreted in multiple ways", "schema contains integer column(s)"
                 warnings.simplefilter("ignore", UserWarning)
                 dataset = mlflow.data.from_pandas(
                     frame, source=source, targets="label", name=name, digest=fingerprint[:36]
                 )
-                mlflow.log_input(dataset, context=context, tags={"fingerprint": fingerprint})
+                mlflow.log_input(dataset, context=context, tags={"fingerprint": fingerprint},
+                                 model=LoggedModelInput(model_id) if model_id else None)
+            return dataset
 
-        self._guard(f"logging dataset {name}", do)
+        return self._guard(f"logging dataset {name}", do)
+
+    def logged_model_id(self, run_id: str | None) -> str | None:
+        """The id of the model that training run `run_id` logged (None if it logged none here)."""
+        import mlflow
+
+        def find() -> str | None:
+            found = mlflow.search_logged_models(
+                experiment_ids=[e.experiment_id for e in mlflow.search_experiments()],
+                filter_string=f"source_run_id = '{run_id}'", output_format="list",
+            )
+            return found[0].model_id if found else None
+
+        return self._guard("finding the logged model", find) if run_id else None
+
+    def replace_earlier(self, tags: dict[str, str]) -> int:
+        """Soft-delete this experiment's earlier runs with all of `tags` (MLflow keeps them under
+        "deleted runs"); returns how many."""
+        import mlflow
+
+        def do() -> int:
+            query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+            earlier = mlflow.search_runs(filter_string=query, output_format="list")
+            client = mlflow.MlflowClient()
+            for run in earlier:
+                if run.info.run_id != self.run_id:
+                    client.delete_run(run.info.run_id)
+            return sum(run.info.run_id != self.run_id for run in earlier)
+
+        return self._guard("replacing earlier evaluations", do) or 0
 
     def log_model(
         self, model_dir: Path, input_example: list[str], register_as: str | None = None, alias: str | None = None
     ) -> str | None:
-        """Log the model folder as a pyfunc model under `model`; returns its runs:/ URI.
+        """Log the model folder as a pyfunc model named after the run; returns its runs:/ URI.
 
         With `register_as`, the model also becomes a new version of that registered model, and
         `alias` (e.g. "champion") points at the new version: `models:/NAME@champion`.
@@ -194,22 +249,34 @@ class Tracker:
         def do() -> str:
             # The signature comes from PyfuncModel.predict's type hint (MLflow uses that one over any
             # other); the input example is checked against it when the model is logged.
-            pyfunc.log_model(
-                name=MODEL_ARTIFACT,
+            info = pyfunc.log_model(
+                name=self.run_name,
                 python_model=str(Path(__file__).with_name("mlflow_model.py")),
                 artifacts={"model_dir": str(model_dir)},
                 input_example=input_example,
                 pip_requirements=_requirements(),
                 registered_model_name=register_as,
             )
+            self.model_id = info.model_id
             if register_as and alias:
                 client = mlflow.MlflowClient()
                 versions = client.search_model_versions(f"name = '{register_as}' and run_id = '{self.run_id}'")
                 newest = max(versions, key=lambda v: int(v.version))
                 client.set_registered_model_alias(register_as, alias, newest.version)
-            return f"runs:/{self.run_id}/{MODEL_ARTIFACT}"
+            return f"runs:/{self.run_id}/{self.run_name}"
 
         return self._guard("logging the model", do)
+
+
+def _run_exists(run_id: str) -> bool:
+    """Whether the current tracking store holds run `run_id` (a model trained elsewhere may name another)."""
+    import mlflow
+
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
 
 
 def import_pyfunc() -> Any:

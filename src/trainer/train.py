@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from trainer import distributed, model_folder, provenance
+from trainer import distributed, encoders, model_folder, provenance
 from trainer.atomic import atomic_folder
 from trainer.calibration import apply_temperature, fit_temperature
 from trainer.card import write_card
 from trainer.checkpoint import Checkpointer, checkpoint_dir
-from trainer.config import ExperimentConfig, dump_yaml, to_plain
+from trainer.config import ExperimentConfig, dump_yaml, portable, to_plain
 from trainer.data.build import SPLITS, build_dataset
 from trainer.errors import ConfigError, DataError
 from trainer.evaluate import evaluate_rows, rows_from_dataset
@@ -30,7 +30,7 @@ from trainer.models import create_backend
 from trainer.models.base import Backend, SteppedBackend
 from trainer.models.loop import EpochDone, StepDone
 from trainer.predict import Classifier
-from trainer.report import REPORT_FILES
+from trainer.report import REPORT_FILES, TABLES_DIR
 from trainer.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def train(
     tags = {"trainer.kind": "train", "trainer.backend": config.model.backend, "trainer.dataset": config.data.name}
     with Tracker(config.tracking, config.run_name, {**tags, **provenance.tags(record)}, resume_run_id=resume_run) as tracker:
         checkpointer.meta = {"run_id": tracker.run_id}
-        _log_inputs(tracker, config, built, record, freeze, resumed=resume_run is not None)
+        datasets = _log_inputs(tracker, config, built, record, freeze, resumed=resume_run is not None)
 
         log.info("3/5 fit on %d sentences", len(train_texts))
         fit(backend, train_texts, train_labels, (val_texts, val_labels), config, tracker, checkpointer)
@@ -107,22 +107,28 @@ def train(
             if config.training.temperature_scaling:
                 model_folder.save_temperature(tmp, temperature, f"{config.data.name}:validation")
             report_dir = tmp / model_folder.TEST_REPORT_DIR
-            report, _ = evaluate_rows(classifier, test_rows, report_dir, f"{target.name} on {test_rows.name}")
+            block = {"model": str(target), "training_run": tracker.run_id, "model_dataset": built.fingerprint,
+                     **provenance.summary(record)}
+            report, _ = evaluate_rows(classifier, test_rows, report_dir, f"{target.name} on {test_rows.name}",
+                                      provenance_block=block)
             metrics = {"validation": val_metrics, "test": report["metrics"]}
-            run = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "dataset_fingerprint": built.fingerprint,
+            run = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "model_name": config.run_name,
+                   "dataset_fingerprint": built.fingerprint,
                    "dataset": _dataset_summary(config, built.card)}
             model_folder.write_training_files(tmp, to_plain(config), dump_yaml(config), metrics, run)
             provenance.write(tmp, record, freeze)
             write_card(tmp, target.name)
         checkpointer.remove()  # the model is saved: nothing left to resume
 
-        tracker.log_metrics(
-            # the kept epoch's figures under their own names: `val_*` are the per-epoch curves, whose latest
-            # step is the last epoch, not the one kept
-            {**flat_metrics(val_metrics, "best_val"), **flat_metrics(report["metrics"], "test"),
-             "test_ece": report["calibration"]["ece"], "temperature": temperature}
-        )
         model_uri = _log_outputs(tracker, config, target, test_rows.texts[:3], register_as, alias)
+        # The kept epoch's figures under their own names (`val_*` are the per-epoch curves, whose latest
+        # step is the last epoch, not the one kept), each linked to the logged model and its split.
+        tracker.log_metrics(flat_metrics(val_metrics, "best_val"), model_id=tracker.model_id,
+                            dataset=datasets.get("validation"))
+        tracker.log_metrics({**flat_metrics(report["metrics"], "test"), "test_ece": report["calibration"]["ece"]},
+                            model_id=tracker.model_id, dataset=datasets.get("test"))
+        if config.training.temperature_scaling:
+            tracker.log_metrics({"temperature": temperature})
 
     return TrainResult(target, metrics, tracker.run_id, model_uri, tracker.error, time.perf_counter() - started)
 
@@ -188,22 +194,29 @@ def fit(
 
 def _log_inputs(
     tracker: Tracker, config: ExperimentConfig, built: Any, record: dict[str, Any], freeze: str, resumed: bool
-) -> None:
-    """The config, the provenance and the three splits (as dataset inputs) to the run."""
+) -> dict[str, Any]:
+    """The config, the provenance and the three splits (as dataset inputs) to the run; returns the
+    MLflow datasets by split name (none when resumed: the run has them already)."""
     if resumed:
         tracker.set_tags(provenance.tags(record))  # the code that finished the run
     else:
-        tracker.log_config(to_plain(config))
+        plain = to_plain(config)
+        if "pretrained" in plain["model"]:  # the encoder used, not `None` for "the default"
+            plain["model"]["pretrained"] = plain["model"]["pretrained"] or encoders.DEFAULT
+            tracker.set_tags({"trainer.base_model": str(encoders.hub_id(plain["model"]["pretrained"]))})
+        tracker.log_config(plain)
     tracker.log_dict(record, f"provenance/{model_folder.PROVENANCE_FILE}")
     tracker.log_text(freeze, f"provenance/{model_folder.FREEZE_FILE}")
+    datasets = {}
     for name in () if resumed else SPLITS:
-        tracker.log_dataset(
+        datasets[name] = tracker.log_dataset(
             built.dataset[name].to_pandas(),
             name=f"{config.data.name}-{name}",
             source=str(built.path),
             fingerprint=built.fingerprint,
             context="training" if name == "train" else name,
         )
+    return datasets
 
 
 def _log_outputs(
@@ -214,6 +227,7 @@ def _log_outputs(
     tracker.log_text(dump_yaml(config), "config/resolved_config.yaml")
     for name in REPORT_FILES:
         tracker.log_artifact(target / model_folder.TEST_REPORT_DIR / name, model_folder.TEST_REPORT_DIR)
+    tracker.log_artifact(target / model_folder.TEST_REPORT_DIR / TABLES_DIR, f"{model_folder.TEST_REPORT_DIR}/{TABLES_DIR}")
     tracker.log_artifact(target / model_folder.CARD_FILE, "model_card")
     return tracker.log_model(target, examples or ["The minister said talks failed."], register_as=register_as,
                              alias=alias)
@@ -222,7 +236,7 @@ def _log_outputs(
 def _dataset_summary(config: ExperimentConfig, card: dict[str, Any]) -> dict[str, Any]:
     """What the model card says of the training data: sources, counts per split and label, fingerprint."""
     sources = []
-    for source in to_plain(config.data)["sources"]:
+    for source in portable(config.data, config.data.project)["sources"]:
         where = source.get("path") or source.get("articles") or ""
         sources.append(f"{source['kind']}: {where}" if where else source["kind"])
     return {
