@@ -73,10 +73,14 @@ data: $(STAMP)
 	$(BIN)/trainer build-data --config configs/data/bundled.yaml
 
 # The main job: build the bundled dataset, fine-tune MiniLM, evaluate, print metrics, folder and run.
+# An existing models/minilm-bundled is kept (and evaluated again); `make train OVERWRITE=1` retrains it.
+OVERWRITE ?=
 train: $(STAMP)
 	@start=$$(date +%s); \
 	$(BIN)/trainer build-data --config configs/data/bundled.yaml && \
-	$(BIN)/trainer train --config configs/default.yaml --overwrite && \
+	if [ -d models/minilm-bundled ] && [ -z "$(OVERWRITE)" ]; then \
+		echo "make train: models/minilm-bundled exists and is kept; make train OVERWRITE=1 retrains it"; \
+	else $(BIN)/trainer train --config configs/default.yaml $(if $(OVERWRITE),--overwrite,); fi && \
 	$(BIN)/trainer evaluate --model models/minilm-bundled --split test && \
 	if [ -f $(DEVSET) ]; then $(BIN)/trainer evaluate --model models/minilm-bundled --data $(DEVSET); fi; \
 	status=$$?; echo "make train: $$(( $$(date +%s) - start ))s"; exit $$status
@@ -103,7 +107,9 @@ test: $(STAMP) $(LS_STAMP) $(SPARK_STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# MLflow 3.17's UI opens in its GenAI view unless told otherwise: the printed link opens the model-training view.
 ui: $(STAMP)
+	@echo "MLflow UI: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 clean:

@@ -18,9 +18,11 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, get_args
 
@@ -404,7 +406,8 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         raise ConfigError(f"--trials: expected at least 1, found {args.trials}")
     result = sweep(args.config, args.space, args.trials, args.overrides, args.storage, args.keep,
                    progress=not args.quiet)
-    best = (f"best validation macro-F1 {result.best_value:.4f} with {json.dumps(result.best_params)}"
+    shown = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in result.best_params.items()}
+    best = (f"best validation macro-F1 {result.best_value:.4f} with {json.dumps(shown)}"
             if result.best_value is not None else "no complete trial yet")
     print(f"sweep {result.study}: {result.finished} finished trials ({result.ran_here} here); {best}")
     if result.best_config:
@@ -482,29 +485,51 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _quiet_libraries() -> None:
-    """Library output that asks nothing of the user; the project prints its own lines and progress bars.
+def _quiet_libraries(quiet: bool) -> None:
+    """Library output that asks nothing of the user; the project prints its own lines and progress.
 
-    Each is a setting of the library's own (the environment wins where a user sets it).
+    Each is a setting of the library's own (the environment wins where a user sets it). With -q, the
+    libraries' own warnings go too (transformers' load report); the project's warnings stay.
     """
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights", "Writing model shards"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # "Downloading artifacts" per logged model
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # datasets' "Saving the dataset (1/1 shards)"
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # "Creating initial MLflow database tables..." and the like
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error" if quiet else "warning")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # MLflow warns of its own pydantic models' `Any` hints (wrapped in colour codes) whenever it infers a
+    # signature; nothing a user can change. Matched with or without the codes.
+    warnings.filterwarnings("ignore", message=r"(\x1b\[[0-9;]*m)?Any type hint is inferred as AnyType")
+    from trainer import progress
+
+    progress.configure(enabled=not quiet)
+
+
+class _PlainFormatter(logging.Formatter):
+    """Log lines without terminal colour codes (MLflow colours some of its warnings)."""
+
+    _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._ANSI.sub("", super().format(record))
+
+
+def _setup_logging(quiet: bool, main_rank: bool) -> None:
+    """One handler on stderr for the project's lines and Python warnings alike."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.WARNING if quiet or not main_rank else logging.INFO, handlers=[handler])
+    logging.captureWarnings(True)  # warnings.warn(...) from libraries become plain log lines
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _quiet_libraries()
+    _quiet_libraries(args.quiet)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     from trainer.distributed import is_main
 
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet or not is_main() else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    _setup_logging(args.quiet, is_main())
     try:
         return COMMANDS[args.command](args) or 0
     except TrainerError as exc:

@@ -2,7 +2,8 @@
 
 An experiment config names a data config (a path, or the same keys inline) and says how to train.
 Precedence: defaults in this module < the YAML files < `--set key.path=value` overrides.
-Relative paths are taken from the current directory (the project root).
+Relative paths in a config file are taken from the file's project: the nearest folder above the file
+that holds a pyproject.toml (else the file's own folder), so commands work from any folder.
 Unknown keys, wrong types and missing files are `ConfigError`s with a one-line message.
 """
 
@@ -10,11 +11,21 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from trainer.data.brat_cues import BRAT_EXTRA_CLAIM_CUES, BRAT_NON_CLAIM_CUES
 from trainer.errors import ConfigError
@@ -26,8 +37,69 @@ DEFAULT_TRACKING_DB = "mlflow.db"
 DEFAULT_SEED = 13
 
 
+# The validation context key holding the folder that relative config paths are taken from.
+ROOT = "root"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _anchor_paths(cls, data: Any, info: ValidationInfo) -> Any:
+        """Relative path-typed values (defaults included), taken from the config file's project root."""
+        root = (info.context or {}).get(ROOT)
+        if root is None or not isinstance(data, dict):
+            return data
+        anchored = dict(data)
+        for name, field in cls.model_fields.items():
+            if not _is_path(field.annotation):
+                continue
+            value = anchored.get(name, field.default if isinstance(field.default, Path) else None)
+            if isinstance(value, str | Path) and str(value):
+                path = Path(value).expanduser()
+                anchored[name] = path if path.is_absolute() else Path(os.path.normpath(Path(root) / path))
+        return anchored
+
+
+def _is_path(annotation: Any) -> bool:
+    from typing import get_args
+
+    return annotation is Path or any(arg is Path for arg in get_args(annotation))
+
+
+def project_root(config_file: Path) -> Path:
+    """The folder a config file's relative paths start from: the nearest one above it with a
+    pyproject.toml, else the file's own folder.
+
+    >>> project_root(Path("configs/default.yaml")).joinpath("pyproject.toml").is_file()  # doctest: +SKIP
+    True
+    """
+    folder = config_file.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    return folder
+
+
+def portable(config: BaseModel, root: Path) -> dict[str, Any]:
+    """The config as plain data with its paths relative to `root` where they can be, as they were
+    written: what fingerprints and cards hash and show, the same wherever the project lies."""
+
+    def walk(model: BaseModel, plain: dict[str, Any]) -> dict[str, Any]:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, Path) and value.is_absolute():
+                plain[name] = os.path.relpath(value, root)
+            elif isinstance(value, BaseModel):
+                walk(value, plain[name])
+            elif isinstance(value, list):
+                for item, item_plain in zip(value, plain[name]):
+                    if isinstance(item, BaseModel):
+                        walk(item, item_plain)
+        return plain
+
+    return walk(config, config.model_dump(mode="json"))
 
 
 def _must_exist(value: Path | None) -> Path | None:
@@ -261,10 +333,22 @@ class DataConfig(_Strict):
     )
 
     _labels = field_validator("labels")(_scheme)  # drop_label_issues is generated: checked when built
+    # the folder its relative paths were taken from (None: not loaded from a file)
+    _project: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_project(self, info: ValidationInfo) -> DataConfig:
+        self._project = (info.context or {}).get(ROOT)
+        return self
 
     @property
     def dataset_dir(self) -> Path:
         return self.output_dir / self.name
+
+    @property
+    def project(self) -> Path:
+        """The folder paths are shown and fingerprinted relative to: the config's project, else the current one."""
+        return self._project or Path.cwd()
 
 
 # ---------------------------------------------------------------- model
@@ -557,9 +641,10 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> tuple[str, str]:
     return key, f"expected {message[0].lower() + message[1:]}, found {shown}"
 
 
-def _validate(model: type[BaseModel], raw: dict[str, Any], origin: str, overridden: set[str]) -> Any:
+def _validate(model: type[BaseModel], raw: dict[str, Any], origin: str, overridden: set[str],
+              root: Path | None = None) -> Any:
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context={ROOT: root} if root is not None else None)
     except ValidationError as exc:
         errors = exc.errors()
         key, message = _describe(errors[0], model)
@@ -579,7 +664,7 @@ def load_data_config(path: str | Path, overrides: list[str] | None = None) -> Da
     parsed = parse_overrides(overrides or [])
     for dotted, value in parsed.items():
         _apply(raw, dotted, value)
-    return _validate(DataConfig, raw, str(path), set(parsed))
+    return _validate(DataConfig, raw, str(path), set(parsed), project_root(path))
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -593,12 +678,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     if "data" in parsed:  # --set data=configs/data/other.yaml names another data config file
         raw["data"] = parsed["data"]
     data = raw.get("data")
+    root = project_root(path)
     if isinstance(data, str):
-        data_path = Path(data)
+        data_path = Path(os.path.normpath(root / Path(data).expanduser()))
         if not data_path.is_file():
             raise ConfigError(
                 f"{path}: data: expected a data config file, found '{data}' which does not exist "
-                "(paths are relative to the project root)"
+                f"(relative paths are taken from the project root, {root})"
             )
         raw["data"] = read_yaml(data_path)
         origin = f"{path} (data from {data_path})"
@@ -607,7 +693,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     for dotted, value in parsed.items():
         if dotted != "data":
             _apply(raw, dotted, value)
-    return _validate(ExperimentConfig, raw, origin, set(parsed))
+    return _validate(ExperimentConfig, raw, origin, set(parsed), root)
 
 
 def to_plain(config: BaseModel) -> dict[str, Any]:

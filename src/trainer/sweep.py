@@ -50,6 +50,7 @@ from trainer.config import (
     _validate,
     dump_yaml,
     load_config,
+    project_root,
     read_yaml,
 )
 from trainer.errors import ConfigError
@@ -80,7 +81,7 @@ def load_space(path: Path, config_path: Path | None, overrides: list[str] | None
     """The validated space, base config and its path (`--config`, else the space's `config:`). Every
     key must be one that `--set` accepts, with each bound or choice a valid value, and one that the
     backend reads."""
-    space = _validate(SweepSpace, read_yaml(path), str(path), set())
+    space = _validate(SweepSpace, read_yaml(path), str(path), set(), project_root(path))
     if config_path is None:
         if space.config is None:
             raise ConfigError(f"--config: expected a base experiment config, found none given and no config: key in "
@@ -327,8 +328,8 @@ def sweep(config_path: Path | None, space_path: Path, trials: int, overrides: li
     import mlflow
     import optuna
     from optuna.trial import TrialState
-    from tqdm.auto import tqdm
 
+    from trainer.progress import bar as progress_bar
     from trainer.tracking import tracking_uri
 
     overrides = list(overrides or [])
@@ -370,7 +371,7 @@ def sweep(config_path: Path | None, space_path: Path, trials: int, overrides: li
         return _run_trial(trial, config_path, overrides, space, parent, base)
 
     ran = 0
-    bar = tqdm(total=trials, initial=min(len(_finished(study)), trials), desc=f"sweep {space.study}",
+    bar = progress_bar(total=trials, initial=min(len(_finished(study)), trials), desc=f"sweep {space.study}",
                unit="trial", disable=not progress)
     # One trial per optimize call: Optuna then runs its heartbeat for the trial (so that a worker that
     # dies elsewhere is noticed) and tells the result; the loop re-reads the shared budget each time.

@@ -62,8 +62,14 @@ def iter_articles(path: Path, text_column: str = "text", id_column: str | None =
                   on_bad_encoding: str = "error", skipped: list[dict[str, str]] | None = None) -> Iterator[Article]:
     """Every article of the input, with the metadata columns of a table passed through."""
     from trainer.config import load_data_config
-    from trainer.data.sources import HTML_SUFFIXES, TABLE_SUFFIXES, TEXT_SUFFIXES
-    from trainer.data.sources import article_folder, read_exclusions, read_table
+    from trainer.data.sources import (
+        HTML_SUFFIXES,
+        TABLE_SUFFIXES,
+        TEXT_SUFFIXES,
+        article_folder,
+        read_exclusions,
+        read_table,
+    )
 
     skipped = skipped if skipped is not None else []
     if not path.exists():
@@ -192,11 +198,10 @@ def tag(
     progress: bool = True,
 ) -> TagResult:
     """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable)."""
-    from tqdm.auto import tqdm
-
     from trainer import model_folder
     from trainer.data.rules import RuleLabeler, rules_path
     from trainer.predict import load_classifier, local_model, model_label
+    from trainer.progress import bar as progress_bar
 
     with local_model(model) as folder:
         classifier = load_classifier(folder)
@@ -261,7 +266,7 @@ def tag(
         skipped.clear()
 
     pending = 0
-    bar = tqdm(desc="tagging", unit="article", disable=not progress, mininterval=1.0)
+    bar = progress_bar(desc="tagging", unit="article", disable=not progress, mininterval=1.0)
     for article in iter_articles(input, text_column, id_column, on_bad_encoding, skipped):
         if article.id in seen:
             raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "

@@ -9,6 +9,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -20,13 +21,17 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_fro
 from sklearn.model_selection import StratifiedGroupKFold
 
 from trainer.atomic import atomic_folder
-from trainer.config import DataConfig, SplitConfig, to_plain
+from trainer.config import DataConfig, SplitConfig, portable, to_plain
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sources import Example, SourceResult, input_files, read_source
 from trainer.errors import DataError
 from trainer.labels import LABELS
 
 log = logging.getLogger(__name__)
+
+# Skip reasons that a config setting asked for (exclude_articles, max_train_articles, a pseudo source's
+# thresholds): logged as information. Anything else skipped or converted is a warning.
+INTENDED_SKIPS = frozenset({"excluded_article", "train_articles_over_train_limit"})
 
 # Bump when the dataset layout changes; changes to the data code itself are caught by _code_digest.
 BUILDER_VERSION = "1"
@@ -75,7 +80,8 @@ def fingerprint(config: DataConfig) -> str:
     """SHA-256 over the settings, the data code and every input file's name and bytes."""
     digest = hashlib.sha256()
     digest.update(_code_digest().encode())
-    settings = to_plain(config)
+    # paths as written relative to the project, so that the same data in another clone has the same print
+    settings = portable(config, config.project)
     settings.pop("output_dir", None)
     digest.update(json.dumps({"settings": settings, "builder": BUILDER_VERSION}, sort_keys=True).encode())
     if config.drop_label_issues and not config.drop_label_issues.is_file():
@@ -83,7 +89,7 @@ def fingerprint(config: DataConfig) -> str:
                         "found nothing; run trainer check-data --label-issues on the same data without this key first")
     extra = [config.drop_label_issues] if config.drop_label_issues else []
     for path in [p for source in config.sources for p in input_files(source)] + extra:
-        digest.update(str(path).encode())
+        digest.update(os.path.relpath(path, config.project).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -365,7 +371,9 @@ def build_dataset(config: DataConfig, force: bool = False, progress: bool = True
         if result.unused_labels:
             log.warning("%d gold labels matched no sentence (listed in the card)", len(result.unused_labels))
         for reason, count in sorted(result.skipped.items()):
-            log.warning("skipped or converted: %s x%d (counted in the card)", reason, count)
+            # what the config asked to leave out is news, not a warning; the rest may need a look
+            level = logging.INFO if reason in INTENDED_SKIPS or reason.startswith("pseudo_") else logging.WARNING
+            log.log(level, "skipped or converted: %s: %d (counted in the card)", reason, count)
 
     indices = split_sources(config, results)
     indices, dropped = drop_cross_split_duplicates(examples, indices)

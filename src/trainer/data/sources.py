@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from trainer.config import (
     BratSource,
     CorpusSource,
@@ -36,6 +34,7 @@ from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sentences import Sentence, article_sentences, normalize, sentence_spans
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS, check_labels
+from trainer.progress import bar
 from trainer.registry import SOURCES
 
 log = logging.getLogger(__name__)
@@ -190,18 +189,18 @@ def html_to_text(html: str) -> str:
 def _map(func: Callable[[Any], SourceResult], items: list[Any], num_proc: int, desc: str, progress: bool) -> SourceResult:
     """Apply `func` to every item (in worker processes when num_proc > 1), merging results in order."""
     result = SourceResult()
-    bar = tqdm(total=len(items), desc=desc, unit="article", disable=not progress)
+    progress_bar = bar(total=len(items), desc=desc, unit="article", disable=not progress)
     if num_proc > 1 and len(items) > 1:
         # spawn, not fork: a fork taken while other threads (torch, tqdm) hold locks can deadlock the child
         with ProcessPoolExecutor(max_workers=num_proc, mp_context=multiprocessing.get_context("spawn")) as pool:
             for part in pool.map(func, items, chunksize=max(1, len(items) // (num_proc * 8))):
                 result.add(part)
-                bar.update()
+                progress_bar.update()
     else:
         for item in items:
             result.add(func(item))
-            bar.update()
-    bar.close()
+            progress_bar.update()
+    progress_bar.close()
     return result
 
 
@@ -230,7 +229,7 @@ def read_corpus(source: CorpusSource, num_proc: int = 1, progress: bool = True) 
 
     result = SourceResult()
     used: set[tuple[str, str]] = set()
-    for path in tqdm(files, desc=f"reading {source.articles}", unit="article", disable=not progress):
+    for path in bar(files, desc=f"reading {source.articles}", unit="article", disable=not progress):
         article = path.stem
         if article in excluded:
             result.skipped["excluded_article"] += 1
@@ -289,7 +288,7 @@ def read_folder(source: FolderSource, num_proc: int = 1, progress: bool = True) 
     result = SourceResult()
     seen: set[str] = set()
     documents = folder_documents(source, result)
-    for article, text, where in tqdm(documents, desc=f"reading {source.path}", disable=not progress):
+    for article, text, where in bar(documents, desc=f"reading {source.path}", disable=not progress):
         if article in excluded:
             result.skipped["excluded_article"] += 1
             continue

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from trainer import distributed
 from trainer.labels import LABEL2ID, LABELS
 from trainer.metrics import macro_f1
+from trainer.progress import bar
 
 if TYPE_CHECKING:
     from trainer.models.transformer import TransformerBackend
@@ -180,7 +180,7 @@ class TrainingLoop:
                 self.batches = [b for b in self.batches if len(b) >= distributed.world_size()]
             batches = self.batches
             self._epoch_loss = torch.zeros((), device=backend.device)
-            progress = tqdm(range(self.batch_index, len(batches)), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
+            progress = bar(range(self.batch_index, len(batches)), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
                             leave=False, disable=not distributed.is_main())
             for index in progress:
                 self._train_step(trained, batches[index])
@@ -223,7 +223,10 @@ class TrainingLoop:
             predicted = self.backend.predict_labels(self.validation[0])
             metrics["val_macro_f1"] = macro_f1(list(self.validation[1]), predicted)
             metrics["val_accuracy"] = float(np.mean([p == g for p, g in zip(predicted, self.validation[1])]))
-        log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in metrics.items()})
+        log.info("epoch %d/%d: train loss %.4f, %.1f examples/s%s", epoch, self.cfg.epochs, metrics["train_loss"],
+                 metrics["train_examples_per_second"],
+                 f"; validation macro-F1 {metrics['val_macro_f1']:.4f}, accuracy {metrics['val_accuracy']:.4f}"
+                 if "val_macro_f1" in metrics else "")
         score = metrics.get("val_macro_f1", -metrics["train_loss"])
         is_best = score > self.best_score
         if is_best:
