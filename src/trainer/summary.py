@@ -100,8 +100,9 @@ def _plot(rows: list[dict[str, Any]], by: str, adjusted: bool, png: Path, svg: P
         ax.bar(x + (i - 1) * width, values * 100, width, yerr=np.clip(errors, 0, None) * 100, capsize=3, label=label)
     ax.set_xticks(x, [f"{r['group']}\n({r['articles']} art.)" for r in rows], fontsize=8)
     ax.set_ylabel(f"share of sentences, % ({kind}; 95% CI over articles)")
-    ax.set_title(f"Sourcing by {by}")
-    ax.legend()
+    ax.set_title(f"Sourcing by {by}", pad=28)
+    # above the bars, in one row: inside the axes it hides the tallest group's bars
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(LABELS), frameon=False, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
@@ -155,7 +156,7 @@ def _html(rows: list[dict[str, Any]], by: str, manifest: dict[str, Any], png: Pa
     note = ("Adjusted: classify-and-count corrected with the model's confusion rates on its validation split."
             if adjusted else "No confusion rates in the tag output: raw shares only.")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Sourcing by {html.escape(by)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
+<style>body{{font-family:sans-serif;margin:2em auto;max-width:1100px;color:#222}}img{{max-width:100%}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
 </head><body><h1>Sourcing by {html.escape(by)}</h1>
 <p>Model <code>{html.escape(str(manifest['model']))}</code>. Shares of sentences with 95% bootstrap intervals over
 articles. {note}</p>

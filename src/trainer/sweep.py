@@ -57,6 +57,12 @@ from trainer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+# (x label, y label, title) of the sweep's plots, in place of Optuna's generic ones.
+AXIS_NAMES = {
+    "optimization_history": ("trial", "validation macro-F1", "Each trial's score and the best so far"),
+    "intermediate_values": ("epoch", "validation macro-F1", "Each trial's score per epoch (pruned trials stop early)"),
+}
+
 BEST_CONFIG = "best.yaml"
 SWEEPS_DIR = "sweeps"
 HEARTBEAT_S = 30
@@ -439,6 +445,7 @@ def _plots(study: Any, folder: Path) -> dict[str, Path]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as plots
 
+
     out: dict[str, Path] = {}
     kinds = {"optimization_history": plots.plot_optimization_history,
              "param_importances": plots.plot_param_importances}
@@ -453,6 +460,10 @@ def _plots(study: Any, folder: Path) -> dict[str, Path]:
                 log.info("no %s plot: %s", name, exc)
                 continue
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+        if name in AXIS_NAMES:  # Optuna's generic names say nothing of what was measured
+            axes.set_xlabel(AXIS_NAMES[name][0])
+            axes.set_ylabel(AXIS_NAMES[name][1])
+            axes.set_title(f"{AXIS_NAMES[name][2]}: {study.study_name}")
         figure.set_size_inches(8, 5)
         figure.tight_layout()
         for suffix in ("png", "svg"):

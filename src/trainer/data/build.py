@@ -391,5 +391,6 @@ def build_dataset(config: DataConfig, force: bool = False, progress: bool = True
     if config.drop_label_issues:
         card["label_issues_dropped_from_train"] = {"file": str(config.drop_label_issues), "sentences": issues_dropped}
     _write_atomically(dataset, card, target)
-    log.info("wrote %s: %s sentences, fingerprint %s", target, card["sentences"], fp[:12])
+    counts = ", ".join(f"{n:,} {split}" for split, n in card["sentences"].items())
+    log.info("wrote %s: %s sentences, fingerprint %s", target, counts, fp[:12])
     return load_built(target)
