@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import regex
 from tqdm.auto import tqdm
 
 from trainer.config import (
@@ -32,7 +33,7 @@ from trainer.config import (
     SourceConfig,
 )
 from trainer.data.cleaning import clean_article
-from trainer.data.rules import RuleLabeler, rules_path
+from trainer.data.rules import RuleLabeler, UserPattern, rules_path
 from trainer.data.sentences import Sentence, article_sentences, normalize, sentence_spans
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS, check_labels
@@ -361,18 +362,19 @@ def _overlap(sentence: Sentence, spans: tuple[tuple[int, int], ...]) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _cue_patterns(patterns: tuple[str, ...]) -> list[re.Pattern[str]]:
+def _cue_patterns(patterns: tuple[str, ...], where: str) -> list[UserPattern]:
     # A cue counts by its last word ("has said", "also told"), optionally with one word before.
-    return [re.compile(rf"^\W*(?:[\w']+\s+)*(?:{p})\W*$", re.IGNORECASE) for p in patterns]
+    return [UserPattern(rf"^\W*(?:[\w']+\s+)*(?:{p})\W*$", where, regex.IGNORECASE, shown=p) for p in patterns]
 
 
 def _counts(cue: str, source: BratSource, labeler: RuleLabeler) -> bool:
     """Does an annotated cue relay a claim? Vetoed cues never; beliefs only if the setting says so."""
-    if any(p.match(cue) for p in _cue_patterns(tuple(source.excluded_cues))):
+    if any(p.match(cue) for p in _cue_patterns(tuple(source.excluded_cues), "brat source: excluded_cues")):
         return False
     if labeler.is_belief_cue(cue):
         return source.count_beliefs
-    return labeler.counts_as_claim_cue(cue) or any(p.match(cue) for p in _cue_patterns(tuple(source.extra_claim_cues)))
+    return labeler.counts_as_claim_cue(cue) or any(
+        p.match(cue) for p in _cue_patterns(tuple(source.extra_claim_cues), "brat source: extra_claim_cues"))
 
 
 def _relays(sentence: Sentence, attribution: _Attribution, length: int, min_share: float) -> bool:
