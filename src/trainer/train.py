@@ -114,6 +114,7 @@ def train(
             model_folder.write_training_files(tmp, to_plain(config), dump_yaml(config), metrics, run)
             provenance.write(tmp, record, freeze)
             write_card(tmp, target.name)
+            model_folder.write_manifest(tmp)  # last: every file above, as saved
         checkpointer.remove()  # the model is saved: nothing left to resume
 
         tracker.log_metrics(
