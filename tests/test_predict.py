@@ -18,7 +18,7 @@ SENTENCES = [
     "The mayor said the bridge would reopen in May.",
     "The bridge was built in 1931.",
     "The video could not be independently verified.",
-    "",
+    "Ok.",
 ]
 
 

@@ -9,7 +9,8 @@
     trainer compare    --models models/a models/b [--data file.jsonl] [--markdown table.md]
     trainer predict    --model models/<run> (--text "..." | --file article.txt) [--format table|jsonl]
 
-User mistakes print one line and exit with code 2; no traceback.
+User mistakes print one line and exit with code 2; no traceback. Anything unforeseen is a bug: one
+line names it and the log file that holds its traceback (exit 1). Ctrl-C prints one line (exit 130).
 """
 
 from __future__ import annotations
@@ -522,7 +523,62 @@ def _setup_logging(quiet: bool, main_rank: bool) -> None:
     logging.captureWarnings(True)  # warnings.warn(...) from libraries become plain log lines
 
 
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
+
+
+def _readable(value: str) -> str:
+    """A command-line string as text: bytes that were not UTF-8 (kept by Python as lone surrogates,
+    which no tokenizer or file write takes) become U+FFFD, as in a file read with replacement."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _crash_log(exc: BaseException, argv: list[str]) -> Path:
+    """Write the traceback of an unforeseen error to a log file; return its path."""
+    import tempfile
+    import time
+    import traceback
+
+    folder = Path(tempfile.gettempdir()) / "trainer-crashes"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    with path.open("w", encoding="utf-8", errors="backslashreplace") as out:
+        out.write(f"trainer {_version()}, python {sys.version.split()[0]}\ncommand: trainer {' '.join(argv)}\n\n")
+        traceback.print_exception(exc, file=out)
+    return path
+
+
+def _bug(exc: BaseException, argv: list[str]) -> str:
+    """The one line shown for an unforeseen error."""
+    lines = str(exc).strip().splitlines()
+    summary = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+    try:
+        where = f"the traceback is in {_crash_log(exc, argv)}"
+    except OSError as log_error:
+        where = f"its traceback could not be saved ({log_error.strerror})"
+    return f"error: unexpected {summary}; this is a bug in trainer, please report it ({where})"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = [_readable(a) for a in (sys.argv[1:] if argv is None else argv)]
+    for stream in (sys.stdout, sys.stderr):  # a file name with undecodable bytes is shown, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        print("interrupted: stopped before the end; outputs under their final names are complete or absent",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `trainer predict ... | head`: the reader left; nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the top-level guard: a bug gets one line and a log file
+        print(_bug(exc, argv), file=sys.stderr)
+        return EXIT_BUG
+
+
+def _run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries(args.quiet)
     if threading.current_thread() is threading.main_thread():

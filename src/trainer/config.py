@@ -12,11 +12,14 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
+import types
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,6 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from trainer.data.brat_cues import BRAT_EXTRA_CLAIM_CUES, BRAT_NON_CLAIM_CUES
 from trainer.errors import ConfigError
@@ -37,12 +41,46 @@ DEFAULT_TRACKING_DB = "mlflow.db"
 DEFAULT_SEED = 13
 
 
+def _scalar_types(annotation: Any) -> set[type]:
+    """The plain types a field accepts at its top level (`int | None` -> {int, NoneType})."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return set().union(*(_scalar_types(arg) for arg in get_args(annotation)))
+    if get_origin(annotation) is Annotated:
+        return _scalar_types(get_args(annotation)[0])
+    return {annotation} if isinstance(annotation, type) else set()
+
+
 # The validation context key holding the folder that relative config paths are taken from.
 ROOT = "root"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # finite floats only: `.inf` and `.nan` pass no range check
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, raw: Any) -> Any:
+        """`epochs: true` is not 1, and `enabled: 1` is not true: numbers and booleans are not mixed up."""
+        if not isinstance(raw, dict):
+            return raw
+        problems = []
+        for name, value in raw.items():
+            field = cls.model_fields.get(name)
+            if field is None or value is None:
+                continue
+            accepted = _scalar_types(field.annotation)
+            if isinstance(value, bool) and bool not in accepted and accepted & {int, float}:
+                expected = "a number"
+            elif bool in accepted and accepted <= {bool, type(None)} and not isinstance(value, bool):
+                expected = "true or false"
+            else:
+                continue
+            message = f"expected {expected}, found {json.dumps(value, default=str)}"
+            problems.append(InitErrorDetails(type=PydanticCustomError("strict_type", message), loc=(name,), input=value))
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return raw
 
     @model_validator(mode="before")
     @classmethod
@@ -60,6 +98,26 @@ class _Strict(BaseModel):
                 path = Path(value).expanduser()
                 anchored[name] = path if path.is_absolute() else Path(os.path.normpath(Path(root) / path))
         return anchored
+
+
+# Names a file system gives a meaning of its own (Windows devices), whatever the extension.
+_RESERVED_NAMES = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+MAX_NAME_LENGTH = 100
+
+
+def _path_component(value: str) -> str:
+    """A name used as one folder name under an output folder: no separators, no `..`, no hidden names."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", value) or len(value) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"expected a name of letters, digits, '_', '.' and '-' that starts with a letter, digit or '_' "
+            f"(at most {MAX_NAME_LENGTH} characters; it names a folder), found {json.dumps(value)}"
+        )
+    if _RESERVED_NAMES.match(value):
+        raise ValueError(f"expected a name that is not a reserved device name, found {json.dumps(value)}")
+    return value
+
+
+SafeName = Annotated[str, AfterValidator(_path_component)]
 
 
 def _is_path(annotation: Any) -> bool:
@@ -100,6 +158,12 @@ def portable(config: BaseModel, root: Path) -> dict[str, Any]:
         return plain
 
     return walk(config, config.model_dump(mode="json"))
+
+
+def _must_exist(value: Path | None) -> Path | None:
+    if value is not None and not value.exists():
+        raise ValueError(f"an existing path, found '{value}' which does not exist (fix the path or create it)")
+    return value
 
 
 def _must_exist(value: Path | None) -> Path | None:
@@ -314,7 +378,7 @@ def _scheme(value: list[str]) -> list[str]:
 class DataConfig(_Strict):
     """How to build one labeled sentence dataset: `trainer build-data --config ...`."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: SafeName
     sources: list[DataSource] = Field(min_length=1)
     split: SplitConfig = SplitConfig()
     output_dir: Path = Path("data/processed")
@@ -468,7 +532,7 @@ class SweepSpace(_Strict):
     """A search space: `trainer sweep --space configs/sweeps/<name>.yaml`. Keys are the dotted config
     keys of `--set`; each trial's values are applied to the base config as `--set` would."""
 
-    study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the Optuna study name (workers share it)")
+    study: SafeName = Field(description="the Optuna study name (workers share it)")
     config: Path | None = Field(default=None, description="the base experiment config, when --config is not given")
     metric: Literal["val_macro_f1"] = "val_macro_f1"
     pruner: Literal["median", "hyperband", "none"] = Field(
@@ -490,7 +554,7 @@ class TrackingConfig(_Strict):
 class ExperimentConfig(_Strict):
     """One training run: `trainer train --config configs/<experiment>.yaml`."""
 
-    run_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    run_name: SafeName
     data: DataConfig
     model: ModelConfig = TransformerModel()
     training: TrainingConfig = TrainingConfig()
@@ -519,18 +583,85 @@ BACKENDS.on_change(_rebuild_unions)
 # ---------------------------------------------------------------- loading
 
 
+# Bounds on any YAML the project reads (configs, overrides, rules, search spaces): far above any real
+# file, far below what an alias bomb ("billion laughs") or a runaway file needs.
+MAX_YAML_BYTES = 2_000_000
+MAX_YAML_NODES = 200_000  # values after expanding aliases
+MAX_YAML_DEPTH = 100
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int, open_nodes: set[int]) -> int:
+    """How many values `node` stands for once every alias is expanded, without expanding any."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if depth > MAX_YAML_DEPTH:
+        raise ValueError(f"expected values nested at most {MAX_YAML_DEPTH} deep, found deeper nesting")
+    if id(node) in open_nodes:
+        raise ValueError("expected aliases to earlier values, found an alias inside its own anchor")
+    open_nodes.add(id(node))
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, depth + 1, open_nodes)
+        if total > MAX_YAML_NODES:
+            raise ValueError(
+                f"expected at most {MAX_YAML_NODES:,} values once aliases are expanded, found more "
+                "(an alias bomb?); write the values out"
+            )
+    open_nodes.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
+def parse_yaml(text: str) -> Any:
+    """`yaml.safe_load` with bounds on size, nesting and alias expansion; a ValueError or
+    yaml.YAMLError says what is wrong. Every YAML the project reads goes through here.
+
+    >>> parse_yaml("a: [1, 2]")
+    {'a': [1, 2]}
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise ValueError(f"expected at most {MAX_YAML_BYTES:,} characters of YAML, found {len(text):,}")
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ValueError(f"expected values nested at most {MAX_YAML_DEPTH} deep, found deeper nesting") from None
+        if node is None:
+            return None
+        _expanded_size(node, {}, 0, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark else ""
+    return f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a ConfigError for a missing, unreadable or non-mapping file."""
+    """Read a YAML mapping, with a ConfigError for a missing, unreadable, oversized or non-mapping file."""
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; expected a YAML file (check the path)")
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: expected a config of at most {MAX_YAML_BYTES:,} bytes, found "
+                          f"{path.stat().st_size:,}; is it the file you meant?")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = parse_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: expected UTF-8 text, found undecodable bytes at {exc.start}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(f"{path}: {_yaml_problem(exc)}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):
@@ -547,9 +678,18 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set {pair!r}: expected KEY.PATH=VALUE, e.g. --set training.epochs=2")
-        parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            parsed[key] = parse_yaml(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"--set {key}: expected a YAML value, found {raw!r}: {_yaml_problem(exc)}; "
+                "quote a string that holds YAML syntax, e.g. --set 'name=\"[draft]\"'"
+            ) from None
+        except ValueError as exc:
+            raise ConfigError(f"--set {key}: {exc}") from None
     return parsed
 
 
@@ -653,6 +793,34 @@ def _validate(model: type[BaseModel], raw: dict[str, Any], origin: str, overridd
         raise ConfigError(f"{where}: {message}{more}") from None
 
 
+def output_problem(folder: Path) -> str | None:
+    """Why outputs could not be written under `folder`, or None: a file in the way, a read-only parent.
+
+    >>> output_problem(Path("README.md/x"))  # doctest: +SKIP
+    "expected a folder for outputs, found 'README.md', which is a file"
+    """
+    for existing in (folder, *folder.parents):
+        if not existing.exists():
+            continue
+        if not existing.is_dir():
+            return f"expected a folder for outputs, found '{existing}', which is a file (choose another path)"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"expected a writable folder for outputs, found '{existing}' read-only (choose another path)"
+        return None
+    return None
+
+
+def _check_output(config: DataConfig | ExperimentConfig, origin: str, overridden: set[str], prefix: str = "") -> None:
+    """Output folders are checked when the config loads, so a bad one fails before any work."""
+    name_key, target = ("name", config.dataset_dir) if isinstance(config, DataConfig) else ("run_name", config.model_dir)
+    for key, folder in (("output_dir", config.output_dir), (name_key, target)):
+        problem = output_problem(folder)
+        if problem is not None:
+            dotted = f"{prefix}{key}"
+            where = f"--set {dotted}" if dotted in overridden else f"{origin}: {dotted}"
+            raise ConfigError(f"{where}: {problem}")
+
+
 def load_data_config(path: str | Path, overrides: list[str] | None = None) -> DataConfig:
     """Load and validate a data config.
 
@@ -664,7 +832,9 @@ def load_data_config(path: str | Path, overrides: list[str] | None = None) -> Da
     parsed = parse_overrides(overrides or [])
     for dotted, value in parsed.items():
         _apply(raw, dotted, value)
-    return _validate(DataConfig, raw, str(path), set(parsed), project_root(path))
+    config = _validate(DataConfig, raw, str(path), set(parsed), project_root(path))
+    _check_output(config, str(path), set(parsed))
+    return config
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -693,7 +863,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     for dotted, value in parsed.items():
         if dotted != "data":
             _apply(raw, dotted, value)
-    return _validate(ExperimentConfig, raw, origin, set(parsed), root)
+    config = _validate(ExperimentConfig, raw, origin, set(parsed), root)
+    _check_output(config, origin, set(parsed))
+    _check_output(config.data, origin, set(parsed), "data.")
+    return config
 
 
 def to_plain(config: BaseModel) -> dict[str, Any]:

@@ -11,6 +11,8 @@ this module for layout, never each other.
       temperature.json           the fitted temperature, when there is one (load_temperature)
       provenance.json, pip-freeze.txt
       README.md                  the model card
+      manifest.json              size and SHA-256 of every other file written at save (write_manifest),
+                                 checked by every load (verify_manifest)
       test_report/               the test split's report
       evaluations/<data>/        each `trainer evaluate` saved in the folder
 
@@ -20,13 +22,17 @@ this module for layout, never each other.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 from trainer.errors import ModelLoadError
 from trainer.labels import LABELS
+
+log = logging.getLogger(__name__)
 
 MODEL_META = "trainer_model.json"
 RESOLVED_CONFIG = "training_config.json"
@@ -40,12 +46,22 @@ CARD_FILE = "README.md"
 TEST_REPORT_DIR = "test_report"
 EVAL_DIR = "evaluations"
 REPORT_JSON = "report.json"
+MANIFEST_FILE = "manifest.json"
 # What a transformer folder reads when its metadata predates the max_length entry.
 DEFAULT_MAX_LENGTH = 128
 
 
 def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """A JSON file of the folder, None when absent; a ModelLoadError when it is not JSON."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(
+            f"{path}: expected JSON, found a file that is not ({exc}); the model folder is damaged: copy it "
+            "again or train it again"
+        ) from None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -69,6 +85,8 @@ def read_meta(directory: Path) -> dict[str, Any]:
             "(pass a folder written by `trainer train`, e.g. models/<run-name>)"
         )
     meta = _read_json(path)
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"{path}: expected a JSON object of model metadata, found {type(meta).__name__}")
     if tuple(meta.get("labels", ())) != LABELS:
         raise ModelLoadError(
             f"{path}: expected labels {list(LABELS)}, found {meta.get('labels')}; this model uses another scheme"
@@ -78,7 +96,78 @@ def read_meta(directory: Path) -> dict[str, Any]:
 
 def max_length(meta: dict[str, Any]) -> int:
     """The number of tokens a transformer folder reads, from its metadata."""
-    return int(meta.get("max_length", DEFAULT_MAX_LENGTH))
+    value = meta.get("max_length", DEFAULT_MAX_LENGTH)
+    if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 4096:
+        raise ModelLoadError(f"{MODEL_META}: expected max_length to be a whole number of tokens from 8 to 4096, "
+                             f"found {value!r}; the model folder is damaged")
+    return value
+
+
+# ---------------------------------------------------------------- manifest
+
+
+# Not hashed: the card (a person may edit it) and the reports `evaluate` adds later.
+_UNHASHED_FILES = frozenset({MANIFEST_FILE, CARD_FILE})
+_UNHASHED_DIRS = frozenset({TEST_REPORT_DIR, EVAL_DIR})
+
+
+def _hashed_files(directory: Path) -> list[Path]:
+    return sorted(
+        path for path in directory.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(directory).parts)
+        and path.relative_to(directory).parts[0] not in _UNHASHED_DIRS
+        and path.relative_to(directory).as_posix() not in _UNHASHED_FILES
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path) -> None:
+    """Record the size and SHA-256 of every file the folder holds now (the last step of a save)."""
+    files = {p.relative_to(directory).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+             for p in _hashed_files(directory)}
+    _write_json(directory / MANIFEST_FILE, {"algorithm": "sha256", "files": files})
+
+
+def verify_manifest(directory: Path) -> None:
+    """Refuse a folder whose files are missing, truncated or changed since it was saved, naming the file.
+
+    A folder saved before manifests existed loads with a warning, unchecked.
+    """
+    record = _read_json(directory / MANIFEST_FILE)
+    if record is None:
+        if (directory / MODEL_META).is_file():
+            log.warning("%s: no %s (saved by an older trainer); its files cannot be checked for damage",
+                        directory, MANIFEST_FILE)
+        return
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("bytes"), int) and isinstance(v.get("sha256"), str)
+        for v in files.values()
+    ):
+        raise ModelLoadError(f"{directory / MANIFEST_FILE}: expected a files mapping of bytes and sha256, found "
+                             "something else; the model folder is damaged: copy it again or train it again")
+    for name, expected in files.items():
+        path = directory / name
+        if not path.resolve().is_relative_to(directory.resolve()):
+            raise ModelLoadError(f"{directory / MANIFEST_FILE}: expected files inside the folder, found {name!r}")
+        fix = "copy the folder again or train it again"
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: expected this file of the model (listed in {MANIFEST_FILE}), found it "
+                                 f"missing; {fix}")
+        size = path.stat().st_size
+        if size < expected["bytes"]:
+            raise ModelLoadError(f"{path}: expected {expected['bytes']:,} bytes, found {size:,} (truncated, or "
+                                 f"changed since it was saved); {fix}")
+        if size != expected["bytes"] or _sha256(path) != expected["sha256"]:
+            raise ModelLoadError(f"{path}: expected the file saved with the model, found it changed since (its "
+                                 f"SHA-256 differs from {MANIFEST_FILE}); {fix}")
 
 
 # ---------------------------------------------------------------- what train writes
@@ -124,17 +213,21 @@ def save_temperature(directory: Path, temperature: float, fitted_on: str) -> Non
 
 
 def load_temperature(directory: Path) -> float:
-    """The model's temperature, or 1.0 when it has none."""
+    """The model's temperature, or 1.0 when it has none; one that is not a positive number is refused
+    (a negative one would reverse the label order, zero divides by zero)."""
     record = _read_json(directory / TEMPERATURE_FILE)
     if record is None:
         return 1.0
-    value = float(record["temperature"])
+    value = record.get("temperature") if isinstance(record, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelLoadError(f"{directory / TEMPERATURE_FILE}: expected a number under 'temperature', found "
+                             f"{value!r}; delete the file or train again with training.temperature_scaling")
     if not math.isfinite(value) or value <= 0:
         raise ModelLoadError(
             f"{directory / TEMPERATURE_FILE}: expected a positive temperature, found {value}; "
             "delete the file or train again with training.temperature_scaling"
         )
-    return value
+    return float(value)
 
 
 # ---------------------------------------------------------------- reports

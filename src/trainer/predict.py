@@ -52,22 +52,29 @@ class Classifier:
         self.labels = LABELS
         self.temperature = temperature  # from temperature scaling; 1.0 leaves probabilities as they are
 
-    def predict(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
-        """One Prediction per input text, in input order."""
-        texts = list(texts)
+    def predict(self, texts: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
+        """One Prediction per input text, in input order. A single string is one text (one Prediction).
+
+        Every text must be a string with a word in it: an empty or whitespace-only text has no label,
+        and raises `DataError` naming its position, as does anything that is not a string.
+
+        >>> clf.predict("The minister said the talks had failed.")[0].label  # doctest: +SKIP
+        'attributed'
+        """
+        texts = list(_texts(texts))
         return list(self.iter_predict(texts, batch_size=batch_size, chunk_size=max(len(texts), 1)))
 
     def iter_predict(
-        self, texts: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = 4096
+        self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = 4096
     ) -> Iterator[Prediction]:
-        """Stream predictions for any number of texts, holding one chunk in memory at a time."""
+        """Stream predictions for any number of texts, holding one chunk in memory at a time.
+
+        The same inputs as `predict`: an empty or whitespace-only text, or one that is not a string,
+        raises `DataError` when the stream reaches it (the predictions before it are yielded).
+        """
         chunk: list[str] = []
-        for position, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise DataError(
-                    f"input {position}: expected a string, found {type(text).__name__} ({text!r:.40}); "
-                    "pass text only (use '' for a missing sentence)"
-                )
+        for position, text in enumerate(_texts(texts)):
+            check_text(text, f"input {position}")
             chunk.append(text)
             if len(chunk) >= chunk_size:
                 yield from self._predict_chunk(chunk, batch_size)
@@ -85,6 +92,30 @@ class Classifier:
     def tag_article(self, text: str, batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
         """Clean a raw article (boilerplate out), split it into sentences and label each one."""
         return self.predict(article_sentences(clean_article(text).paragraphs), batch_size=batch_size)
+
+
+def _texts(texts: object) -> Iterable[str]:
+    """The texts to label: one string is one text; anything else must be an iterable of them."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable) or isinstance(texts, dict):
+        raise DataError(
+            f"expected a list of strings (or one string) to label, found {type(texts).__name__} ({texts!r:.40})"
+        )
+    return texts
+
+
+def check_text(text: object, where: str) -> None:
+    """A text the models can label: a string with something other than whitespace in it."""
+    if not isinstance(text, str):
+        raise DataError(
+            f"{where}: expected a string, found {type(text).__name__} ({text!r:.40}); pass text only"
+        )
+    if not text.strip():
+        raise DataError(
+            f"{where}: expected a sentence, found {'an empty string' if not text else 'only whitespace'}; "
+            "an empty text has no label, leave it out"
+        )
 
 
 def load_classifier(model: str | Path, precision: str = "auto") -> Classifier:

@@ -326,7 +326,15 @@ def downloaded_model(uri: str) -> Iterator[Path]:
     import mlflow
 
     with tempfile.TemporaryDirectory(prefix="trainer-model-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        except (mlflow.exceptions.MlflowException, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelLoadError(
+                f"{uri}: expected a logged model at this MLflow URI (tracking URI {mlflow.get_tracking_uri()}), found "
+                f"none ({first}); check the name, alias or run id (`runs:/<run id>/model`, `models:/NAME@alias`) and "
+                "MLFLOW_TRACKING_URI"
+            ) from None
         candidates = [p.parent for p in local.rglob(MODEL_META)]
         if not candidates:
             raise ModelLoadError(f"{uri}: expected a model logged by trainer, found no trainer_model.json in it")

@@ -77,6 +77,7 @@ def train(
         distributed.barrier()
     train_texts, train_labels = _texts_labels(built.dataset["train"])
     val_texts, val_labels = _texts_labels(built.dataset["validation"])
+    _warn_missing_labels(train_labels, config.data.name)
 
     log.info("2/5 model: %s backend", config.model.backend)
     backend = create_backend(config)
@@ -118,6 +119,7 @@ def train(
             model_folder.write_training_files(tmp, to_plain(config), dump_yaml(config), metrics, run)
             provenance.write(tmp, record, freeze)
             write_card(tmp, target.name)
+            model_folder.write_manifest(tmp)  # last: every file above, as saved
         checkpointer.remove()  # the model is saved: nothing left to resume
 
         model_uri = _log_outputs(tracker, config, target, test_rows.texts[:3], register_as, alias)
@@ -131,6 +133,15 @@ def train(
             tracker.log_metrics({"temperature": temperature})
 
     return TrainResult(target, metrics, tracker.run_id, model_uri, tracker.error, time.perf_counter() - started)
+
+
+def _warn_missing_labels(train_labels: Sequence[str], dataset: str) -> None:
+    """A label without a training sentence is one the model can never learn to give."""
+    missing = [label for label in LABELS if label not in set(train_labels)]
+    if missing:
+        log.warning("dataset %s: no training sentence is labeled %s; the model cannot learn to predict %s "
+                    "(add examples; trainer check-data lists each split's labels)",
+                    dataset, ", ".join(missing), "it" if len(missing) == 1 else "them")
 
 
 def _checkpointer(config: ExperimentConfig, overwrite: bool, resume: bool) -> tuple[Checkpointer, str | None]:

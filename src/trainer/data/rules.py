@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainer.errors import ConfigError
@@ -26,6 +28,55 @@ DEFAULT_RULES = Path(__file__).with_name("default_rules.yaml")
 def rules_path(path: Path | None) -> Path:
     """The lexicon file a config names, or the packaged default."""
     return DEFAULT_RULES if path is None else path
+
+
+# The longest one search of a user's pattern may take on one text. The patterns come from rule files a
+# user edits (and model folders carry); `regex` stops a catastrophic one ("(a|aa)+c") at this bound,
+# where `re` would backtrack for hours.
+PATTERN_TIMEOUT_S = 1.0
+
+
+class UserPattern:
+    """A regular expression from a rules file or config, searched with a time bound: a pattern that
+    backtracks past `PATTERN_TIMEOUT_S` on a text is a ConfigError naming it, never a hang."""
+
+    def __init__(self, pattern: str, where: str, flags: int = 0, shown: str | None = None):
+        self.where, self.shown = where, shown if shown is not None else pattern
+        try:
+            self.compiled = regex.compile(pattern, flags)
+        except (regex.error, re.error) as exc:
+            raise ConfigError(f"{where}: expected a regular expression, found {self.shown!r} ({exc})") from None
+
+    def _timed_out(self, text: str) -> ConfigError:
+        return ConfigError(
+            f"{self.where}: expected a regular expression that matches in under {PATTERN_TIMEOUT_S:g} s, found "
+            f"{self.shown!r} still searching a text of {len(text)} characters (nested repetition such as "
+            "(a|aa)+ backtracks without end); simplify it"
+        )
+
+    def search(self, text: str, pos: int = 0, endpos: int | None = None) -> Any:
+        try:
+            return self.compiled.search(text, pos, len(text) if endpos is None else endpos, timeout=PATTERN_TIMEOUT_S)
+        except TimeoutError:
+            raise self._timed_out(text) from None
+
+    def match(self, text: str) -> Any:
+        try:
+            return self.compiled.match(text, timeout=PATTERN_TIMEOUT_S)
+        except TimeoutError:
+            raise self._timed_out(text) from None
+
+    def finditer(self, text: str) -> list[Any]:
+        try:
+            return list(self.compiled.finditer(text, timeout=PATTERN_TIMEOUT_S))
+        except TimeoutError:
+            raise self._timed_out(text) from None
+
+    def sub(self, replacement: str, text: str) -> str:
+        try:
+            return self.compiled.sub(replacement, text, timeout=PATTERN_TIMEOUT_S)
+        except TimeoutError:
+            raise self._timed_out(text) from None
 
 
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|''.*?''|‘[^’]*’")
@@ -69,7 +120,7 @@ class RuleResult:
     fired: list[str]
 
 
-class _Patterns(list):  # list[tuple[str, re.Pattern[str]]]
+class _Patterns(list):  # list[tuple[str, UserPattern]]
     """One lexicon's compiled patterns, in order, and `any`: all of them in one alternation.
 
     `any.search(text)` finds a match exactly when one of the patterns does (the regex engine tries
@@ -77,18 +128,18 @@ class _Patterns(list):  # list[tuple[str, re.Pattern[str]]]
     costs one search instead of one per pattern.
     """
 
-    any: re.Pattern[str]
+    any: UserPattern
 
 
 def _compile(patterns: list[str], where: str) -> _Patterns:
     compiled = _Patterns()
     for pattern in patterns:
-        try:
-            compiled.append((pattern, re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])", re.IGNORECASE)))
-        except re.error as exc:
-            raise ConfigError(f"{where}: expected a regular expression, found {pattern!r} ({exc})") from None
+        compiled.append(
+            (pattern, UserPattern(rf"(?<![\w-])(?:{pattern})(?![\w-])", where, regex.IGNORECASE, shown=pattern))
+        )
     alternatives = "|".join(f"(?:{pattern})" for pattern in patterns) or "(?!)"
-    compiled.any = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+    compiled.any = UserPattern(rf"(?<![\w-])(?:{alternatives})(?![\w-])", where, regex.IGNORECASE,
+                               shown=" | ".join(patterns))
     return compiled
 
 
@@ -106,11 +157,11 @@ class RuleLabeler:
         self.no_evidence = _compile(rules.unverified.no_evidence, f"{source}: unverified.no_evidence")
         self.hedges = _compile(rules.unverified.hedges, f"{source}: unverified.hedges")
         self.not_known = _compile(rules.unverified.not_known, f"{source}: unverified.not_known")
-        self.forecast = re.compile(rules.unverified.forecast, re.IGNORECASE)
+        self.forecast = UserPattern(rules.unverified.forecast, f"{source}: unverified.forecast", regex.IGNORECASE)
         self.verbs = _compile(rules.attributed.verbs, f"{source}: attributed.verbs")
         self.beliefs = _compile(rules.attributed.beliefs, f"{source}: attributed.beliefs")
         self.frames = _compile(rules.attributed.frames, f"{source}: attributed.frames")
-        self.quote = re.compile(rules.attributed.quote_pattern)
+        self.quote = UserPattern(rules.attributed.quote_pattern, f"{source}: attributed.quote_pattern")
         self.refusals = _compile(rules.verified.refusals, f"{source}: verified.refusals")
         self.other_senses = _compile(rules.verified.other_senses, f"{source}: verified.other_senses")
         openers = "|".join(re.escape(w) for w in rules.side_clause_openers) or "(?!)"
@@ -138,11 +189,11 @@ class RuleLabeler:
         clause = text[clause_start:start]
         return _search(self.verbs, clause) or _search(self.beliefs, clause)
 
-    def _in_side_clause(self, text: str, match: re.Match[str]) -> bool:
+    def _in_side_clause(self, text: str, match: Any) -> bool:
         clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, match.start())), default=0)
         return bool(self.openers.search(text[clause_start : match.start()]))
 
-    def _is_forecast(self, text: str, match: re.Match[str]) -> bool:
+    def _is_forecast(self, text: str, match: Any) -> bool:
         return bool(self.forecast.search(text[max(0, match.start() - 80) : match.end() + 80]))
 
     # ------------------------------------------------------------ labeling

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import regex
+
 from trainer.config import (
     BratSource,
     CorpusSource,
@@ -30,7 +32,7 @@ from trainer.config import (
     SourceConfig,
 )
 from trainer.data.cleaning import clean_article
-from trainer.data.rules import RuleLabeler, rules_path
+from trainer.data.rules import RuleLabeler, UserPattern, rules_path
 from trainer.data.sentences import Sentence, article_sentences, normalize, sentence_spans
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS, check_labels
@@ -84,29 +86,22 @@ class SourceResult:
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 text file, with a DataError for undecodable bytes."""
+    """Read a UTF-8 text file (a byte-order mark dropped), with a DataError for undecodable bytes or a
+    file that cannot be read."""
+    return decode_text(_read_bytes(path), path, "error", SourceResult())
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: expected UTF-8 text, found an undecodable byte at offset {exc.start}; "
-            "re-save the file as UTF-8"
-        ) from None
+        return path.read_bytes()
+    except OSError as exc:
+        found = "a link to nothing" if path.is_symlink() and not path.exists() else exc.strerror or type(exc).__name__
+        raise DataError(f"{path}: expected a readable file, found {found}; fix or remove it") from None
 
 
-_HTML = re.compile(r"<\s*(html|body|p|div|br|span|article)\b[^>]*>", re.IGNORECASE)
-
-
-def read_article(path: Path, source: SourceConfig, result: SourceResult) -> str:
-    """An article's text: UTF-8 (or decoded with replacement, by setting), HTML turned into text.
-
-    Each fallback is counted in `result.skipped` (and so in the card) and logged.
-    """
-    return decode_article(path.read_bytes(), path, source.on_bad_encoding, result)
-
-
-def decode_article(data: bytes, path: Path, on_bad_encoding: str, result: SourceResult) -> str:
-    """`read_article` on bytes already read (a Spark executor gets the file's bytes, not the file)."""
+def decode_text(data: bytes, path: Path, on_bad_encoding: str, result: SourceResult) -> str:
+    """UTF-8 bytes as text, without a leading byte-order mark. Bytes that are not UTF-8 are a DataError,
+    or with `on_bad_encoding: replace` become U+FFFD, counted as `decoded_with_replacement` and logged."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -118,6 +113,23 @@ def decode_article(data: bytes, path: Path, on_bad_encoding: str, result: Source
         text = data.decode("utf-8", errors="replace")
         result.skipped["decoded_with_replacement"] += 1
         log.warning("%s: not UTF-8; decoded with replacement characters", path)
+    return text.removeprefix("\ufeff")  # a BOM (Windows editors) is not part of the first sentence or header
+
+
+_HTML = re.compile(r"<\s*(html|body|p|div|br|span|article)\b[^>]*>", re.IGNORECASE)
+
+
+def read_article(path: Path, source: SourceConfig, result: SourceResult) -> str:
+    """An article's text: UTF-8 (or decoded with replacement, by setting), HTML turned into text.
+
+    Each fallback is counted in `result.skipped` (and so in the card) and logged.
+    """
+    return decode_article(_read_bytes(path), path, source.on_bad_encoding, result)
+
+
+def decode_article(data: bytes, path: Path, on_bad_encoding: str, result: SourceResult) -> str:
+    """`read_article` on bytes already read (a Spark executor gets the file's bytes, not the file)."""
+    text = decode_text(data, path, on_bad_encoding, result)
     # Path.read_text's universal newlines, so that offsets are the same as for a file read as text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if path.suffix.lower() not in HTML_SUFFIXES and len(_HTML.findall(text)) >= 2:
@@ -127,9 +139,10 @@ def decode_article(data: bytes, path: Path, on_bad_encoding: str, result: Source
     return text
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for each non-blank line; DataError names the bad line."""
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+def read_jsonl(path: Path, text: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line (of `text`, when the file is read already);
+    DataError names the bad line."""
+    for number, line in enumerate((read_text(path) if text is None else text).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -141,25 +154,57 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, obj
 
 
-def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Rows of a JSONL, CSV or Parquet file as (where, row), `where` naming file and line (or row)."""
+def read_table(
+    path: Path, on_bad_encoding: str = "error", result: SourceResult | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a JSONL, CSV or Parquet file as (where, row), `where` naming file and line (or row).
+    JSONL and CSV are decoded as `decode_text` does (`on_bad_encoding`, counted in `result`)."""
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
-        for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: expected a Parquet file, found one that cannot be read ({exc})") from None
+        for number, row in enumerate(rows, start=1):
             yield f"{path}:row {number}", row
-    elif path.suffix.lower() == ".csv":
-        for number, row in enumerate(csv.DictReader(read_text(path).splitlines()), start=2):
-            yield f"{path}:{number}", row
+        return
+    text = decode_text(_read_bytes(path), path, on_bad_encoding, result if result is not None else SourceResult())
+    if path.suffix.lower() == ".csv":
+        try:
+            for number, row in enumerate(csv.DictReader(text.splitlines()), start=2):
+                if None in row:  # more fields than the header names
+                    raise DataError(f"{path}:{number}: expected {len(row) - 1} fields as in the header, found more "
+                                    "(quote fields that hold commas)")
+                yield f"{path}:{number}", row
+        except csv.Error as exc:
+            raise DataError(f"{path}: expected CSV, found {exc}") from None
     else:
-        for number, row in read_jsonl(path):
+        for number, row in read_jsonl(path, text):
             yield f"{path}:{number}", row
 
 
 def _column(row: dict[str, Any], column: str, where: str) -> Any:
     if column not in row:
-        raise DataError(f"{where}: expected a '{column}' column, found {sorted(row)} (set the column name in the config)")
+        raise DataError(f"{where}: expected a '{column}' column, found {sorted(map(str, row))} (set the column name "
+                        "in the config)")
     return row[column]
+
+
+def _text_value(value: Any, column: str, where: str) -> str:
+    """A text cell: a string (null is empty); numbers or lists in a text column are a mistake."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataError(f"{where}: expected text in the '{column}' column, found {type(value).__name__} ({value!r:.40})")
+    return value
+
+
+def _id_value(row: dict[str, Any], column: str, where: str) -> str:
+    value = _column(row, column, where)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(f"{where}: expected an article id in the '{column}' column, found {json.dumps(value)}")
+    return str(value)
 
 
 def _map_label(raw: Any, label_map: dict[str, str], where: str) -> str:
@@ -262,18 +307,23 @@ def read_corpus(source: CorpusSource, num_proc: int = 1, progress: bool = True) 
 def folder_documents(source: FolderSource, result: SourceResult) -> list[tuple[str, str, str]]:
     """(article id, raw text, where) for every document in the folder."""
     documents: list[tuple[str, str, str]] = []
-    paths = sorted(p for p in source.path.rglob("*") if p.is_file()) if source.path.is_dir() else [source.path]
+    paths = (sorted(p for p in source.path.rglob("*") if p.is_file() or p.is_symlink()) if source.path.is_dir()
+             else [source.path])
     for path in paths:
         suffix = path.suffix.lower()
+        if not path.exists():
+            result.skipped["dangling_link"] += 1
+            log.warning("%s: a link to nothing; skipped", path)
+            continue
         if suffix in TEXT_SUFFIXES:
             documents.append((path.stem, read_article(path, source, result), str(path)))
         elif suffix in HTML_SUFFIXES:
             documents.append((path.stem, html_to_text(read_article(path, source, result)), str(path)))
         elif suffix in TABLE_SUFFIXES:
-            for number, (where, row) in enumerate(read_table(path)):
-                text = _column(row, source.text_column, where)
-                article = str(row[source.id_column]) if source.id_column else f"{path.stem}-{number}"
-                documents.append((article, str(text or ""), where))
+            for number, (where, row) in enumerate(read_table(path, source.on_bad_encoding, result)):
+                text = _text_value(_column(row, source.text_column, where), source.text_column, where)
+                article = _id_value(row, source.id_column, where) if source.id_column else f"{path.stem}-{number}"
+                documents.append((article, text, where))
     if not documents:
         raise DataError(
             f"{source.path}: expected articles (.txt, .md, .html, or .jsonl/.csv with a "
@@ -360,18 +410,19 @@ def _overlap(sentence: Sentence, spans: tuple[tuple[int, int], ...]) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _cue_patterns(patterns: tuple[str, ...]) -> list[re.Pattern[str]]:
+def _cue_patterns(patterns: tuple[str, ...], where: str) -> list[UserPattern]:
     # A cue counts by its last word ("has said", "also told"), optionally with one word before.
-    return [re.compile(rf"^\W*(?:[\w']+\s+)*(?:{p})\W*$", re.IGNORECASE) for p in patterns]
+    return [UserPattern(rf"^\W*(?:[\w']+\s+)*(?:{p})\W*$", where, regex.IGNORECASE, shown=p) for p in patterns]
 
 
 def _counts(cue: str, source: BratSource, labeler: RuleLabeler) -> bool:
     """Does an annotated cue relay a claim? Vetoed cues never; beliefs only if the setting says so."""
-    if any(p.match(cue) for p in _cue_patterns(tuple(source.excluded_cues))):
+    if any(p.match(cue) for p in _cue_patterns(tuple(source.excluded_cues), "brat source: excluded_cues")):
         return False
     if labeler.is_belief_cue(cue):
         return source.count_beliefs
-    return labeler.counts_as_claim_cue(cue) or any(p.match(cue) for p in _cue_patterns(tuple(source.extra_claim_cues)))
+    return labeler.counts_as_claim_cue(cue) or any(
+        p.match(cue) for p in _cue_patterns(tuple(source.extra_claim_cues), "brat source: extra_claim_cues"))
 
 
 def _relays(sentence: Sentence, attribution: _Attribution, length: int, min_share: float) -> bool:
@@ -453,11 +504,11 @@ def labeled_examples(
     excluded, left_out = read_exclusions(source.exclude_articles), set()
     used = {source.text_column, source.label_column, source.article_column}
     for number, (where, row) in enumerate(rows):
-        article = str(_column(row, source.article_column, where)) if source.article_column else f"{source_name}#{number}"
+        article = _id_value(row, source.article_column, where) if source.article_column else f"{source_name}#{number}"
         if article in excluded:
             left_out.add(article)
             continue
-        text = normalize(str(_column(row, source.text_column, where) or ""))
+        text = normalize(_text_value(_column(row, source.text_column, where), source.text_column, where))
         label = _map_label(_column(row, source.label_column, where), source.label_map, where)
         if not text:
             result.skipped["empty_text"] += 1
@@ -473,7 +524,10 @@ def labeled_examples(
 
 def read_labeled(source: LabeledSource, num_proc: int = 1, progress: bool = True) -> SourceResult:
     """Labeled sentences from JSONL/CSV, with a label-name mapping."""
-    return labeled_examples(read_table(source.path), source, f"labeled:{source.path}")
+    encoding = SourceResult()
+    result = labeled_examples(read_table(source.path, source.on_bad_encoding, encoding), source, f"labeled:{source.path}")
+    result.skipped.update(encoding.skipped)
+    return result
 
 
 def read_huggingface(source: HuggingFaceSource, num_proc: int = 1, progress: bool = True) -> SourceResult:

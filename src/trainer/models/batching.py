@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from trainer.errors import ModelLoadError
 from trainer.labels import LABELS
+
+# Fewer tokens than this is not a real vocabulary: transformers builds a near-empty tokenizer from
+# config.json alone when a folder's tokenizer files are gone, and every word becomes [UNK].
+MIN_VOCABULARY = 1000
 
 # (input_ids, attention_mask) -> logits, all as arrays; one per runtime.
 LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -22,6 +28,22 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[
         return encoded["input_ids"], [bool(e.overflowing) for e in encoded.encodings]
     full = tokenizer(list(texts), truncation=False)["input_ids"]
     return encoded["input_ids"], [len(ids) > max_length for ids in full]
+
+
+def load_tokenizer(directory: Path, vocab_size: int | None = None) -> Any:
+    """A model folder's tokenizer (never its code), refused when its vocabulary is missing or does not
+    fit the model's embeddings (`vocab_size`)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+    size = len(tokenizer)
+    if size < MIN_VOCABULARY or (vocab_size is not None and not vocab_size // 2 <= size <= vocab_size):
+        expected = f"between {vocab_size // 2:,} and {vocab_size:,}" if vocab_size else f"at least {MIN_VOCABULARY:,}"
+        raise ModelLoadError(
+            f"{directory}: expected a tokenizer vocabulary of {expected} tokens, found {size:,} (are tokenizer.json "
+            "and tokenizer_config.json missing?); copy the folder again or train it again"
+        )
+    return tokenizer
 
 
 def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

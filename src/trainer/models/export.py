@@ -23,7 +23,7 @@ import numpy as np
 
 from trainer.atomic import atomic_folder
 from trainer.errors import ConfigError, ModelLoadError
-from trainer.model_folder import MODEL_META, EVAL_DIR, read_meta, write_meta
+from trainer.model_folder import MODEL_META, EVAL_DIR, read_meta, write_manifest, write_meta
 from trainer.registry import EXPORTS, ExportFormat
 
 # Sentences to compare an export with its source on: short, long, quoted, hedged.
@@ -84,6 +84,7 @@ def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportC
     reference = source.predict_proba(list(PROBES))
     with atomic_folder(output) as tmp:
         exporter.run(source, model_dir, meta, tmp)
+        write_manifest(tmp)
         exported = load_backend(tmp).predict_proba(list(PROBES))
         check = ExportCheck(
             max_probability_diff=float(np.abs(exported - reference).max()),

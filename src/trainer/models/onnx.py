@@ -23,7 +23,7 @@ import numpy as np
 from trainer.errors import ConfigError, ModelLoadError
 from trainer.labels import LABELS
 from trainer import model_folder
-from trainer.models.batching import encode, probabilities
+from trainer.models.batching import encode, load_tokenizer, probabilities
 
 ONNX_FILE = "model.onnx"
 INSTALL_HINT = "install the ONNX extra: .venv/bin/pip install -e '.[onnx]'"
@@ -87,11 +87,9 @@ class OnnxBackend:
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> OnnxBackend:
         """Load an export; `precision` is fixed by the export (fp32 or int8) and not a choice here."""
-        from transformers import AutoTokenizer
-
         if not (directory / ONNX_FILE).is_file():
             raise ModelLoadError(f"{directory}: expected an ONNX graph in {ONNX_FILE}, found none; export it again")
-        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        tokenizer = load_tokenizer(directory)
         return cls(directory / ONNX_FILE, tokenizer, model_folder.max_length(meta), meta.get("base_model"),
                    meta.get("quantize"))
 

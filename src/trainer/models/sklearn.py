@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from trainer.config import DEFAULT_SEED, SklearnModel, TrainingConfig
-from trainer.errors import ModelLoadError
+from trainer.errors import DataError, ModelLoadError
 from trainer.labels import LABEL2ID, LABELS
 from trainer.model_folder import write_meta
 from trainer.models.base import ReadsWholeText
@@ -54,6 +54,13 @@ class SklearnBackend(ReadsWholeText):
         return cls(model, seed=training.seed)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> SklearnBackend:
+        seen = sorted(set(labels), key=LABELS.index)
+        if len(seen) < 2:
+            raise DataError(
+                f"expected sentences of at least two labels to train the TF-IDF baseline, found "
+                f"{'only ' + repr(seen[0]) if seen else 'none'} in {len(labels)} training sentences; add data with "
+                "other labels (trainer check-data shows each split's labels)"
+            )
         self.pipeline.fit(list(texts), [LABEL2ID[label] for label in labels])
         return self
 

@@ -19,7 +19,7 @@ from trainer.config import TrainingConfig, TransformerModel
 from trainer.errors import ModelLoadError
 from trainer.labels import ID2LABEL, LABEL2ID, LABELS
 from trainer.model_folder import write_meta
-from trainer.models.batching import batched_rows, encode, pad, probabilities
+from trainer.models.batching import batched_rows, encode, load_tokenizer, pad, probabilities
 from trainer.models.loop import EpochDone, TrainingLoop, seed_everything
 
 log = logging.getLogger(__name__)
@@ -245,8 +245,6 @@ class TransformerBackend:
     def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> TransformerBackend:
         """Load for prediction. With bf16 (`auto` on a GPU, AMX or AVX512-BF16 CPU) or fp16 (`auto` on a GPU
         without bf16) the weights are cast once, which saves autocast's cast of every weight in every batch."""
-        from transformers import AutoTokenizer
-
         if not (directory / "model.safetensors").is_file():
             raise ModelLoadError(f"{directory}: expected weights in model.safetensors, found none")
         model = load_sequence_classifier(
@@ -254,7 +252,7 @@ class TransformerBackend:
             trust_remote_code=False,
             use_safetensors=True,  # never unpickle weights from a folder
         ).eval()
-        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        tokenizer = load_tokenizer(directory, model.config.vocab_size)
         if meta.get("quantize") == "int8":
             model = quantize_int8(model)  # weights stay fp32 safetensors on disk; quantised when loaded
         backend = cls(
