@@ -236,7 +236,7 @@ def _cmd_build(args: argparse.Namespace) -> None:
     from trainer.config import load_data_config
     from trainer.data.build import CARD_MD, build_dataset
 
-    built = build_dataset(load_data_config(args.config, args.overrides), force=args.force)
+    built = build_dataset(load_data_config(args.config, args.overrides), force=args.force, wait=False)
     print((built.path / CARD_MD).read_text(encoding="utf-8"))
     print(f"dataset: {built.path}")
 
