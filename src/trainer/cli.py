@@ -364,7 +364,10 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     )
     print(to_text(table))
     if args.markdown:
-        args.markdown.write_text(to_markdown(table), encoding="utf-8")
+        from trainer.atomic import atomic_file
+
+        text = to_markdown(table)
+        atomic_file(args.markdown, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         print(f"\nMarkdown: {args.markdown}")
 
 
