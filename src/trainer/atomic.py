@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from trainer.locks import swap_lock
+from trainer.locks import alive, swap_lock
 
 _RENAME_EXCHANGE = 2  # renameat2(2) flag: swap two paths in one step (Linux 3.15+, most file systems)
 _AT_FDCWD = -100
@@ -38,15 +38,8 @@ def remove_stale_siblings(target: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # our own leftovers from an earlier attempt in this process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # our own leftovers are from an earlier attempt in this process
+    return pid != os.getpid() and alive(pid)
 
 
 @contextmanager

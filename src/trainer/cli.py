@@ -306,7 +306,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"validation macro-F1: {result.metrics['validation']['macro_f1']:.3f}")
     print(f"model folder: {result.model_dir}")
     if result.run_id:
-        print(f"MLflow run:   {result.run_id} ({result.model_uri})")
+        print(f"MLflow run:   {result.run_id}" + (f" ({result.model_uri})" if result.model_uri else " (incomplete)"))
     if result.tracking_error:
         print(f"MLflow tracking failed ({result.tracking_error}); the model is saved all the same", file=sys.stderr)
     print(f"took {result.seconds:.0f}s")

@@ -79,3 +79,26 @@ def swap_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def process_started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where that is unknown.
+
+    With its PID, this names one process: a PID reused by a later process has another start time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # field 22; the command name in parentheses may hold spaces
+
+
+def alive(pid: int, started: str | None = None) -> bool:
+    """Whether process `pid` runs (and, given its start time, is still the same process)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    return started is None or process_started(pid) in (None, started)
