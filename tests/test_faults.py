@@ -277,6 +277,43 @@ def test_two_trains_of_one_run_name_one_proceeds(project, flags):
     assert [p.name for p in (project.root / "models").iterdir() if p.name != ".twice.lock"] == ["twice"]
 
 
+def test_two_tags_into_one_output_one_proceeds(trained_sklearn, tmp_path):
+    articles = tmp_path / "articles"
+    _articles(articles, DISTINCT)
+    args = ("tag", "--model", str(trained_sklearn[1].model_dir), "--input", str(articles), "--output",
+            str(tmp_path / "out"), "--part-sentences", "5")
+    first = Paused("trainer.tagging:_write_table", *args, cwd=tmp_path)  # its first part is written
+    second = _cli(*args)
+    assert second.returncode == 2
+    _one_error_line(second.stderr, rf"--output .*out: expected no other trainer tag into it in progress, found one "
+                                   rf"\(PID {first.process.pid}")
+    done = first.release()
+    assert done.returncode == 0, done.stderr[-800:]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert len(manifest["done"]) == len(DISTINCT)
+    assert sorted(p.name for p in (tmp_path / "out" / "sentences").iterdir()) == [p["name"] for p in manifest["parts"]]
+
+
+def test_two_exports_to_one_folder_never_replace_each_other(trained_tiny, tmp_path, monkeypatch):
+    """Both pass the "new folder" check; the one that finishes second is refused under the swap lock."""
+    from trainer.models.export import export_model
+    from trainer.registry import ExportFormat
+
+    output = tmp_path / "int8"
+    original = ExportFormat.run
+
+    def the_other_finishes_first(self, *args, **kwargs):
+        output.mkdir()
+        (output / "theirs").write_text("the other export")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExportFormat, "run", the_other_finishes_first)
+    with pytest.raises(ConfigError, match=r"--output: expected a new folder, found existing .*int8"):
+        export_model(trained_tiny[1].model_dir, output, "int8")
+    assert [p.name for p in output.iterdir()] == ["theirs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["int8"]
+
+
 # ---------------------------------------------------------------- runs that end
 
 
