@@ -272,6 +272,7 @@ def downloaded_model(uri: str) -> Iterator[Path]:
     """Download a `runs:/` or `models:/` pyfunc model and yield the trainer model folder inside it."""
     import mlflow
 
+    _bound_http_waits()
     with tempfile.TemporaryDirectory(prefix="trainer-model-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
         candidates = [p.parent for p in local.rglob(MODEL_META)]
