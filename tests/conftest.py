@@ -6,13 +6,19 @@ the project's data/processed, models/ or mlflow.db.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -75,6 +81,42 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_mlflow_server(root: Path, port: int) -> tuple[subprocess.Popen, str]:
+    """A real `mlflow server` on loopback (SQLite backend, local artifact store), once it answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts"),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group: the server's workers stop with it
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{uri}/health", timeout=2).ok:
+                return process, uri
+        except requests.RequestException:
+            time.sleep(0.5)  # polling a server that is starting up, not synchronising tests
+        if process.poll() is not None:
+            pytest.fail(f"mlflow server exited: {process.stderr.read()[-2000:]}")
+    stop(process, signal.SIGKILL)
+    pytest.fail("mlflow server did not answer within 120 s")
+
+
+def stop(process: subprocess.Popen, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Stop a server started by `start_mlflow_server`, and its workers."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def make_project(root: Path) -> Project:

@@ -11,10 +11,11 @@ import importlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 
-def main() -> int:
-    target, calls, name, *command = sys.argv[1:]
+def after_call(target: str, calls: int, action: Callable[[], None]) -> None:
+    """Patch `module:Owner.attribute` so that `action` runs right after its `calls`-th call returns."""
     module_name, _, path = target.partition(":")
     *owners, attribute = path.split(".")
     owner = importlib.import_module(module_name)
@@ -28,14 +29,23 @@ def main() -> int:
         nonlocal count
         result = original(*args, **kwargs)
         count += 1
-        if count == int(calls):
-            os.kill(os.getpid(), getattr(signal, name))
+        if count == calls:
+            action()
         return result
 
     setattr(owner, attribute, wrapped)
+
+
+def run_trainer(command: list[str]) -> int:
     from trainer.cli import main as trainer_main
 
     return trainer_main(["-q", *command])
+
+
+def main() -> int:
+    target, calls, name, *command = sys.argv[1:]
+    after_call(target, int(calls), lambda: os.kill(os.getpid(), getattr(signal, name)))
+    return run_trainer(command)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import pandas as pd
 import pytest
-import requests
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import free_port
+from tests.conftest import free_port, start_mlflow_server, stop
 from trainer import load_classifier
 from trainer.config import TrackingConfig, load_config
 from trainer.evaluate import evaluate
@@ -22,33 +17,9 @@ from trainer.train import train
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on loopback: SQLite backend, local artifact store, stopped after."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts"),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{uri}/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.5)
-        if process.poll() is not None:
-            pytest.fail(f"mlflow server exited: {process.stderr.read()[-2000:]}")
-    else:
-        process.kill()
-        pytest.fail("mlflow server did not answer within 120 s")
+    process, uri = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), free_port())
     yield uri
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop(process)
 
 
 def test_train_and_evaluate_over_http_and_read_back(project, mlflow_server, monkeypatch):

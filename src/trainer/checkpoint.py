@@ -21,10 +21,32 @@ from trainer.atomic import atomic_folder
 WEIGHTS = "model.safetensors"
 BEST = "best.safetensors"
 STATE = "state.pt"
+# Settings that a resumed run may change without changing its result (where it logs, how often it
+# saves, how wide evaluation batches are); every other setting must match the checkpoint's.
+RESULT_NEUTRAL = ("tracking.", "output_dir", "data.output_dir", "data.num_proc", "data.min_examples_per_label",
+                  "training.checkpoint_every_steps", "training.eval_batch_size")
 
 
 def checkpoint_dir(model_dir: Path) -> Path:
     return model_dir.parent / f".{model_dir.name}.checkpoint"
+
+
+def setting_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Settings (flattened, e.g. `training.batch_size`) that change the result and differ, as
+    `key VALUE (checkpoint: VALUE)`.
+
+    >>> setting_differences({"training": {"batch_size": 8, "checkpoint_every_steps": 5}},
+    ...                     {"training": {"batch_size": 16, "checkpoint_every_steps": 50}})
+    ['training.batch_size 16 (checkpoint: 8)']
+    """
+    from trainer.tracking import flatten
+
+    before, now = flatten(saved), flatten(current)
+    return [
+        f"{key} {now.get(key, '(unset)')} (checkpoint: {before.get(key, '(unset)')})"
+        for key in sorted(set(before) | set(now))
+        if before.get(key) != now.get(key) and not key.startswith(RESULT_NEUTRAL)
+    ]
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

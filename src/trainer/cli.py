@@ -239,7 +239,7 @@ def _cmd_build(args: argparse.Namespace) -> None:
     from trainer.config import load_data_config
     from trainer.data.build import CARD_MD, build_dataset
 
-    built = build_dataset(load_data_config(args.config, args.overrides), force=args.force)
+    built = build_dataset(load_data_config(args.config, args.overrides), force=args.force, wait=False)
     print((built.path / CARD_MD).read_text(encoding="utf-8"))
     print(f"dataset: {built.path}")
 
@@ -309,7 +309,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"validation macro-F1: {result.metrics['validation']['macro_f1']:.3f}")
     print(f"model folder: {result.model_dir}")
     if result.run_id:
-        print(f"MLflow run:   {result.run_id} ({result.model_uri})")
+        print(f"MLflow run:   {result.run_id}" + (f" ({result.model_uri})" if result.model_uri else " (incomplete)"))
     if result.tracking_error:
         print(f"MLflow tracking failed ({result.tracking_error}); the model is saved all the same", file=sys.stderr)
     print(f"took {result.seconds:.0f}s")
@@ -367,7 +367,10 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     )
     print(to_text(table))
     if args.markdown:
-        args.markdown.write_text(to_markdown(table), encoding="utf-8")
+        from trainer.atomic import atomic_file
+
+        text = to_markdown(table)
+        atomic_file(args.markdown, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         print(f"\nMarkdown: {args.markdown}")
 
 

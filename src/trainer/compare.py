@@ -13,7 +13,7 @@ from typing import Any
 from trainer.errors import ConfigError
 from trainer.evaluate import evaluate, load_rows
 from trainer.labels import LABELS
-from trainer.metrics import N_RESAMPLES, paired_bootstrap
+from trainer.metrics import N_RESAMPLES, check_resamples, paired_bootstrap
 from trainer.predict import local_model
 
 
@@ -42,6 +42,7 @@ def compare(
     n_resamples: int = N_RESAMPLES,
 ) -> CompareTable:
     """Evaluate every model on the same rows and test each against `reference` (default: the first)."""
+    check_resamples(n_resamples)
     reference = reference or models[0]
     if reference not in models:
         raise ConfigError(f"--reference: expected one of the --models {models}, found {reference!r}")

@@ -21,11 +21,14 @@ from trainer import model_folder, provenance
 from trainer.card import write_card
 from trainer.config import TrackingConfig
 from trainer.data.sources import read_table
-from trainer.errors import DataError, ModelLoadError
+from trainer.atomic import atomic_folder
+from trainer.errors import ConfigError, DataError, ModelLoadError
 from trainer.labels import LABEL2ID, LABELS
+from trainer.locks import swap_lock
 from trainer.metrics import (
     N_RESAMPLES,
     bootstrap_ci,
+    check_resamples,
     compute_metrics,
     confusion_rates,
     flat_metrics,
@@ -323,11 +326,18 @@ def evaluate(
 
     An MLflow URI is downloaded once; its report goes to `evaluations/<uri>/<data>/` in the current
     folder unless `output` says otherwise (a folder's report goes inside the folder)."""
+    check_resamples(n_resamples)
+    if output is not None:
+        _check_report_target(output)
     with local_model(model) as model_dir:
+        # Pinned before loading: `train --overwrite` may replace the folder while this runs.
+        pinned = model_folder.pin(model_dir) if not is_mlflow_uri(model) and model_dir.is_dir() else None
         classifier = load_classifier(model_dir, precision)
         rows = rows or load_rows(model_dir, split, data, dataset, data_config, label_map)
+        if pinned is not None:
+            pinned.check()  # every file loaded came from the one folder
         log.info("evaluating %s on %s (%d sentences)", model, rows.name, len(rows.texts))
-        in_folder = output is None and not is_mlflow_uri(model)
+        in_folder = output is None and pinned is not None
         report_dir = output or (
             model_folder.evaluation_dir(model_dir, rows.name) if in_folder else uri_report_dir(str(model), rows.name)
         )
@@ -337,13 +347,21 @@ def evaluate(
         validation = (model_folder.read_metrics(model_dir) or {}).get("validation")
         rates = confusion_rates(validation["confusion_matrix"]) if validation else None
         run = model_folder.read_run(model_dir)
-        training_run = run.get("run_id")
+        training_run = pinned.run_id if pinned is not None else run.get("run_id")
         block = {"model": str(model), "training_run": training_run, "model_dataset": run.get("dataset_fingerprint"),
                  **provenance.summary(record)}
-        report, predicted = evaluate_rows(classifier, rows, report_dir, f"{name} on {rows.name}", n_resamples, rates,
-                                          block)
-        provenance.write(report_dir, record, provenance.pip_freeze())
-        card = write_card(model_dir) if in_folder and (model_dir / model_folder.CARD_FILE).is_file() else None
+        # Written whole or not at all, and into the folder evaluated or nowhere.
+        into = {"check": pinned.check, "lock": model_dir.parent} if in_folder else {}
+        try:
+            with atomic_folder(report_dir, **into) as tmp:
+                report, predicted = evaluate_rows(classifier, rows, tmp, f"{name} on {rows.name}", n_resamples, rates,
+                                                  block)
+                provenance.write(tmp, record, provenance.pip_freeze())
+        except OSError:
+            if in_folder:
+                pinned.check()  # the folder, and the report begun in it, went away: say so
+            raise
+        card = _rewrite_card(pinned) if in_folder and (model_dir / model_folder.CARD_FILE).is_file() else None
 
     fingerprint = report["provenance"]["data_fingerprint"]
     tags = {"trainer.kind": "evaluate", "trainer.model": str(model), "trainer.data": rows.name,
@@ -393,6 +411,22 @@ def _training_store(run: dict[str, Any]) -> TrackingConfig:
     if not os.environ.get("MLFLOW_TRACKING_URI") and str(run.get("tracking_uri", "")).startswith("sqlite:///"):
         return TrackingConfig(uri=run["tracking_uri"])
     return TrackingConfig()
+
+
+def _check_report_target(output: Path) -> None:
+    """--output replaces an earlier report, never a folder of other files."""
+    if output.exists() and not (output / model_folder.REPORT_JSON).is_file() and (
+        not output.is_dir() or any(output.iterdir())
+    ):
+        raise ConfigError(f"--output: expected a new folder or an earlier report's folder, found {output} with other "
+                          "files in it; pick a new folder")
+
+
+def _rewrite_card(pinned: model_folder.PinnedFolder) -> Path:
+    """The model card, rewritten to list the new report, if the folder is still the one evaluated."""
+    with swap_lock(pinned.path.parent):
+        pinned.check()
+        return write_card(pinned.path)
 
 
 def uri_report_dir(uri: str, data_name: str) -> Path:

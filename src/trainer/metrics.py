@@ -8,11 +8,26 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from trainer.errors import ConfigError
 from trainer.labels import LABELS
 
 # Bootstrap intervals: resamples per interval, and the seed that makes every report reproducible.
 N_RESAMPLES = 1000
 BOOTSTRAP_SEED = 13
+# Fewer resamples than this give intervals from a handful of draws: refused rather than reported.
+MIN_RESAMPLES = 10
+
+
+def check_resamples(n_resamples: int) -> None:
+    """Refuse a bootstrap size that gives no interval (before any work is done).
+
+    >>> check_resamples(0)
+    Traceback (most recent call last):
+    trainer.errors.ConfigError: --resamples: expected a whole number of at least 10 bootstrap resamples, found 0 (the default is 1000)
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < MIN_RESAMPLES:
+        raise ConfigError(f"--resamples: expected a whole number of at least {MIN_RESAMPLES} bootstrap resamples, "
+                          f"found {n_resamples!r} (the default is {N_RESAMPLES})")
 
 
 def compute_metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:

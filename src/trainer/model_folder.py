@@ -26,6 +26,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +243,35 @@ def evaluation_dir(model_dir: Path, data_name: str) -> Path:
 def evaluation_reports(model_dir: Path) -> list[Path]:
     """report.json of every evaluation saved in the folder, by name."""
     return sorted((model_dir / EVAL_DIR).glob(f"*/{REPORT_JSON}"))
+
+
+# ---------------------------------------------------------------- identity
+
+
+@dataclass(frozen=True)
+class PinnedFolder:
+    """A model folder as it was when a command read it: which folder on disk, and its training run.
+
+    `train --overwrite` replaces a folder by another under the same name; `check` tells whether
+    that happened since the pin, so a report is never written into, or tagged as, the wrong model.
+    """
+
+    path: Path
+    identity: tuple[int, int]
+    run_id: str | None
+
+    def check(self) -> None:
+        """Raise ModelLoadError if `path` is no longer the folder pinned."""
+        now = pin(self.path) if self.path.is_dir() else None
+        if now is None or now.identity != self.identity:
+            found = f"training run {now.run_id}" if now is not None else "no folder"
+            raise ModelLoadError(
+                f"{self.path}: expected the model folder of training run {self.run_id} that was evaluated, found it "
+                f"replaced ({found}) while it was evaluated; nothing was written into it; evaluate again"
+            )
+
+
+def pin(directory: Path) -> PinnedFolder:
+    """Pin a model folder: its device and inode (a replaced folder has others) and its run id."""
+    stat = os.stat(directory)
+    return PinnedFolder(directory, (stat.st_dev, stat.st_ino), read_run(directory).get("run_id"))

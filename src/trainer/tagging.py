@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.atomic import atomic_file
+from trainer.locks import output_lock
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 
@@ -197,7 +198,19 @@ def tag(
     on_bad_encoding: str = "error",
     progress: bool = True,
 ) -> TagResult:
-    """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable)."""
+    """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable).
+
+    One `tag` writes into an output at a time (`.NAME.lock` beside it): a second would number its
+    parts like the first's and remove the part the first is writing.
+    """
+    with output_lock(output, f"--output {output}", "trainer tag into it"):
+        return _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding, progress)
+
+
+def _tag(
+    model: str | Path, input: Path, output: Path, text_column: str, id_column: str | None, overwrite: bool,
+    part_sentences: int, on_bad_encoding: str, progress: bool,
+) -> TagResult:
     from trainer import model_folder
     from trainer.data.rules import RuleLabeler, rules_path
     from trainer.predict import load_classifier, local_model, model_label

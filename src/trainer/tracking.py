@@ -13,7 +13,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ class Tracker:
         self.uri = tracking_uri(config)
         self.error: str | None = error or (None if config.enabled else "tracking disabled in the config")
         self._active = False
+        self._pid_file: Path | None = None
 
     def child(self, run_name: str, tags: dict[str, str] | None = None) -> Tracker:
         """A nested run under this one (e.g. one per cross-validation fold)."""
@@ -89,7 +90,7 @@ class Tracker:
         try:
             return action()
         except Exception as exc:  # noqa: BLE001 - any tracking failure is reported, training goes on
-            self.error = f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self.error = f"{what} failed: {_reason(exc)}"
             log.warning("MLflow tracking at %s: %s; the run goes on without tracking", self.uri, self.error)
             return None
 
@@ -98,6 +99,7 @@ class Tracker:
 
         def start() -> None:
             if not self.nested:
+                _bound_http_waits()
                 _check_reachable(self.uri)
                 mlflow.set_tracking_uri(self.uri)
                 experiment = mlflow.set_experiment(self.config.experiment)
@@ -111,20 +113,29 @@ class Tracker:
                                        parent_run_id=parent)
             self.run_id = run.info.run_id
             self._active = True
+            self._pid_file = write_pid_file(self.uri, self.run_id)
 
         self._guard("starting the run", start)
+        if self._active and not self.nested:
+            close_stale_runs(self.uri)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         import mlflow
 
         if self._active:
-            status = "FINISHED" if exc_type is None else "FAILED"
-            try:
-                mlflow.end_run(status=status)
-            except Exception as end_exc:  # noqa: BLE001
-                log.warning("MLflow tracking: ending the run failed: %s", end_exc)
             self._active = False
+            status = _status(exc_type, self.error)
+            try:
+                with _no_waiting() if self.error else nullcontext():  # the server failed once: no more retries
+                    mlflow.end_run(status=status)
+            except Exception as end_exc:  # noqa: BLE001
+                log.warning("MLflow tracking: ending run %s failed (%s); the next tracked command ends it as %s",
+                            self.run_id, _reason(end_exc), status)
+                note_pid_file(self._pid_file, status)
+                return
+            if self._pid_file is not None:
+                self._pid_file.unlink(missing_ok=True)
 
     # ------------------------------------------------------------ logging
 
@@ -297,7 +308,10 @@ _PROBE_TIMEOUT_S = 5
 
 
 def _check_reachable(uri: str) -> None:
-    """For http(s) tracking URIs, one quick request to the server's health endpoint."""
+    """For http(s) tracking URIs, one quick request to the server's health endpoint; a SQLite store
+    must be writable."""
+    if uri.startswith("sqlite:///"):
+        _check_writable(Path(uri.removeprefix("sqlite:///")))
     if not uri.startswith(("http://", "https://")):
         return
     import requests
@@ -325,6 +339,7 @@ def downloaded_model(uri: str) -> Iterator[Path]:
     """Download a `runs:/` or `models:/` pyfunc model and yield the trainer model folder inside it."""
     import mlflow
 
+    _bound_http_waits()
     with tempfile.TemporaryDirectory(prefix="trainer-model-") as tmp:
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
@@ -339,3 +354,134 @@ def downloaded_model(uri: str) -> Iterator[Path]:
         if not candidates:
             raise ModelLoadError(f"{uri}: expected a model logged by trainer, found no trainer_model.json in it")
         yield candidates[0]
+
+
+# ---------------------------------------------------------------- runs that end
+
+# MLflow retries a failing HTTP request 7 times over about 4 minutes. These bounds (MLflow's own
+# settings; values set in the environment win) make a dead server cost at most about 20 s, once:
+# the first failure ends tracking for the run, and the run is then ended without retries.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+_NO_WAITING = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+RUNS_DIR = "runs"  # under the cache root: one PID file per MLflow run in progress
+
+
+def _bound_http_waits() -> None:
+    for name, value in HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)
+    # MLflow logs SQLAlchemy errors with their traceback before raising them; the raised error is
+    # reported in one line (Tracker.error), so the log record would only repeat it, in 40 lines.
+    logging.getLogger("mlflow.store.db.utils").addFilter(_drop_errors)
+
+
+def _drop_errors(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
+@contextmanager
+def _no_waiting() -> Iterator[None]:
+    before = {name: os.environ.get(name) for name in _NO_WAITING}
+    os.environ.update(_NO_WAITING)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _status(exc_type: Any, tracking_error: str | None) -> str:
+    """KILLED for a signal or Ctrl-C, FAILED for an error or a run whose tracking broke off, else FINISHED."""
+    if exc_type is not None and issubclass(exc_type, SystemExit | KeyboardInterrupt):
+        return "KILLED"
+    return "FAILED" if exc_type is not None or tracking_error else "FINISHED"
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a tracking error, in one line (`OperationalError: attempt to write a readonly database`)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _check_writable(db: Path) -> None:
+    where = db if db.exists() else db.parent
+    if where.exists() and not (os.access(where, os.W_OK) and os.access(db.parent, os.W_OK)):
+        raise PermissionError(f"{where} is read-only; make it writable, or set tracking.uri (or MLFLOW_TRACKING_URI) "
+                              "to another store")
+
+
+def _runs_dir(uri: str) -> Path:
+    from hashlib import sha256
+
+    from trainer.encoders import cache_root
+
+    return cache_root() / RUNS_DIR / sha256(uri.encode()).hexdigest()[:16]
+
+
+def write_pid_file(uri: str, run_id: str) -> Path | None:
+    """Record that this process has MLflow run `run_id` in progress (None if the cache is not writable)."""
+    import socket
+
+    from trainer.locks import process_started
+
+    path = _runs_dir(uri) / f"{run_id}.json"
+    record = {"run_id": run_id, "pid": os.getpid(), "started": process_started(os.getpid()),
+              "host": socket.gethostname(), "uri": uri, "status": None}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record), encoding="utf-8")
+    except OSError as exc:
+        log.warning("cannot record run %s in %s (%s): if this process is killed, the run stays RUNNING",
+                    run_id, path.parent, exc.strerror)
+        return None
+    return path
+
+
+def note_pid_file(path: Path | None, status: str) -> None:
+    """The run could not be ended here: leave the status for the next command to set."""
+    if path is not None and path.is_file():
+        record = json.loads(path.read_text(encoding="utf-8"))
+        path.write_text(json.dumps({**record, "status": status}), encoding="utf-8")
+
+
+def close_stale_runs(uri: str) -> list[str]:
+    """End the runs on `uri` that a process of this machine left RUNNING: KILLED where the process is
+    gone (a SIGKILL, a lost machine), or the status it could not set. Returns their run ids."""
+    import socket
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from trainer.locks import alive
+
+    closed = []
+    for path in sorted(_runs_dir(uri).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if record["host"] != socket.gethostname():
+                continue
+            if record["status"] is None and alive(record["pid"], record["started"]):
+                continue  # still running
+            client = MlflowClient(tracking_uri=uri)
+            try:
+                run = client.get_run(record["run_id"])
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                path.unlink(missing_ok=True)  # deleted from the store since
+                continue
+            status = record["status"] or "KILLED"
+            if run.info.status == "RUNNING":
+                client.set_terminated(record["run_id"], status)
+                closed.append(record["run_id"])
+                log.warning("MLflow run %s (%s) was left RUNNING by process %s, which is gone: marked %s",
+                            record["run_id"], run.info.run_name, record["pid"], status)
+            path.unlink(missing_ok=True)
+        except Exception as exc:  # noqa: BLE001 - tidying up after others must not stop this run
+            log.warning("MLflow tracking: could not end the stale run of %s (%s)", path.name, _reason(exc))
+    return closed

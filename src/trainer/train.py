@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ from trainer import distributed, encoders, model_folder, provenance
 from trainer.atomic import atomic_folder
 from trainer.calibration import apply_temperature, fit_temperature
 from trainer.card import write_card
-from trainer.checkpoint import Checkpointer, checkpoint_dir
+from trainer.checkpoint import Checkpointer, checkpoint_dir, setting_differences
 from trainer.config import ExperimentConfig, dump_yaml, portable, to_plain
 from trainer.data.build import SPLITS, build_dataset
 from trainer.errors import ConfigError, DataError
 from trainer.evaluate import evaluate_rows, rows_from_dataset
 from trainer.labels import LABEL2ID, LABELS
+from trainer.locks import output_lock
 from trainer.metrics import compute_metrics, flat_metrics, reliability
 from trainer.models import create_backend
 from trainer.models.base import Backend, SteppedBackend
@@ -61,6 +63,15 @@ def train(
     resume: bool = False,
 ) -> TrainResult:
     """Train the configured backend, evaluate it on validation and test, save it, and track the run."""
+    # One `train` of a run name at a time: a second one would delete the first's checkpoint and replace its model.
+    main = distributed.is_main()
+    with output_lock(config.model_dir, f"run '{config.run_name}'", "train of it") if main else nullcontext():
+        return _train(config, overwrite, register_as, alias, resume)
+
+
+def _train(
+    config: ExperimentConfig, overwrite: bool, register_as: str | None, alias: str | None, resume: bool
+) -> TrainResult:
     started = time.perf_counter()
     target = config.model_dir
     checkpointer, resume_run = _checkpointer(config, overwrite, resume)
@@ -75,6 +86,8 @@ def train(
     built = build_dataset(config.data)
     if distributed.is_main():
         distributed.barrier()
+    if resume:
+        _check_resumed_data(checkpointer, built.fingerprint)
     train_texts, train_labels = _texts_labels(built.dataset["train"])
     val_texts, val_labels = _texts_labels(built.dataset["validation"])
     _warn_missing_labels(train_labels, config.data.name)
@@ -86,7 +99,7 @@ def train(
 
     tags = {"trainer.kind": "train", "trainer.backend": config.model.backend, "trainer.dataset": config.data.name}
     with Tracker(config.tracking, config.run_name, {**tags, **provenance.tags(record)}, resume_run_id=resume_run) as tracker:
-        checkpointer.meta = {"run_id": tracker.run_id}
+        checkpointer.meta = {"run_id": tracker.run_id, "config": to_plain(config), "dataset_fingerprint": built.fingerprint}
         datasets = _log_inputs(tracker, config, built, record, freeze, resumed=resume_run is not None)
 
         log.info("3/5 fit on %d sentences", len(train_texts))
@@ -155,7 +168,9 @@ def _checkpointer(config: ExperimentConfig, overwrite: bool, resume: bool) -> tu
                 f"--resume: expected a checkpoint of run '{config.run_name}' at {checkpointer.directory}, found none "
                 "(only transformer runs that were interrupted leave one)"
             )
-        resume_run = checkpointer.read_meta().get("run_id")
+        meta = checkpointer.read_meta()
+        _check_resumed_settings(meta, config)
+        resume_run = meta.get("run_id")
     elif checkpointer.exists():
         log.warning("an interrupted run left %s; starting afresh (pass --resume to continue it)", checkpointer.directory)
         checkpointer.remove()
@@ -165,6 +180,28 @@ def _checkpointer(config: ExperimentConfig, overwrite: bool, resume: bool) -> tu
             "pass --overwrite or choose another name (--set run_name=...)"
         )
     return checkpointer, resume_run
+
+
+def _check_resumed_settings(meta: dict[str, Any], config: ExperimentConfig) -> None:
+    """--resume goes on only with the settings the checkpoint was trained with (else the result is neither)."""
+    if "config" not in meta:
+        log.warning("the checkpoint predates saved settings: --resume cannot check they are the same")
+        return
+    found = setting_differences(meta["config"], to_plain(config))
+    if found:
+        raise ConfigError(
+            f"--resume: expected the settings the checkpoint of run '{config.run_name}' was trained with, found "
+            f"{'; '.join(found)}; resume with the same config, or start afresh without --resume"
+        )
+
+
+def _check_resumed_data(checkpointer: Checkpointer, fingerprint: str) -> None:
+    saved = checkpointer.read_meta().get("dataset_fingerprint")
+    if saved is not None and saved != fingerprint:
+        raise ConfigError(
+            f"--resume: expected the dataset the checkpoint was trained on (fingerprint {saved[:12]}), found "
+            f"{fingerprint[:12]}: its inputs changed; restore them, or start afresh without --resume"
+        )
 
 
 def fit(

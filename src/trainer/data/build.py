@@ -26,6 +26,7 @@ from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sources import Example, SourceResult, input_files, read_source
 from trainer.errors import DataError
 from trainer.labels import LABELS
+from trainer.locks import output_lock
 
 log = logging.getLogger(__name__)
 
@@ -330,11 +331,42 @@ def _agreement_lines(agreement: dict[str, Any]) -> list[str]:
 
 
 def _write_atomically(dataset: DatasetDict, card: dict[str, Any], target: Path) -> None:
-    """Write the dataset and its card; never a half-written build."""
+    """Write the dataset and its card, load it back, and only then rename it into place."""
+    _check_splits(card)
     with atomic_folder(target) as tmp:
         dataset.save_to_disk(str(tmp))
         (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
         (tmp / CARD_MD).write_text(card_markdown(card), encoding="utf-8")
+        loaded = _load_splits(tmp, f"data config '{card['name']}': the dataset written")
+        found = {name: len(part) for name, part in loaded.items()}
+        if found != card["sentences"]:
+            raise DataError(f"data config '{card['name']}': expected the dataset written to load back with "
+                            f"{card['sentences']} sentences, found {found}; nothing was replaced (a bug: report it)")
+
+
+def _check_splits(card: dict[str, Any]) -> None:
+    """Refuse a dataset with an empty split (it could not be loaded back, nor trained and tested on)."""
+    empty = [name for name in SPLITS if not card["sentences"][name]]
+    if not empty:
+        return
+    dropped = card["duplicates_dropped_from_split"]
+    if all(dropped.get(name) for name in empty):
+        why = (f"every sentence of its articles repeats a sentence of an earlier split "
+               f"({', '.join(f'{dropped[n]} dropped from {n}' for n in empty)}); add articles of their own text")
+    else:
+        why = (f"{sum(card['articles'].values())} article(s) in all, and a source needs at least 3 to be split "
+               "(smaller ones go to train whole); add articles, or merge the small sources into one")
+    raise DataError(f"data config '{card['name']}': expected sentences in train, validation and test, "
+                    f"found none in {' and '.join(empty)}: {why}")
+
+
+def _load_splits(path: Path, what: str) -> DatasetDict:
+    """`load_from_disk`, with a DataError saying why when the folder does not load."""
+    try:
+        return load_from_disk(str(path))
+    except Exception as exc:  # noqa: BLE001 - datasets raises IndexError, FileNotFoundError, ... for broken folders
+        raise DataError(f"{what}: expected a dataset that loads, found {type(exc).__name__}: {exc}; "
+                        "rebuild it with `trainer build-data --config ... --force`") from None
 
 
 def load_built(path: Path) -> BuiltDataset:
@@ -343,23 +375,45 @@ def load_built(path: Path) -> BuiltDataset:
     if not card_path.is_file():
         raise DataError(f"{path}: expected a built dataset (with {CARD_JSON}), found none; run `trainer build-data`")
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    return BuiltDataset(path, load_from_disk(str(path)), card)
+    return BuiltDataset(path, _load_splits(path, str(path)), card)
 
 
-def build_dataset(config: DataConfig, force: bool = False, progress: bool = True) -> BuiltDataset:
+def build_dataset(config: DataConfig, force: bool = False, progress: bool = True, wait: bool = True) -> BuiltDataset:
     """Build (or reuse, if the fingerprint matches) the dataset described by `config`.
+
+    One process builds a dataset at a time (`.NAME.lock` beside it): with `wait`, another build of
+    it is waited for and its result reused; without, a BusyError says who holds it. A build that
+    would not load back (an empty split) is refused with the reason, and nothing is replaced.
 
     >>> built = build_dataset(load_data_config("configs/data/bundled.yaml"))  # doctest: +SKIP
     >>> built.dataset["train"][0]["text"]  # doctest: +SKIP
     """
     fp = fingerprint(config)
     target = config.dataset_dir
-    if not force and (target / CARD_JSON).is_file():
-        existing = load_built(target)
-        if existing.fingerprint == fp:
-            log.info("dataset %s is up to date (fingerprint %s)", target, fp[:12])
-            return existing
+    existing = None if force else _up_to_date(target, fp)
+    if existing is not None:
+        return existing
+    with output_lock(target, f"dataset '{config.name}'", "build of it", wait=wait):
+        existing = None if force else _up_to_date(target, fp)  # built by the process we waited for
+        return existing or _build(config, fp, target, progress)
 
+
+def _up_to_date(target: Path, fp: str) -> BuiltDataset | None:
+    """The dataset at `target` if it was built from the same inputs and loads; else None (rebuild it)."""
+    if not (target / CARD_JSON).is_file():
+        return None
+    try:
+        existing = load_built(target)
+    except DataError as error:
+        log.warning("%s; rebuilding it", error)
+        return None
+    if existing.fingerprint != fp:
+        return None
+    log.info("dataset %s is up to date (fingerprint %s)", target, fp[:12])
+    return existing
+
+
+def _build(config: DataConfig, fp: str, target: Path, progress: bool) -> BuiltDataset:
     results = [read_source(source, num_proc=config.num_proc, progress=progress) for source in config.sources]
     apply_rules(config, results)
     examples: list[Example] = [ex for r in results for ex in r.examples]

@@ -78,11 +78,14 @@ def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportC
     if meta.get("backend") != "transformer" or meta.get("quantize"):
         found = meta.get("backend") if meta.get("backend") != "transformer" else "an int8 export"
         raise ModelLoadError(f"{model_dir}: expected a trained transformer model to export, found {found!r}")
-    if output.exists():
-        raise ConfigError(f"--output: expected a new folder, found existing {output}")
+    def still_new() -> None:  # checked again under the swap lock: two exports at once never replace each other
+        if output.exists():
+            raise ConfigError(f"--output: expected a new folder, found existing {output}")
+
+    still_new()
     source = load_backend(model_dir, precision="fp32")  # exported graphs and their check are fp32
     reference = source.predict_proba(list(PROBES))
-    with atomic_folder(output) as tmp:
+    with atomic_folder(output, check=still_new) as tmp:
         exporter.run(source, model_dir, meta, tmp)
         write_manifest(tmp)
         exported = load_backend(tmp).predict_proba(list(PROBES))
