@@ -138,13 +138,18 @@ def model_copy(trained_sklearn, tmp_path):
     return folder, result.report_dir
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (a report has tables/ inside) by its relative path, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_evaluation_keeps_the_previous_report(model_copy, sig):
     folder, report_dir = model_copy
-    before = {p.name: p.read_bytes() for p in report_dir.iterdir()}
+    before = _files(report_dir)
     _killed_at("trainer.evaluate:score_stream", 1, sig, "evaluate", "--model", str(folder), "--resamples", "20",
                cwd=folder.parent)  # misclassified.jsonl is written by then, report.json not yet
-    assert {p.name: p.read_bytes() for p in report_dir.iterdir()} == before
+    assert _files(report_dir) == before
     leftovers = list(report_dir.parent.glob(".*.tmp-*"))
     assert len(leftovers) == (0 if sig == signal.SIGTERM else 1)
     evaluate(folder, split="test", tracking=NO_TRACKING, n_resamples=20)
