@@ -248,7 +248,7 @@ def _log_inputs(
     if resumed:
         tracker.set_tags(provenance.tags(record))  # the code that finished the run
     else:
-        plain = to_plain(config)
+        plain = portable(config, config.data.project)  # paths as in the project, not this machine's
         if "pretrained" in plain["model"]:  # the encoder used, not `None` for "the default"
             plain["model"]["pretrained"] = plain["model"]["pretrained"] or encoders.DEFAULT
             tracker.set_tags({"trainer.base_model": str(encoders.hub_id(plain["model"]["pretrained"]))})
