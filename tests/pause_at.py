@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from kill_at import after_call, run_trainer
+try:  # run as a script (python tests/pause_at.py), tests/ is on the path
+    from kill_at import after_call, run_trainer
+except ImportError:  # imported as tests.pause_at (pytest's --doctest-modules collects every module)
+    from tests.kill_at import after_call, run_trainer
 
 
 def _pause() -> None:
