@@ -99,11 +99,11 @@ SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shipped_config_validates(path, monkeypatch):
-    monkeypatch.chdir(ROOT)  # shipped configs name their paths from the project root
+    monkeypatch.chdir(path.parent)  # shipped configs name their paths from the project root, wherever one runs
     raw = read_yaml(path)
     if "run_name" in raw:
         config = load_config(path)
-        assert config.model_dir.parent == Path(raw.get("output_dir", "models"))
+        assert config.model_dir.parent == ROOT / raw.get("output_dir", "models")
     elif "sources" in raw:
         assert load_data_config(path).sources
     elif "params" in raw:  # a sweep space, checked against the base config it names
