@@ -79,6 +79,8 @@ def write_meta(directory: Path, backend: str, **extra: Any) -> None:
 def read_meta(directory: Path) -> dict[str, Any]:
     """Read a model folder's metadata, with a ModelLoadError when it is not a model folder."""
     path = directory / MODEL_META
+    if not directory.is_dir():
+        raise ModelLoadError(f"{directory}: expected a model folder, found nothing there (check the path)")
     if not path.is_file():
         raise ModelLoadError(
             f"{directory}: expected a model folder with {MODEL_META}, found none "
@@ -94,11 +96,11 @@ def read_meta(directory: Path) -> dict[str, Any]:
     return meta
 
 
-def max_length(meta: dict[str, Any]) -> int:
-    """The number of tokens a transformer folder reads, from its metadata."""
+def max_length(meta: dict[str, Any], directory: Path | None = None) -> int:
+    """The number of tokens a transformer folder reads, from its metadata (read from `directory`)."""
     value = meta.get("max_length", DEFAULT_MAX_LENGTH)
     if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 4096:
-        raise ModelLoadError(f"{MODEL_META}: expected max_length to be a whole number of tokens from 8 to 4096, "
+        raise ModelLoadError(f"{(directory or Path()) / MODEL_META}: expected max_length to be a whole number of tokens from 8 to 4096, "
                              f"found {value!r}; the model folder is damaged")
     return value
 

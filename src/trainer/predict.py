@@ -98,9 +98,11 @@ def _texts(texts: object) -> Iterable[str]:
     """The texts to label: one string is one text; anything else must be an iterable of them."""
     if isinstance(texts, str):
         return [texts]
-    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable) or isinstance(texts, dict):
+    if isinstance(texts, (bytes, bytearray, dict, set, frozenset)) or not isinstance(texts, Iterable):
+        unordered = " (a set has no order to return predictions in)" if isinstance(texts, (set, frozenset)) else ""
         raise DataError(
             f"expected a list of strings (or one string) to label, found {type(texts).__name__} ({texts!r:.40})"
+            f"{unordered}"
         )
     return texts
 
