@@ -420,16 +420,22 @@ def test_command_line_mistakes_are_one_line(trained_sklearn, argv, message, caps
     assert re.match(message, _one_error_line(capsys))
 
 
-def test_compare_checks_every_model_before_writing_a_report(trained_sklearn, tmp_path):
+def test_compare_checks_every_model_before_writing_a_report(trained_sklearn, tmp_path, monkeypatch):
     import shutil
 
     from trainer.compare import compare
+    from trainer.tracking import check_model_uri
 
+    project, result = trained_sklearn
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
     folder = tmp_path / "copy"
-    shutil.copytree(trained_sklearn[1].model_dir, folder, ignore=shutil.ignore_patterns("evaluations"))
+    shutil.copytree(result.model_dir, folder, ignore=shutil.ignore_patterns("evaluations"))
     with pytest.raises(ModelLoadError, match=r"nowhere: expected a model folder, found nothing there"):
         compare([str(folder), str(tmp_path / "nowhere")])
+    with pytest.raises(ModelLoadError, match=r"models:/nonexistent@x: expected a logged model at this MLflow URI"):
+        compare([str(folder), "models:/nonexistent@x"])
     assert not (folder / "evaluations").exists()  # nothing written into the first model's folder
+    check_model_uri(result.model_uri)  # a URI that names a logged model passes
 
 
 def test_an_unforeseen_error_is_one_line_and_a_log_of_its_traceback(monkeypatch, capsys, project):
@@ -704,11 +710,11 @@ def scoring_server(trained_sklearn):
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        ({"inputs": [1, 2, 3]}, r"Expected type str, but got int"),
-        ({"inputs": [None]}, r"Expected type str, but got NoneType"),
-        ({"inputs": [["a", "b"]]}, r"Expected type str, but got list"),
-        ({"inputs": "one sentence"}, r"Expected list, but got str"),
-        ({"inputs": {"sentence": ["The mayor said so."]}}, r"Expected list, but got dict"),
+        ({"inputs": [1, 2, 3]}, r"input 0: expected a string, found int"),
+        ({"inputs": [None]}, r"input 0: expected a string, found NoneType"),
+        ({"inputs": [["a", "b"]]}, r"input 0: expected a string, found list"),
+        ({"inputs": "one sentence"}, r"expected a list of sentences, found str"),
+        ({"inputs": {"sentence": ["The mayor said so."]}}, r"expected a list of sentences, found dict"),
         ({"dataframe_split": {"columns": ["sentence"], "data": [["The mayor said so."]]}}, r"must be a dictionary with "
                                                                                           r"'inputs' key"),
         ({"dataframe_records": [{"text": "The mayor said so."}]}, r"must be a dictionary with 'inputs' key"),
@@ -725,6 +731,28 @@ def test_served_model_rejects_bad_payloads_with_400(scoring_server, payload, rea
     assert response.status_code == 400
     body = response.json()
     assert re.search(reason, body["message"]) and "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("sentence\nThe mayor said so.\n", r"expected a 'text' column, found columns \['sentence'\]"),
+        ("id,title\nx1,The mayor said so.\n", r"expected a 'text' column, found columns \['id', 'title'\]"),
+        ('text\n""\n', r"input 0: expected a string, found NoneType"),
+    ],
+    ids=["wrong-column", "no-text-column", "empty-cell"],
+)
+def test_served_model_rejects_frames_without_their_text(scoring_server, body, reason):
+    response = scoring_server.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400 and re.search(reason, response.json()["message"])
+
+
+def test_served_model_reads_a_frame_by_its_text_column(scoring_server):
+    """An id column first is not labeled in place of the text (MLflow alone takes the first string column)."""
+    by_column = scoring_server.post("/invocations", content="id,text\nx1,The mayor said so.\n",
+                                    headers={"Content-Type": "text/csv"})
+    as_list = scoring_server.post("/invocations", json={"inputs": ["The mayor said so."]})
+    assert by_column.status_code == 200 and by_column.json() == as_list.json()
 
 
 def test_served_model_answers_good_payloads(scoring_server):

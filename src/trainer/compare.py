@@ -44,8 +44,12 @@ def compare(
     reference = reference or models[0]
     if reference not in models:
         raise ConfigError(f"--reference: expected one of the --models {models}, found {reference!r}")
-    for model in models:  # a wrong path is found before any evaluation writes a report into a model folder
-        if not is_mlflow_uri(model):
+    for model in models:  # a wrong path or URI is found before any evaluation writes a report into a folder
+        if is_mlflow_uri(model):
+            from trainer.tracking import check_model_uri
+
+            check_model_uri(model)
+        else:
             read_meta(Path(model))
     with local_model(models[0]) as first:  # a split is read from the first model's training config
         rows = load_rows(first, split, data, dataset, data_config, label_map)
