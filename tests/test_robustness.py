@@ -524,11 +524,18 @@ def test_a_byte_order_mark_is_not_part_of_the_text_or_the_header(tmp_path):
     assert [(e.text, e.label) for e in labeled.examples] == [("The mayor said so.", "attributed")]
 
 
-def test_links_to_nothing_are_counted(tmp_path):
-    (tmp_path / "real.txt").write_text("The dam held.")
-    (tmp_path / "gone.txt").symlink_to(tmp_path / "deleted.txt")
-    result = read_folder(FolderSource(path=tmp_path), progress=False)
+def test_links_to_nothing_are_counted_in_a_raw_folder_and_named_in_a_corpus(project):
+    raw = project.root / "raw"
+    raw.mkdir()
+    (raw / "real.txt").write_text("The dam held.")
+    (raw / "gone.txt").symlink_to(raw / "deleted.txt")
+    result = read_folder(FolderSource(path=raw), progress=False)
     assert result.skipped["dangling_link"] == 1 and [e.text for e in result.examples] == ["The dam held."]
+    gone = project.root / "corpus" / "articles" / "zz-gone.txt"
+    gone.symlink_to(raw / "deleted.txt")  # a gold-labeled corpus article that is not there
+    config = project.write("data/gone.yaml", project.data_config())
+    with pytest.raises(DataError, match=rf"{re.escape(str(gone))}: expected a readable file, found a link to nothing"):
+        build_dataset(load_data_config(config), progress=False)
 
 
 def test_one_label_cannot_train_the_baseline_and_a_missing_label_is_warned_about(project, caplog):

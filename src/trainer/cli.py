@@ -557,6 +557,14 @@ def _crash_log(exc: BaseException, argv: list[str]) -> Path:
     return path
 
 
+def _close_progress_bars() -> None:
+    """End a progress bar the error interrupted, so that the error starts a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def _bug(exc: BaseException, argv: list[str]) -> str:
     """The one line shown for an unforeseen error."""
     lines = str(exc).strip().splitlines()
@@ -576,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(argv)
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("interrupted: stopped before the end; outputs under their final names are complete or absent",
               file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -583,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
         return 0
     except Exception as exc:  # noqa: BLE001 - the top-level guard: a bug gets one line and a log file
+        _close_progress_bars()
         print(_bug(exc, argv), file=sys.stderr)
         return EXIT_BUG
 
@@ -632,6 +642,7 @@ def _run(argv: list[str]) -> int:
         _check_outputs(args)
         return COMMANDS[args.command](args) or 0
     except TrainerError as exc:
+        _close_progress_bars()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
