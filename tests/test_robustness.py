@@ -426,8 +426,11 @@ def test_compare_checks_every_model_before_writing_a_report(trained_sklearn, tmp
     from trainer.compare import compare
     from trainer.tracking import check_model_uri
 
+    import mlflow
+
     project, result = trained_sklearn
     monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+    mlflow.set_tracking_uri(project.tracking_uri)  # an earlier test may have set another one in this process
     folder = tmp_path / "copy"
     shutil.copytree(result.model_dir, folder, ignore=shutil.ignore_patterns("evaluations"))
     with pytest.raises(ModelLoadError, match=r"nowhere: expected a model folder, found nothing there"):
