@@ -663,6 +663,31 @@ def test_the_manifest_names_the_damaged_file(damaged, message):
         load_classifier(folder)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("training_config.json", "[1]", r"training_config\.json: expected a JSON object, found list"),
+        ("training_config.json", '{"run_name": ".."}', r"training_config\.json: expected the config the model was "
+                                                        r"trained with, found one that does not validate"),
+        ("run.json", "[1]", r"run\.json: expected a JSON object, found list"),
+        ("metrics.json", "{", r"metrics\.json: expected JSON, found a file that is not"),
+    ],
+)
+def test_evaluate_refuses_damaged_files_beside_the_weights(trained_sklearn, tmp_path, name, content, message):
+    import shutil
+
+    from trainer.config import TrackingConfig
+    from trainer.evaluate import evaluate
+
+    folder = tmp_path / "old"
+    shutil.copytree(trained_sklearn[1].model_dir, folder)
+    (folder / "manifest.json").unlink()  # an older folder: nothing checks these files before they are read
+    (folder / name).write_text(content)
+    with pytest.raises(ModelLoadError, match=message):
+        evaluate(folder, split="test", output=tmp_path / "report", tracking=TrackingConfig(enabled=False),
+                 n_resamples=20)
+
+
 def test_the_manifest_ignores_the_card_and_reports_and_is_itself_checked(trained_sklearn, tmp_path, caplog):
     import shutil
 
