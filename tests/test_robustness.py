@@ -364,9 +364,11 @@ def _alias_bomb(levels: int = 9, width: int = 9) -> str:
         (lambda: "run_name: x\ntraining:\n  epochs: " + "[" * 5000 + "]" * 5000 + "\n", r"nested at most 100 deep"),
         (lambda: "run_name: x\n" + "# padding\n" * 300_000, r"expected a config of at most 2,000,000 bytes"),
         (lambda: "run_name: [x\n", r"line 2: not valid YAML"),
+        (lambda: "run_name: a\ntraining: {epochs: 2}\nrun_name: b\n", r"line 3: expected each key once in a mapping, "
+                                                                      r"found 'run_name' again"),
         (lambda: "- a list\n", r"expected a mapping of keys at the top level, found list"),
     ],
-    ids=["alias-bomb-in-typed-field", "deep-nesting", "oversized", "broken", "not-a-mapping"],
+    ids=["alias-bomb-in-typed-field", "deep-nesting", "oversized", "broken", "duplicate-key", "not-a-mapping"],
 )
 def test_yaml_is_read_within_bounds_whatever_the_key(tmp_path, content, message):
     path = tmp_path / "hostile.yaml"
@@ -581,6 +583,7 @@ def test_one_string_is_one_text(trained_sklearn):
         (["   \n"], r"input 0: expected a sentence, found only whitespace"),
         ("", r"input 0: expected a sentence, found an empty string"),
         ([["nested"]], r"input 0: expected a string, found list"),
+        (["Caf\udce9 said so."], r"input 0: expected text, found the lone surrogate '\\udce9' at 3"),
     ],
 )
 @pytest.mark.parametrize("call", ["predict", "iter_predict"])
