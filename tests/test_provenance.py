@@ -20,6 +20,7 @@ from trainer.card import CARD_FILE
 from trainer.config import TrackingConfig
 from trainer.evaluate import evaluate
 from trainer.labels import LABELS
+from trainer.model_folder import write_manifest
 from trainer.provenance import FREEZE_FILE, PROVENANCE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +118,7 @@ def test_evaluate_adds_its_figures_to_the_card_and_warns_on_other_code(trained_s
     shutil.copytree(trained_sklearn[1].model_dir, folder)
     record = json.loads((folder / PROVENANCE_FILE).read_text())
     (folder / PROVENANCE_FILE).write_text(json.dumps({**record, "code_sha256": "0" * 64}))  # trained by other code
+    write_manifest(folder)  # as that code saved it
     data = tmp_path / "dev.jsonl"
     rows = [
         {"article": "a", "text": "The council said the budget would pass.", "label": "attributed"},

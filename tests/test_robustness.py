@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,24 @@ def test_label_set_must_be_the_schemes(project):
         ("training.learning_rate=-0.1", r"--set training\.learning_rate: expected greater than 0, found -0\.1"),
         ("data.split.test=0.7", r"--set data\.split\.test: expected less than 0\.5, found 0\.7"),
         ("training.precision=fp8", r"--set training\.precision: expected 'auto', 'bf16', 'fp16' or 'fp32', found \"fp8\""),
+        # values a lax check passes but that are wrong: booleans as numbers, infinities, unsafe folder names
+        ("training.epochs=true", r"--set training\.epochs: expected a number, found true"),
+        ("training.batch_size=false", r"--set training\.batch_size: expected a number, found false"),
+        ("training.learning_rate=.inf", r"--set training\.learning_rate: expected a finite number, found Infinity"),
+        ("training.weight_decay=.nan", r"--set training\.weight_decay: expected a finite number, found NaN"),
+        ("model.C=.inf", r"--set model\.C: expected a finite number"),
+        ("tracking.enabled=1", r"--set tracking\.enabled: expected true or false, found 1"),
+        ('training.class_weighting="true"', r"--set training\.class_weighting: expected true or false, found \"true\""),
+        ("run_name=..", r"--set run_name: expected a name of letters.*found \"\.\.\""),
+        ("run_name=.", r"--set run_name: expected a name of letters.*found \"\.\""),
+        ("run_name=a/b", r"--set run_name: expected a name of letters.*found \"a/b\""),
+        ("run_name=.hidden", r"--set run_name: expected a name .* starts with a letter"),
+        ("run_name=nul", r"--set run_name: expected a name that is not a reserved device name"),
+        ("run_name=COM1.txt", r"--set run_name: expected a name that is not a reserved device name"),
+        ("data.name=..", r"--set data\.name: expected a name of letters.*found \"\.\.\""),
+        ("training.epochs=[1", r"--set training\.epochs: expected a YAML value, found '\[1': line 1: not valid YAML"),
+        ("training.epochs={a: [1}", r"--set training\.epochs: expected a YAML value"),
+        ("training..epochs=1", r"--set 'training\.\.epochs=1': expected KEY\.PATH=VALUE"),
     ],
 )
 def test_out_of_range_values(project, override, message):
@@ -299,3 +319,490 @@ def test_resume_without_a_checkpoint_is_a_clear_error(project):
 
     with pytest.raises(ConfigError, match=r"--resume: expected a checkpoint of run 'none'"):
         train(load_config(project.experiment("none", {"backend": "sklearn"})), resume=True)
+
+
+# ================================================================ hostile input, one kind per case
+#
+# Each case is input a user controls: it ends in one `error:` line (exit 2 at the command line), a
+# correct result, or a refusal, never a traceback or a silently wrong result.
+
+
+def _one_error_line(capsys) -> str:
+    """What a command printed to stderr, checked to be exactly one `error:` line and no traceback."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and "WARNING" not in line and " INFO " not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err[-2000:]
+    return lines[0]
+
+
+# ---------------------------------------------------------------- configs, --set, the command line
+
+
+@pytest.mark.parametrize("where", ["output_dir", "data.output_dir", "output_dir_under_a_file"])
+def test_an_output_path_that_cannot_be_a_folder_fails_when_the_config_loads(project, where):
+    blocker = project.root / "README.md"
+    blocker.write_text("a file, not a folder")
+    path = project.experiment("outputs", {"backend": "sklearn"})
+    value = str(blocker / "models") if where == "output_dir_under_a_file" else str(blocker)
+    key = "data.output_dir" if where == "data.output_dir" else "output_dir"
+    with pytest.raises(ConfigError, match=rf"--set {re.escape(key)}: expected a folder for outputs, found "
+                                          rf"'{re.escape(str(blocker))}', which is a file"):
+        load_config(path, [f"{key}={value}"])
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * width)}]" for n in range(1, levels)]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # the bomb under a typed field, where validation would expand 9**9 values
+        (lambda: f"anchors:\n{textwrap.indent(_alias_bomb(), '  ')}\nrun_name: x\ntraining:\n  epochs: *l8\n",
+         r"expected at most 200,000 values once aliases are expanded"),
+        (lambda: "run_name: x\ntraining:\n  epochs: " + "[" * 5000 + "]" * 5000 + "\n", r"nested at most 100 deep"),
+        (lambda: "run_name: x\n" + "# padding\n" * 300_000, r"expected a config of at most 2,000,000 bytes"),
+        (lambda: "run_name: [x\n", r"line 2: not valid YAML"),
+        (lambda: "run_name: a\ntraining: {epochs: 2}\nrun_name: b\n", r"line 3: expected each key once in a mapping, "
+                                                                      r"found 'run_name' again"),
+        (lambda: "- a list\n", r"expected a mapping of keys at the top level, found list"),
+    ],
+    ids=["alias-bomb-in-typed-field", "deep-nesting", "oversized", "broken", "duplicate-key", "not-a-mapping"],
+)
+def test_yaml_is_read_within_bounds_whatever_the_key(tmp_path, content, message):
+    path = tmp_path / "hostile.yaml"
+    path.write_text(content(), encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_an_alias_bomb_in_an_override_is_refused():
+    from trainer.config import parse_overrides
+
+    with pytest.raises(ConfigError, match=r"--set training\.epochs: expected at most 200,000 values"):
+        parse_overrides(["training.epochs=" + "{" + _alias_bomb().replace("\n", ", ") + "}"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--config", "CONFIG", "--set", "training.epochs=[1"], r"error: --set training\.epochs: expected a YAML"),
+        (["train", "--config", "CONFIG", "--cv", "1"], r"error: trainer train: argument --cv: expected at least 2"),
+        (["train", "--config", "CONFIG", "--cv", "two"], r"error: trainer train: argument --cv: expected a whole number"),
+        (["train", "--config", "CONFIG", "--bogus"], r"error: trainer: unrecognized arguments: --bogus"),
+        (["evaluate", "--model", "MODEL", "--resamples", "0"], r"error: trainer evaluate: argument --resamples: "
+                                                                r"expected at least 1, found 0"),
+        (["evaluate", "--model", "MODEL", "--output", "BLOCKER"], r"error: --output: expected a folder for outputs, "
+                                                                  r"found '.*README\.md', which is a file"),
+        (["compare", "--models", "MODEL", "--markdown", "FOLDER"], r"error: --markdown: expected a file to write, "
+                                                                   r"found the folder"),
+        (["predict", "--model", "MODEL", "--text", "   "], r"error: input 0: expected a sentence, found only whitespace"),
+        (["predict", "--model", "models:/nonexistent@x", "--text", "Hi."],
+         r"error: models:/nonexistent@x: expected a logged model at this MLflow URI .*not found"),
+        (["evaluate", "--model", "runs:/nonexistent/model"], r"error: runs:/nonexistent/model: expected a logged model"),
+        (["evaluate", "--model", "MODEL", "--label-map", "FACT=fact"], r"error: --label-map 'FACT=fact': expected OURS "
+                                                                         r"to be one of \['verified'"),
+    ],
+)
+def test_command_line_mistakes_are_one_line(trained_sklearn, argv, message, capsys, monkeypatch):
+    from trainer.cli import main
+
+    project, result = trained_sklearn
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+    blocker = project.root / "README.md"
+    blocker.write_text("a file")
+    names = {"CONFIG": str(project.experiment("cli", {"backend": "sklearn"})), "MODEL": str(result.model_dir),
+             "BLOCKER": str(blocker), "FOLDER": str(project.root)}
+    try:
+        code = main([names.get(a, a) for a in argv])
+    except SystemExit as exited:  # argparse's own mistakes end the process from inside parse_args
+        code = exited.code
+    assert code == 2
+    assert re.match(message, _one_error_line(capsys))
+
+
+def test_compare_checks_every_model_before_writing_a_report(trained_sklearn, tmp_path, monkeypatch):
+    import shutil
+
+    from trainer.compare import compare
+    from trainer.tracking import check_model_uri
+
+    import mlflow
+
+    project, result = trained_sklearn
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+    mlflow.set_tracking_uri(project.tracking_uri)  # an earlier test may have set another one in this process
+    folder = tmp_path / "copy"
+    shutil.copytree(result.model_dir, folder, ignore=shutil.ignore_patterns("evaluations"))
+    with pytest.raises(ModelLoadError, match=r"nowhere: expected a model folder, found nothing there"):
+        compare([str(folder), str(tmp_path / "nowhere")])
+    with pytest.raises(ModelLoadError, match=r"models:/nonexistent@x: expected a logged model at this MLflow URI"):
+        compare([str(folder), "models:/nonexistent@x"])
+    assert not (folder / "evaluations").exists()  # nothing written into the first model's folder
+    check_model_uri(result.model_uri)  # a URI that names a logged model passes
+
+
+def test_an_unforeseen_error_is_one_line_and_a_log_of_its_traceback(monkeypatch, capsys, project):
+    """A bug (here a command that raises what no user input should cause) is one line naming a log file."""
+    from trainer import cli
+
+    def broken(args):
+        raise RuntimeError("the code took a turn nobody planned")
+
+    monkeypatch.setitem(cli.COMMANDS, "validate", broken)
+    assert cli.main(["validate", "--config", "x.yaml"]) == cli.EXIT_BUG
+    line = _one_error_line(capsys)
+    assert "RuntimeError: the code took a turn nobody planned; this is a bug in trainer" in line
+    log_file = Path(re.search(r"the traceback is in (\S+)\)", line).group(1))
+    assert "Traceback (most recent call last)" in log_file.read_text() and "command: trainer validate" in log_file.read_text()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(project):
+    """SIGINT (Ctrl-C) in the middle of a build: exit 130, one line, and the dataset is not half-written."""
+    articles = project.root / "many"
+    articles.mkdir()
+    for n in range(6):
+        (articles / f"a{n}.txt").write_text(f"Story {n}\n\nThe council met on Tuesday. Officials said it rained.")
+    config = project.write("data/many.yaml", {"name": "many", "sources": [{"kind": "folder", "path": str(articles)}],
+                                              "output_dir": str(project.root / "processed")})
+    done = _killed_at("datasets:DatasetDict.save_to_disk", 1, signal.SIGINT, "build-data", "--config", str(config),
+                      cwd=project.root)
+    assert done.returncode == 130, done.stderr[-1000:]
+    assert "Traceback" not in done.stderr and done.stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert not (project.root / "processed" / "many").exists()
+
+
+def test_undecodable_bytes_on_the_command_line_do_not_crash(trained_sklearn):
+    """`--text $'caf\\xe9'` from a Latin-1 terminal: Python keeps the byte as a lone surrogate; it is read
+    as U+FFFD, as a file decoded with replacement would be."""
+    model = str(trained_sklearn[1].model_dir).encode()
+    done = subprocess.run([sys.executable, "-m", "trainer.cli", "predict", "--model", model, "--text",
+                           b"Caf\xe9 owners said prices rose.", "--format", "jsonl"], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-1000:]
+    row = json.loads(done.stdout.decode().splitlines()[-1])
+    assert row["text"] == "Caf\ufffd owners said prices rose." and row["label"] in LABELS
+
+
+# ---------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "source", "message"),
+    [
+        ("a.jsonl", b'{"id": "a", "text": "One."}\n{"text": "Two."}\n', {"id_column": "id"},
+         r"a\.jsonl:2: expected a 'id' column, found \['text'\]"),
+        ("a.jsonl", b'{"id": null, "text": "One."}\n', {"id_column": "id"},
+         r"a\.jsonl:1: expected an article id in the 'id' column, found null"),
+        ("a.jsonl", b'{"text": 5}\n', {}, r"a\.jsonl:1: expected text in the 'text' column, found int"),
+        ("a.csv", b"text\nOne.,extra\n", {}, r"a\.csv:2: expected 1 fields as in the header, found more"),
+        ("a.csv", "text\nCaf\xe9 said so.\n".encode("latin-1"), {}, r"a\.csv: expected UTF-8 text.*on_bad_encoding"),
+    ],
+    ids=["missing-id", "null-id", "number-as-text", "extra-csv-field", "latin1-csv"],
+)
+def test_bad_rows_in_article_tables(tmp_path, name, content, source, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_folder(FolderSource(path=tmp_path, **source), progress=False)
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.csv"])
+def test_on_bad_encoding_replace_applies_to_tables(tmp_path, name):
+    text = "Caf\xe9 owners said prices rose."
+    content = json.dumps({"text": text}, ensure_ascii=False) + "\n" if name.endswith(".jsonl") else f"text\n{text}\n"
+    (tmp_path / name).write_bytes(content.encode("latin-1"))
+    result = read_folder(FolderSource(path=tmp_path, on_bad_encoding="replace"), progress=False)
+    assert [e.text for e in result.examples] == ["Caf\ufffd owners said prices rose."]
+    assert result.skipped["decoded_with_replacement"] == 1
+
+
+def test_a_byte_order_mark_is_not_part_of_the_text_or_the_header(tmp_path):
+    from trainer.config import LabeledSource
+    from trainer.data.sources import read_labeled
+
+    bom = "\ufeff".encode()
+    (tmp_path / "story.txt").write_bytes(bom + b"The dam held. Engineers said it was safe.")
+    result = read_folder(FolderSource(path=tmp_path), progress=False)
+    assert result.examples[0].text == "The dam held."
+    (tmp_path / "labels.csv").write_bytes(bom + b"text,label\nThe mayor said so.,attributed\n")
+    labeled = read_labeled(LabeledSource(path=tmp_path / "labels.csv"))
+    assert [(e.text, e.label) for e in labeled.examples] == [("The mayor said so.", "attributed")]
+
+
+def test_links_to_nothing_are_counted_in_a_raw_folder_and_named_in_a_corpus(project):
+    raw = project.root / "raw"
+    raw.mkdir()
+    (raw / "real.txt").write_text("The dam held.")
+    (raw / "gone.txt").symlink_to(raw / "deleted.txt")
+    result = read_folder(FolderSource(path=raw), progress=False)
+    assert result.skipped["dangling_link"] == 1 and [e.text for e in result.examples] == ["The dam held."]
+    gone = project.root / "corpus" / "articles" / "zz-gone.txt"
+    gone.symlink_to(raw / "deleted.txt")  # a gold-labeled corpus article that is not there
+    config = project.write("data/gone.yaml", project.data_config())
+    with pytest.raises(DataError, match=rf"{re.escape(str(gone))}: expected a readable file, found a link to nothing"):
+        build_dataset(load_data_config(config), progress=False)
+
+
+def test_one_label_cannot_train_the_baseline_and_a_missing_label_is_warned_about(project, caplog):
+    from trainer.models.sklearn import SklearnBackend
+    from trainer.train import train
+
+    with pytest.raises(DataError, match=r"expected sentences of at least two labels .* found only 'verified' in 2"):
+        SklearnBackend().fit(["The dam held.", "It rained."], ["verified", "verified"])
+    rows = [{"text": f"Story {n} {'said the mayor' if n % 2 else 'was fine'}.", "label":
+             "attributed" if n % 2 else "verified", "article": f"a{n // 2}"} for n in range(40)]
+    labeled = project.root / "two-labels.jsonl"
+    labeled.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = project.write("data/two.yaml", {"name": "two", "output_dir": str(project.root / "processed"),
+                                           "sources": [{"kind": "labeled", "path": str(labeled), "article_column": "article"}]})
+    config = project.experiment("two", {"backend": "sklearn"}, None)
+    with caplog.at_level("WARNING", logger="trainer.train"):
+        train(load_config(config, [f"data={data}"]))
+    assert "no training sentence is labeled unverified; the model cannot learn to predict it" in caplog.text
+
+
+# ---------------------------------------------------------------- predict and evaluate inputs
+
+
+def test_one_string_is_one_text(trained_sklearn):
+    clf = load_classifier(trained_sklearn[1].model_dir)
+    predictions = clf.predict("The mayor said the bridge was closed.")
+    assert [p.text for p in predictions] == ["The mayor said the bridge was closed."]
+    assert [p.text for p in clf.iter_predict("Shares rose.")] == ["Shares rose."]
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (None, r"expected a list of strings \(or one string\) to label, found NoneType"),
+        (5, r"expected a list of strings \(or one string\) to label, found int"),
+        (b"bytes", r"expected a list of strings \(or one string\) to label, found bytes"),
+        ({"text": "x"}, r"expected a list of strings \(or one string\) to label, found dict"),
+        ({"a", "b"}, r"found set .* \(a set has no order to return predictions in\)"),
+        (["fine", ""], r"input 1: expected a sentence, found an empty string"),
+        (["   \n"], r"input 0: expected a sentence, found only whitespace"),
+        ("", r"input 0: expected a sentence, found an empty string"),
+        ([["nested"]], r"input 0: expected a string, found list"),
+        (["Caf\udce9 said so."], r"input 0: expected text, found the lone surrogate '\\udce9' at 3"),
+    ],
+)
+@pytest.mark.parametrize("call", ["predict", "iter_predict"])
+def test_inputs_that_have_no_label(trained_sklearn, texts, message, call):
+    clf = load_classifier(trained_sklearn[1].model_dir)
+    with pytest.raises(DataError, match=message):
+        list(getattr(clf, call)(texts))
+
+
+# ---------------------------------------------------------------- untrusted or corrupt model folders
+
+
+def _truncate(path: Path, keep: int = 1000) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def _unknown_auto_map(folder: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="evilbert", auto_map={"AutoModelForSequenceClassification": "evil.Evil"})
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+_DAMAGE = {
+    "tokenizer-deleted": ("tiny", lambda f: [(f / n).unlink() for n in ("tokenizer.json", "tokenizer_config.json")]),
+    "weights-truncated": ("tiny", lambda f: _truncate(f / "model.safetensors")),
+    "meta-not-json": ("tiny", lambda f: (f / "trainer_model.json").write_text("{not json")),
+    "meta-not-object": ("tiny", lambda f: (f / "trainer_model.json").write_text("[1]")),
+    "config-not-json": ("tiny", lambda f: (f / "config.json").write_text("{not json")),
+    "auto-map-unknown-type": ("tiny", _unknown_auto_map),
+    "max-length-text": ("tiny", lambda f: (f / "trainer_model.json").write_text(json.dumps(
+        {**json.loads((f / "trainer_model.json").read_text()), "max_length": "long"}))),
+    "temperature-negative": ("tiny", lambda f: (f / "temperature.json").write_text('{"temperature": -1}')),
+    "temperature-zero": ("tiny", lambda f: (f / "temperature.json").write_text('{"temperature": 0}')),
+    "temperature-text": ("tiny", lambda f: (f / "temperature.json").write_text('{"temperature": "hot"}')),
+    "skops-not-zip": ("sklearn", lambda f: (f / "pipeline.skops").write_text("not a zip")),
+    "skops-truncated": ("sklearn", lambda f: _truncate(f / "pipeline.skops")),
+}
+
+
+@pytest.fixture()
+def damaged(request, trained_tiny, trained_sklearn, tmp_path):
+    """A copy of a trained folder, damaged; `with_manifest`: as saved, else as an older folder without one."""
+    import shutil
+
+    name, with_manifest = request.param
+    kind, damage = _DAMAGE[name]
+    folder = tmp_path / name
+    shutil.copytree((trained_tiny if kind == "tiny" else trained_sklearn)[1].model_dir, folder)
+    if not with_manifest:
+        (folder / "manifest.json").unlink()
+    damage(folder)
+    return folder, with_manifest
+
+
+@pytest.mark.parametrize("damaged", [(name, False) for name in _DAMAGE], indirect=True, ids=list(_DAMAGE))
+def test_a_damaged_folder_without_a_manifest_is_one_line(damaged):
+    folder, _ = damaged
+    with pytest.raises(ModelLoadError, match=rf"^{re.escape(str(folder))}.*: expected ") as refused:
+        load_classifier(folder)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("damaged", "message"),
+    [
+        (("tokenizer-deleted", True), r"tokenizer\.json: expected this file of the model \(listed in manifest\.json\), "
+                                      r"found it missing"),
+        (("weights-truncated", True), r"model\.safetensors: expected [\d,]+ bytes, found 1,000 \(truncated"),
+        (("meta-not-json", True), r"trainer_model\.json: expected [\d,]+ bytes, found 9 \(truncated, or changed"),
+        (("auto-map-unknown-type", True), r"config\.json: expected the file saved with the model, found it changed|"
+                                          r"config\.json: expected [\d,]+ bytes"),
+        (("temperature-negative", True), r"temperature\.json: expected"),
+        (("skops-not-zip", True), r"pipeline\.skops: expected [\d,]+ bytes, found 9"),
+    ],
+    indirect=["damaged"],
+)
+def test_the_manifest_names_the_damaged_file(damaged, message):
+    folder, _ = damaged
+    with pytest.raises(ModelLoadError, match=message):
+        load_classifier(folder)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("training_config.json", "[1]", r"training_config\.json: expected a JSON object, found list"),
+        ("training_config.json", '{"run_name": ".."}', r"training_config\.json: expected the config the model was "
+                                                        r"trained with, found one that does not validate"),
+        ("run.json", "[1]", r"run\.json: expected a JSON object, found list"),
+        ("metrics.json", "{", r"metrics\.json: expected JSON, found a file that is not"),
+    ],
+)
+def test_evaluate_refuses_damaged_files_beside_the_weights(trained_sklearn, tmp_path, name, content, message):
+    import shutil
+
+    from trainer.config import TrackingConfig
+    from trainer.evaluate import evaluate
+
+    folder = tmp_path / "old"
+    shutil.copytree(trained_sklearn[1].model_dir, folder)
+    (folder / "manifest.json").unlink()  # an older folder: nothing checks these files before they are read
+    (folder / name).write_text(content)
+    with pytest.raises(ModelLoadError, match=message):
+        evaluate(folder, split="test", output=tmp_path / "report", tracking=TrackingConfig(enabled=False),
+                 n_resamples=20)
+
+
+def test_the_manifest_ignores_the_card_and_reports_and_is_itself_checked(trained_sklearn, tmp_path, caplog):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(trained_sklearn[1].model_dir, folder)
+    (folder / "README.md").write_text("my own notes")
+    (folder / "evaluations" / "mine").mkdir(parents=True)
+    assert load_classifier(folder).predict(["The mayor said so."])[0].label in LABELS
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "pipeline.skops" in manifest["files"] and "README.md" not in manifest["files"]
+    (folder / "manifest.json").write_text(json.dumps({"files": {"../outside.txt": {"bytes": 1, "sha256": "0"}}}))
+    with pytest.raises(ModelLoadError, match=r"expected files inside the folder, found '\.\./outside\.txt'"):
+        load_classifier(folder)
+    (folder / "manifest.json").unlink()  # a folder saved before manifests: loads, with a warning
+    with caplog.at_level("WARNING", logger="trainer.model_folder"):
+        assert load_classifier(folder).predict(["The mayor said so."])[0].label in LABELS
+    assert "no manifest.json (saved by an older trainer)" in caplog.text
+
+
+def test_a_catastrophic_regex_in_a_rules_file_is_an_error_not_a_hang(tmp_path):
+    from trainer.data.rules import DEFAULT_RULES
+    from trainer.models.rules import RulesBackend
+    from trainer.predict import Classifier
+
+    import yaml
+
+    rules = yaml.safe_load(DEFAULT_RULES.read_text())
+    rules["unverified"]["hedges"].append("(a|aa)+c")
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    clf = Classifier(RulesBackend(path=path), "rules")
+    assert clf.predict(["Rebels reportedly seized the town."])[0].label == "unverified"
+    with pytest.raises(ConfigError, match=r"unverified\.hedges: expected a regular expression that matches in "
+                                          r"under 1 s, found .*\(a\|aa\)\+c.*simplify it"):
+        clf.predict(["a" * 40 + "b"])
+
+
+# ---------------------------------------------------------------- serving
+
+
+@pytest.fixture(scope="module")
+def scoring_server(trained_sklearn):
+    """MLflow's own scoring server app (what `mlflow models serve` runs under uvicorn) for the logged model."""
+    import mlflow
+    from mlflow.pyfunc.scoring_server import init
+    from starlette.testclient import TestClient
+
+    project, result = trained_sklearn
+    mlflow.set_tracking_uri(project.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    with TestClient(init(model)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"inputs": [1, 2, 3]}, r"input 0: expected a string, found int"),
+        ({"inputs": [None]}, r"input 0: expected a string, found NoneType"),
+        ({"inputs": [["a", "b"]]}, r"input 0: expected a string, found list"),
+        ({"inputs": "one sentence"}, r"expected a list of sentences, found str"),
+        ({"inputs": {"sentence": ["The mayor said so."]}}, r"expected a list of sentences, found dict"),
+        ({"dataframe_split": {"columns": ["sentence"], "data": [["The mayor said so."]]}}, r"must be a dictionary with "
+                                                                                          r"'inputs' key"),
+        ({"dataframe_records": [{"text": "The mayor said so."}]}, r"must be a dictionary with 'inputs' key"),
+        ({"inputs": ["The mayor said so.", ""]}, r"input 1: expected a sentence, found an empty string"),
+        ({"inputs": [" \t\n"]}, r"input 0: expected a sentence, found only whitespace"),
+        ({"inputs": ["The mayor said so."] * 1001}, r"expected at most 1,000 inputs in one request, found 1,001"),
+        ({"inputs": ["word " * 250_000]}, r"expected at most 1,000,000 characters in one request"),
+    ],
+    ids=["ints", "null", "nested", "bare-string", "mapping", "frame-split", "frame-records", "empty", "whitespace",
+         "too-many", "too-long"],
+)
+def test_served_model_rejects_bad_payloads_with_400(scoring_server, payload, reason):
+    response = scoring_server.post("/invocations", json=payload)
+    assert response.status_code == 400
+    body = response.json()
+    assert re.search(reason, body["message"]) and "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("sentence\nThe mayor said so.\n", r"expected a 'text' column, found columns \['sentence'\]"),
+        ("id,title\nx1,The mayor said so.\n", r"expected a 'text' column, found columns \['id', 'title'\]"),
+        ('text\n""\n', r"input 0: expected a string, found NoneType"),
+    ],
+    ids=["wrong-column", "no-text-column", "empty-cell"],
+)
+def test_served_model_rejects_frames_without_their_text(scoring_server, body, reason):
+    response = scoring_server.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400 and re.search(reason, response.json()["message"])
+
+
+def test_served_model_reads_a_frame_by_its_text_column(scoring_server):
+    """An id column first is not labeled in place of the text (MLflow alone takes the first string column)."""
+    by_column = scoring_server.post("/invocations", content="id,text\nx1,The mayor said so.\n",
+                                    headers={"Content-Type": "text/csv"})
+    as_list = scoring_server.post("/invocations", json={"inputs": ["The mayor said so."]})
+    assert by_column.status_code == 200 and by_column.json() == as_list.json()
+
+
+def test_served_model_answers_good_payloads(scoring_server):
+    response = scoring_server.post("/invocations", json={"inputs": ["The mayor said so.", "Shares rose."]})
+    assert response.status_code == 200
+    assert [p["label"] in LABELS for p in response.json()["predictions"]] == [True, True]
+
+
+def test_served_model_size_limit_is_configurable(scoring_server, monkeypatch):
+    monkeypatch.setenv("TRAINER_SERVE_MAX_INPUTS", "2")
+    response = scoring_server.post("/invocations", json={"inputs": ["One.", "Two.", "Three."]})
+    assert response.status_code == 400 and "expected at most 2 inputs in one request, found 3" in response.text
+    monkeypatch.setenv("TRAINER_SERVE_MAX_INPUTS", "3")
+    assert scoring_server.post("/invocations", json={"inputs": ["One.", "Two.", "Three."]}).status_code == 200

@@ -44,6 +44,44 @@ def _version() -> str:
         return "unknown (not installed; pip install -e .)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its mistakes as one `error:` line (exit 2), like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _whole(minimum: int) -> Any:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, found {raw!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, found {value}")
+        return value
+
+    return parse
+
+
+def _fraction(low: float, high: float, low_open: bool = False) -> Any:
+    """An argparse type: a number in [low, high] (or (low, high] with `low_open`)."""
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, found {raw!r}") from None
+        if not (low < value if low_open else low <= value) or not value <= high:
+            raise argparse.ArgumentTypeError(f"expected a number {'above' if low_open else 'from'} {low:g} "
+                                             f"{'and at most' if low_open else 'to'} {high:g}, found {raw}")
+        return value
+
+    return parse
+
+
 def _add_config(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--config", required=True, type=Path, help=f"{what} YAML file")
     parser.add_argument(
@@ -57,7 +95,7 @@ def _add_config(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trainer", description="Sentence sourcing classifier toolkit.")
+    parser = _Parser(prog="trainer", description="Sentence sourcing classifier toolkit.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,15 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--issues-output", type=Path, help="folder for the ranked CSV and review tasks "
                        "(default: <output_dir>/<name>-label-issues)")
     check.add_argument("--backend", default="sklearn", help="the model that gives the out-of-fold probabilities")
-    check.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by article")
-    check.add_argument("--inject-flips", type=float, metavar="RATE",
+    check.add_argument("--folds", type=_whole(2), default=5, help="cross-validation folds, grouped by article")
+    check.add_argument("--inject-flips", type=_fraction(0, 1, low_open=True), metavar="RATE",
                        help="check the finder instead: flip this share of labels and report how many it finds")
 
     train = sub.add_parser("train", help="train a model and log the run to MLflow")
     _add_config(train, "experiment config")
     train.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
-    train.add_argument("--cv", type=int, metavar="K", help="k-fold cross-validation grouped by article instead")
+    train.add_argument("--cv", type=_whole(2), metavar="K", help="k-fold cross-validation grouped by article instead")
     train.add_argument("--register-as", metavar="NAME", help="register the logged model under this name")
     train.add_argument("--alias", metavar="ALIAS", help="with --register-as: point this alias (e.g. champion) at it")
 
@@ -116,15 +154,15 @@ def _parser() -> argparse.ArgumentParser:
     select.add_argument("--model", required=True, help="model folder or MLflow model URI")
     select.add_argument("--input", required=True, type=Path,
                         help="a folder of articles, a JSONL/CSV/Parquet file of articles, or a data config")
-    select.add_argument("--n", required=True, type=int, help="how many sentences to select")
+    select.add_argument("--n", required=True, type=_whole(1), help="how many sentences to select")
     select.add_argument("--output", required=True, type=Path, help="a new folder for the tasks")
     select.add_argument("--strategy", action="append", choices=STRATEGIES,
                         help="uncertainty (default), disagreement (model vs rules), rare (repeatable)")
     select.add_argument("--uncertainty", choices=get_args(Uncertainty), default="margin")
     select.add_argument("--diversity", choices=get_args(Diversity), default="kmeans",
                         help="spread the picks over the encoder's embedding space")
-    select.add_argument("--max-per-article", type=int, default=3)
-    select.add_argument("--rare-share", type=float, default=0.3, help="with rare: share of picks kept for it")
+    select.add_argument("--max-per-article", type=_whole(1), default=3)
+    select.add_argument("--rare-share", type=_fraction(0, 1), default=0.3, help="with rare: share of picks kept for it")
     select.add_argument("--seed", type=int, default=DEFAULT_SEED)
     select.add_argument("--skip-labeled", type=Path, action="append", default=[], metavar="DATA_CONFIG",
                         help="skip sentences these data configs label already (repeatable)")
@@ -141,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     tag.add_argument("--text-column", default="text")
     tag.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article (default: row number)")
     tag.add_argument("--overwrite", action="store_true", help="replace an output written by another model")
-    tag.add_argument("--part-sentences", type=int, default=20_000,
+    tag.add_argument("--part-sentences", type=_whole(1), default=20_000,
                      help="sentences per Parquet part (a kill loses at most one part's work)")
     tag.add_argument("--on-bad-encoding", choices=["error", "replace"], default="replace",
                      help="files that are not UTF-8: skip them (counted) or decode with replacement characters")
@@ -157,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a base config value for every trial (repeatable)")
     sweep.add_argument("--space", required=True, type=Path, help="search space YAML (configs/sweeps/)")
-    sweep.add_argument("--trials", required=True, type=int, help="the study's budget of finished trials, shared "
+    sweep.add_argument("--trials", required=True, type=_whole(1), help="the study's budget of finished trials, shared "
                        "by every worker on the same storage")
     sweep.add_argument("--storage", help="Optuna RDB storage URL (default: sqlite under <output_dir>/sweeps/<study>/;"
                        " postgresql://... for many machines)")
@@ -203,7 +241,7 @@ def _add_eval_data(parser: argparse.ArgumentParser) -> None:
     )
     from trainer.metrics import N_RESAMPLES
 
-    parser.add_argument("--resamples", type=int, default=N_RESAMPLES, help="bootstrap resamples for the intervals")
+    parser.add_argument("--resamples", type=_whole(1), default=N_RESAMPLES, help="bootstrap resamples for the intervals")
 
 
 def _label_map(pairs: list[str]) -> dict[str, str]:
@@ -214,6 +252,8 @@ def _label_map(pairs: list[str]) -> dict[str, str]:
         theirs, sep, ours = pair.partition("=")
         if not sep:
             raise ConfigError(f"--label-map {pair!r}: expected THEIRS=OURS, e.g. --label-map FACT=verified")
+        if ours not in LABELS:
+            raise ConfigError(f"--label-map {pair!r}: expected OURS to be one of {list(LABELS)}, found {ours!r}")
         mapping[theirs] = ours
     return mapping
 
@@ -406,8 +446,6 @@ def _cmd_tag_spark(args: argparse.Namespace) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> None:
     from trainer.sweep import sweep
 
-    if args.trials < 1:
-        raise ConfigError(f"--trials: expected at least 1, found {args.trials}")
     result = sweep(args.config, args.space, args.trials, args.overrides, args.storage, args.keep,
                    progress=not args.quiet)
     shown = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in result.best_params.items()}
@@ -551,6 +589,14 @@ def _crash_log(exc: BaseException, argv: list[str]) -> Path:
     return path
 
 
+def _close_progress_bars() -> None:
+    """End a progress bar the error interrupted, so that the error starts a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def _bug(exc: BaseException, argv: list[str]) -> str:
     """The one line shown for an unforeseen error."""
     lines = str(exc).strip().splitlines()
@@ -570,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(argv)
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("interrupted: stopped before the end; outputs under their final names are complete or absent",
               file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -577,8 +624,38 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
         return 0
     except Exception as exc:  # noqa: BLE001 - the top-level guard: a bug gets one line and a log file
+        _close_progress_bars()
         print(_bug(exc, argv), file=sys.stderr)
         return EXIT_BUG
+
+
+# Output options of each command: (option, what it names), checked before the command does any work.
+_OUTPUTS = {
+    "evaluate": [("output", "folder")],
+    "compare": [("markdown", "file")],
+    "check-data": [("issues_output", "folder")],
+    "export": [("output", "folder")],
+    "select": [("output", "folder")],
+    "tag": [("output", "folder")],
+    "summarize": [("report", "folder")],
+}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """A file where an output folder goes, a folder where a file goes, a read-only parent: one line
+    before the command starts, not a traceback after its work."""
+    from trainer.config import output_problem
+
+    for dest, kind in _OUTPUTS.get(args.command, ()):
+        path = getattr(args, dest, None)
+        if path is None:
+            continue
+        option = "--" + dest.replace("_", "-")
+        if kind == "file" and path.is_dir():
+            raise ConfigError(f"{option}: expected a file to write, found the folder '{path}' (name a file)")
+        problem = output_problem(path.parent if kind == "file" else path)
+        if problem is not None:
+            raise ConfigError(f"{option}: {problem}")
 
 
 def _run(argv: list[str]) -> int:
@@ -590,8 +667,10 @@ def _run(argv: list[str]) -> int:
 
     _setup_logging(args.quiet, is_main())
     try:
+        _check_outputs(args)
         return COMMANDS[args.command](args) or 0
     except TrainerError as exc:
+        _close_progress_bars()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

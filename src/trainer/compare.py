@@ -14,7 +14,8 @@ from trainer.errors import ConfigError
 from trainer.evaluate import evaluate, load_rows
 from trainer.labels import LABELS
 from trainer.metrics import N_RESAMPLES, check_resamples, paired_bootstrap
-from trainer.predict import local_model
+from trainer.model_folder import read_meta
+from trainer.predict import is_mlflow_uri, local_model
 
 
 @dataclass
@@ -46,6 +47,13 @@ def compare(
     reference = reference or models[0]
     if reference not in models:
         raise ConfigError(f"--reference: expected one of the --models {models}, found {reference!r}")
+    for model in models:  # a wrong path or URI is found before any evaluation writes a report into a folder
+        if is_mlflow_uri(model):
+            from trainer.tracking import check_model_uri
+
+            check_model_uri(model)
+        else:
+            read_meta(Path(model))
     with local_model(models[0]) as first:  # a split is read from the first model's training config
         rows = load_rows(first, split, data, dataset, data_config, label_map)
     results = {model: evaluate(model, rows=rows, n_resamples=n_resamples) for model in models}

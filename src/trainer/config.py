@@ -25,7 +25,6 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -604,6 +603,13 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int, open_node
         children = node.value
     elif isinstance(node, yaml.MappingNode):
         children = [part for pair in node.value for part in pair]
+        seen: set[str] = set()
+        for key, _ in node.value:  # PyYAML keeps the last of two equal keys without a word
+            if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                if key.value in seen:
+                    raise ValueError(f"line {key.start_mark.line + 1}: expected each key once in a mapping, found "
+                                     f"{key.value!r} again; keep one")
+                seen.add(key.value)
     total = 1
     for child in children:
         total += _expanded_size(child, sizes, depth + 1, open_nodes)

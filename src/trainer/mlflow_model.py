@@ -70,21 +70,53 @@ def check_request(texts: list[Any]) -> None:
                                f"{position}; send fewer or shorter texts (the server's limit is {MAX_CHARS_ENV})")
 
 
+# The one column a DataFrame input (a CSV or Parquet request, a Spark UDF's struct) holds the texts in.
+TEXT_COLUMN = "text"
+
+
+def texts_of(model_input: Any) -> list[Any]:
+    """The texts of a request: a list (JSON `inputs`), or a DataFrame's `text` column. A frame
+    without one is an HTTP 400 error, not its first string column labeled instead (an id, a title)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(model_input, pd.DataFrame):
+        if TEXT_COLUMN not in model_input.columns:
+            raise _bad_request(f"expected a '{TEXT_COLUMN}' column, found columns "
+                               f"{[str(c) for c in model_input.columns]}; name the column of sentences '{TEXT_COLUMN}'")
+        model_input = model_input[TEXT_COLUMN]
+    if isinstance(model_input, (pd.Series, np.ndarray)):
+        return [None if isinstance(v, float) and v != v else v for v in model_input.tolist()]  # NaN: a missing cell
+    if isinstance(model_input, (list, tuple)):
+        return list(model_input)
+    raise _bad_request(f"expected a list of sentences, found {type(model_input).__name__}; send "
+                       '{"inputs": ["a sentence", ...]}')
+
+
 class PyfuncModel(import_pyfunc().PythonModel):
     """MLflow pyfunc wrapper: `predict(list of sentences)` -> DataFrame of label, probabilities and
     `truncated` (longer than the model reads).
 
-    The `list[str]` hint is MLflow's schema: it checks every request against it (a JSON request
-    whose inputs are not all strings gets HTTP 400), and turns a DataFrame's first string column (a
-    `text` column, a Spark UDF's column) into the list before `predict`, which then refuses, with
-    HTTP 400 and the reason, empty or whitespace-only texts and requests over the size limits
-    (`TRAINER_SERVE_MAX_INPUTS`, `TRAINER_SERVE_MAX_CHARS`), before computing anything.
+    The `list[str]` hint is the logged model's signature (a JSON request must be `{"inputs": [...]}`).
+    `predict` checks each request itself (`texts_of`, `check_request`) and refuses with HTTP 400 and
+    the reason, before computing anything: inputs that are not strings, empty or whitespace-only
+    texts, a DataFrame (CSV, Parquet) without a `text` column, and requests over the size limits
+    (`TRAINER_SERVE_MAX_INPUTS`, `TRAINER_SERVE_MAX_CHARS`).
     """
 
+    # MLflow's own check of the hint would first turn a DataFrame into its first column, whatever the
+    # column is; predict does the checking instead (MLflow skips it for its own models the same way).
+    _skip_type_hint_validation = True
+
     def load_context(self, context: Any) -> None:
+        from mlflow.models.signature import _TypeHints
+
         from trainer.predict import load_classifier
 
         self.classifier = load_classifier(context.artifacts["model_dir"])
+        # The hints MLflow's pyfunc wrapper goes by once the model is loaded (the signature is written
+        # before): none, so a DataFrame reaches predict whole instead of as its first string column.
+        self._predict_type_hints = _TypeHints()
 
     @staticmethod
     def to_frame(predictions: list[Any]) -> Any:
@@ -97,9 +129,13 @@ class PyfuncModel(import_pyfunc().PythonModel):
 
     def predict(self, context: Any, model_input: list[str], params: dict[str, Any] | None = None):  # noqa: ANN201
         # no return hint: MLflow then takes the output schema from the input example's output
-        texts = list(model_input)
+        texts = texts_of(model_input)
         check_request(texts)
         return self.to_frame(self.classifier.predict(texts))
 
+
+# MLflow's mark of a predict that validates its own input, as it sets on its own models' predict (and
+# so does not advise, when the model is logged, decorating it to have MLflow validate it).
+PyfuncModel.predict._is_pyfunc = True  # type: ignore[attr-defined]
 
 mlflow.models.set_model(PyfuncModel())

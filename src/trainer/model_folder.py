@@ -54,16 +54,20 @@ DEFAULT_MAX_LENGTH = 128
 
 
 def _read_json(path: Path) -> Any:
-    """A JSON file of the folder, None when absent; a ModelLoadError when it is not JSON."""
+    """A JSON object file of the folder, None when absent; a ModelLoadError when it is not one."""
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        loaded = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(
             f"{path}: expected JSON, found a file that is not ({exc}); the model folder is damaged: copy it "
             "again or train it again"
         ) from None
+    if not isinstance(loaded, dict):  # every JSON file of a model folder holds one object
+        raise ModelLoadError(f"{path}: expected a JSON object, found {type(loaded).__name__}; the model folder is "
+                             "damaged: copy it again or train it again")
+    return loaded
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -81,14 +85,14 @@ def write_meta(directory: Path, backend: str, **extra: Any) -> None:
 def read_meta(directory: Path) -> dict[str, Any]:
     """Read a model folder's metadata, with a ModelLoadError when it is not a model folder."""
     path = directory / MODEL_META
+    if not directory.is_dir():
+        raise ModelLoadError(f"{directory}: expected a model folder, found nothing there (check the path)")
     if not path.is_file():
         raise ModelLoadError(
             f"{directory}: expected a model folder with {MODEL_META}, found none "
             "(pass a folder written by `trainer train`, e.g. models/<run-name>)"
         )
     meta = _read_json(path)
-    if not isinstance(meta, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object of model metadata, found {type(meta).__name__}")
     if tuple(meta.get("labels", ())) != LABELS:
         raise ModelLoadError(
             f"{path}: expected labels {list(LABELS)}, found {meta.get('labels')}; this model uses another scheme"
@@ -96,11 +100,11 @@ def read_meta(directory: Path) -> dict[str, Any]:
     return meta
 
 
-def max_length(meta: dict[str, Any]) -> int:
-    """The number of tokens a transformer folder reads, from its metadata."""
+def max_length(meta: dict[str, Any], directory: Path | None = None) -> int:
+    """The number of tokens a transformer folder reads, from its metadata (read from `directory`)."""
     value = meta.get("max_length", DEFAULT_MAX_LENGTH)
     if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 4096:
-        raise ModelLoadError(f"{MODEL_META}: expected max_length to be a whole number of tokens from 8 to 4096, "
+        raise ModelLoadError(f"{(directory or Path()) / MODEL_META}: expected max_length to be a whole number of tokens from 8 to 4096, "
                              f"found {value!r}; the model folder is damaged")
     return value
 
@@ -198,8 +202,18 @@ def read_training_config(directory: Path) -> Any:
     """The resolved ExperimentConfig the model was trained with, or None (exports, old folders)."""
     from trainer.config import ExperimentConfig
 
+    from pydantic import ValidationError
+
     plain = _read_json(directory / RESOLVED_CONFIG)
-    return None if plain is None else ExperimentConfig.model_validate(plain)
+    try:
+        return None if plain is None else ExperimentConfig.model_validate(plain)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "the top level"
+        raise ModelLoadError(
+            f"{directory / RESOLVED_CONFIG}: expected the config the model was trained with, found one that does not "
+            f"validate ({where}: {error['msg']}); the model folder is damaged or from another version of trainer"
+        ) from None
 
 
 def read_json(path: Path) -> Any:

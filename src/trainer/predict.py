@@ -98,15 +98,18 @@ def _texts(texts: object) -> Iterable[str]:
     """The texts to label: one string is one text; anything else must be an iterable of them."""
     if isinstance(texts, str):
         return [texts]
-    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable) or isinstance(texts, dict):
+    if isinstance(texts, (bytes, bytearray, dict, set, frozenset)) or not isinstance(texts, Iterable):
+        unordered = " (a set has no order to return predictions in)" if isinstance(texts, (set, frozenset)) else ""
         raise DataError(
             f"expected a list of strings (or one string) to label, found {type(texts).__name__} ({texts!r:.40})"
+            f"{unordered}"
         )
     return texts
 
 
 def check_text(text: object, where: str) -> None:
-    """A text the models can label: a string with something other than whitespace in it."""
+    """A text the models can label: a string with something other than whitespace in it, that is
+    Unicode text (no lone surrogates, which no tokenizer encodes)."""
     if not isinstance(text, str):
         raise DataError(
             f"{where}: expected a string, found {type(text).__name__} ({text!r:.40}); pass text only"
@@ -116,6 +119,13 @@ def check_text(text: object, where: str) -> None:
             f"{where}: expected a sentence, found {'an empty string' if not text else 'only whitespace'}; "
             "an empty text has no label, leave it out"
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: bytes that were not UTF-8, kept by surrogateescape
+        raise DataError(
+            f"{where}: expected text, found the lone surrogate {text[exc.start]!r} at {exc.start} (bytes that were "
+            "not UTF-8?); decode the bytes with errors='replace'"
+        ) from None
 
 
 def load_classifier(model: str | Path, precision: str = "auto") -> Classifier:

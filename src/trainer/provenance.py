@@ -146,9 +146,10 @@ def read(directory: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         return None
+    return record if isinstance(record, dict) else None  # damaged: treated as absent, like an unreadable one
 
 
 def tags(record: dict[str, Any]) -> dict[str, str]:

@@ -334,6 +334,27 @@ def _requirements() -> list[str]:
     return pins
 
 
+def _no_model_at(uri: str, exc: Exception) -> ModelLoadError:
+    import mlflow
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return ModelLoadError(
+        f"{uri}: expected a logged model at this MLflow URI (tracking URI {mlflow.get_tracking_uri()}), found "
+        f"none ({first}); check the name, alias or run id (`runs:/<run id>/model`, `models:/NAME@alias`) and "
+        "MLFLOW_TRACKING_URI"
+    )
+
+
+def check_model_uri(uri: str) -> None:
+    """Refuse a `runs:/` or `models:/` URI that names no logged model, reading only its MLmodel file."""
+    import mlflow
+
+    try:
+        mlflow.models.get_model_info(uri)
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise _no_model_at(uri, exc) from None
+
+
 @contextmanager
 def downloaded_model(uri: str) -> Iterator[Path]:
     """Download a `runs:/` or `models:/` pyfunc model and yield the trainer model folder inside it."""
@@ -344,12 +365,7 @@ def downloaded_model(uri: str) -> Iterator[Path]:
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
         except (mlflow.exceptions.MlflowException, OSError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise ModelLoadError(
-                f"{uri}: expected a logged model at this MLflow URI (tracking URI {mlflow.get_tracking_uri()}), found "
-                f"none ({first}); check the name, alias or run id (`runs:/<run id>/model`, `models:/NAME@alias`) and "
-                "MLFLOW_TRACKING_URI"
-            ) from None
+            raise _no_model_at(uri, exc) from None
         candidates = [p.parent for p in local.rglob(MODEL_META)]
         if not candidates:
             raise ModelLoadError(f"{uri}: expected a model logged by trainer, found no trainer_model.json in it")

@@ -23,7 +23,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from trainer.atomic import atomic_folder
 from trainer.config import DataConfig, SplitConfig, portable, to_plain
 from trainer.data.rules import RuleLabeler, rules_path
-from trainer.data.sources import Example, SourceResult, input_files, read_source
+from trainer.data.sources import Example, SourceResult, input_files, read_bytes, read_source
 from trainer.errors import DataError
 from trainer.labels import LABELS
 from trainer.locks import output_lock
@@ -91,7 +91,7 @@ def fingerprint(config: DataConfig) -> str:
     extra = [config.drop_label_issues] if config.drop_label_issues else []
     for path in [p for source in config.sources for p in input_files(source)] + extra:
         digest.update(os.path.relpath(path, config.project).encode())
-        digest.update(path.read_bytes())
+        digest.update(read_bytes(path))
     return digest.hexdigest()
 
 

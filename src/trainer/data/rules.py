@@ -144,7 +144,12 @@ def _compile(patterns: list[str], where: str) -> _Patterns:
 
 
 def _search(patterns: _Patterns, text: str) -> bool:
-    return bool(patterns.any.search(text))
+    try:
+        return bool(patterns.any.search(text))
+    except ConfigError:
+        for _, pattern in patterns:  # name the pattern that does not end, not the whole alternation
+            pattern.search(text)
+        raise
 
 
 class RuleLabeler:

@@ -88,10 +88,11 @@ class SourceResult:
 def read_text(path: Path) -> str:
     """Read a UTF-8 text file (a byte-order mark dropped), with a DataError for undecodable bytes or a
     file that cannot be read."""
-    return decode_text(_read_bytes(path), path, "error", SourceResult())
+    return decode_text(read_bytes(path), path, "error", SourceResult())
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes, with a DataError naming a file that cannot be read (a link to nothing, no permission)."""
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -124,7 +125,7 @@ def read_article(path: Path, source: SourceConfig, result: SourceResult) -> str:
 
     Each fallback is counted in `result.skipped` (and so in the card) and logged.
     """
-    return decode_article(_read_bytes(path), path, source.on_bad_encoding, result)
+    return decode_article(read_bytes(path), path, source.on_bad_encoding, result)
 
 
 def decode_article(data: bytes, path: Path, on_bad_encoding: str, result: SourceResult) -> str:
@@ -169,7 +170,7 @@ def read_table(
         for number, row in enumerate(rows, start=1):
             yield f"{path}:row {number}", row
         return
-    text = decode_text(_read_bytes(path), path, on_bad_encoding, result if result is not None else SourceResult())
+    text = decode_text(read_bytes(path), path, on_bad_encoding, result if result is not None else SourceResult())
     if path.suffix.lower() == ".csv":
         try:
             for number, row in enumerate(csv.DictReader(text.splitlines()), start=2):
@@ -600,4 +601,4 @@ def input_files(source: SourceConfig) -> list[Path]:
     return files + SOURCES.get(source.kind).input_files(source)
 
 
-__all__ = ["LABELS", "Example", "SourceResult", "input_files", "read_jsonl", "read_source", "read_text"]
+__all__ = ["LABELS", "Example", "SourceResult", "input_files", "read_bytes", "read_jsonl", "read_source", "read_text"]

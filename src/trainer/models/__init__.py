@@ -24,8 +24,6 @@ def load_backend(directory: str | Path, precision: str = "auto") -> Backend:
     manifest cannot tell (an old folder without one) is still a one-line ModelLoadError.
     """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise ModelLoadError(f"{directory}: expected a model folder, found nothing there (check the path)")
     verify_manifest(directory)
     meta = read_meta(directory)
     backend = meta.get("backend")

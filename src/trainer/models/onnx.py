@@ -90,7 +90,7 @@ class OnnxBackend:
         if not (directory / ONNX_FILE).is_file():
             raise ModelLoadError(f"{directory}: expected an ONNX graph in {ONNX_FILE}, found none; export it again")
         tokenizer = load_tokenizer(directory)
-        return cls(directory / ONNX_FILE, tokenizer, model_folder.max_length(meta), meta.get("base_model"),
+        return cls(directory / ONNX_FILE, tokenizer, model_folder.max_length(meta, directory), meta.get("base_model"),
                    meta.get("quantize"))
 
 

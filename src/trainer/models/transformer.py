@@ -259,7 +259,7 @@ class TransformerBackend:
             training=TrainingConfig(precision=precision),
             model=model,
             tokenizer=tokenizer,
-            max_length=model_folder.max_length(meta),
+            max_length=model_folder.max_length(meta, directory),
             base_model=meta.get("base_model"),
         )
         if backend.precision in _AUTOCAST_DTYPES:
