@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from kill_at import after_call, run_trainer
+try:
+    from tests.kill_at import after_call, run_trainer
+except ModuleNotFoundError:  # run as a script: tests/ is on the path, the repository root may not be
+    from kill_at import after_call, run_trainer
 
 
 def _pause() -> None:
