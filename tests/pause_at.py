@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-try:  # run as a script (python tests/pause_at.py), tests/ is on the path
-    from kill_at import after_call, run_trainer
-except ImportError:  # imported as tests.pause_at (pytest's --doctest-modules collects every module)
+try:
     from tests.kill_at import after_call, run_trainer
+except ModuleNotFoundError:  # run as a script: tests/ is on the path, the repository root may not be
+    from kill_at import after_call, run_trainer
 
 
 def _pause() -> None:

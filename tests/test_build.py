@@ -103,7 +103,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(project, setup, message):
     with pytest.raises(DataError, match=message):
         _build(project)
     written = project.root / "processed"
-    assert not written.exists() or [p.name for p in written.iterdir()] == [".fixture.lock"]  # only the build's lock
+    assert not written.exists() or [p.name for p in written.iterdir()] == [".locks"]  # only the build's lock
 
 
 def test_build_data_cli(project, capsys):

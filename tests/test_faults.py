@@ -235,7 +235,7 @@ def test_a_dataset_that_would_not_load_is_never_written(project, texts, message)
     _one_error_line(done.stderr, message)
     kept = load_built(good.path)  # the previous build, whole, still in place
     assert kept.fingerprint == good.fingerprint and len(kept.dataset["test"]) == len(good.dataset["test"]) > 0
-    assert sorted(p.name for p in good.path.parent.iterdir()) == [".x.lock", "x"]
+    assert sorted(p.name for p in good.path.parent.iterdir()) == [".locks", "x"]
 
 
 def test_a_dataset_that_no_longer_loads_is_rebuilt(project):
@@ -274,12 +274,12 @@ def test_two_trains_of_one_run_name_one_proceeds(project, flags):
     second = _cli("train", "--config", str(config), *flags)
     assert second.returncode == 2
     _one_error_line(second.stderr, rf"run 'twice': expected no other train of it in progress, found one "
-                                   rf"\(PID {first.process.pid}, lock .*\.twice\.lock\)")
+                                   rf"\(PID {first.process.pid}, lock .*/\.locks/twice\.lock\)")
     done = first.release()
     assert done.returncode == 0, done.stderr[-800:]
     run_id = read_run(project.root / "models" / "twice")["run_id"]
     assert f"MLflow run:   {run_id}" in done.stdout  # the model folder is the first run's
-    assert [p.name for p in (project.root / "models").iterdir() if p.name != ".twice.lock"] == ["twice"]
+    assert [p.name for p in (project.root / "models").iterdir() if p.name != ".locks"] == ["twice"]
 
 
 def test_two_tags_into_one_output_one_proceeds(trained_sklearn, tmp_path):

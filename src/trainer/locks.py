@@ -1,7 +1,7 @@
 """One writer at a time: a lock file per output in progress, and the short lock under which outputs are swapped.
 
-    models/.<run>.lock              held by the `trainer train` writing models/<run> (PID inside)
-    <output_dir>/.<dataset>.lock    held by the `trainer build-data` writing that dataset
+    models/.locks/<run>.lock              held by the `trainer train` writing models/<run> (PID inside)
+    <output_dir>/.locks/<dataset>.lock    held by the build writing that dataset
 
 The locks are `flock` locks, held by the kernel for the life of the process: a killed process
 (SIGKILL included) releases its lock, so a lock file left behind never blocks the next run.
@@ -9,7 +9,7 @@ The locks are `flock` locks, held by the kernel for the life of the process: a k
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
 >>> with output_lock(folder / "run", "run 'run'", "train of it"):
-...     (folder / ".run.lock").read_text().split()[0] == str(os.getpid())
+...     (folder / ".locks" / "run.lock").read_text().split()[0] == str(os.getpid())
 True
 """
 
@@ -31,9 +31,12 @@ class BusyError(TrainerError):
     """Another process is writing the same output."""
 
 
+LOCKS_DIR = ".locks"
+
+
 def lock_path(target: Path) -> Path:
-    """The lock file of an output folder: a hidden sibling, `.NAME.lock`."""
-    return target.parent / f".{target.name}.lock"
+    """The lock file of an output: `.locks/NAME.lock` beside it (one hidden folder, whatever the number of outputs)."""
+    return target.parent / LOCKS_DIR / f"{target.name}.lock"
 
 
 @contextmanager

@@ -200,7 +200,7 @@ def tag(
 ) -> TagResult:
     """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable).
 
-    One `tag` writes into an output at a time (`.NAME.lock` beside it): a second would number its
+    One `tag` writes into an output at a time (`.locks/NAME.lock` beside it): a second would number its
     parts like the first's and remove the part the first is writing.
     """
     with output_lock(output, f"--output {output}", "trainer tag into it"):

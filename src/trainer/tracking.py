@@ -425,8 +425,11 @@ def _reason(exc: BaseException) -> str:
 
 
 def _check_writable(db: Path) -> None:
+    if not db.parent.is_dir():
+        raise FileNotFoundError(f"{db.parent} (the folder of the SQLite store) does not exist; create it, or set "
+                                "tracking.uri (or MLFLOW_TRACKING_URI) to another store")
     where = db if db.exists() else db.parent
-    if where.exists() and not (os.access(where, os.W_OK) and os.access(db.parent, os.W_OK)):
+    if not (os.access(where, os.W_OK) and os.access(db.parent, os.W_OK)):
         raise PermissionError(f"{where} is read-only; make it writable, or set tracking.uri (or MLFLOW_TRACKING_URI) "
                               "to another store")
 

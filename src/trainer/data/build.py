@@ -381,7 +381,7 @@ def load_built(path: Path) -> BuiltDataset:
 def build_dataset(config: DataConfig, force: bool = False, progress: bool = True, wait: bool = True) -> BuiltDataset:
     """Build (or reuse, if the fingerprint matches) the dataset described by `config`.
 
-    One process builds a dataset at a time (`.NAME.lock` beside it): with `wait`, another build of
+    One process builds a dataset at a time (`.locks/NAME.lock` beside it): with `wait`, another build of
     it is waited for and its result reused; without, a BusyError says who holds it. A build that
     would not load back (an empty split) is refused with the reason, and nothing is replaced.
 
