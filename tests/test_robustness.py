@@ -740,7 +740,7 @@ def scoring_server(trained_sklearn):
 
     project, result = trained_sklearn
     mlflow.set_tracking_uri(project.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    model = mlflow.pyfunc.load_model(result.model_uri)
     with TestClient(init(model)) as client:
         yield client
 

@@ -85,8 +85,8 @@ def plot_reliability(reliability: dict[str, Any], path: Path, title: str) -> Non
     solid = [b for b in bins if b["n"] >= min_n]
     for group, style in ((solid, {"color": "C3"}), ([b for b in bins if b["n"] < min_n], {"color": "0.6"})):
         if group:
-            low = [b["accuracy"] - b["accuracy_ci"][0] for b in group]
-            high = [b["accuracy_ci"][1] - b["accuracy"] for b in group]
+            low = [max(0.0, b["accuracy"] - b["accuracy_ci"][0]) for b in group]  # no -1e-16 at accuracy 1
+            high = [max(0.0, b["accuracy_ci"][1] - b["accuracy"]) for b in group]
             ax.errorbar([b["confidence"] for b in group], [b["accuracy"] for b in group], yerr=[low, high],
                         fmt="o", markersize=4, capsize=2, linewidth=1, **style)
     ax.plot([], [], "o", color="C3", label="accuracy at the bin's mean confidence (95% interval)")
