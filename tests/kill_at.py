@@ -44,6 +44,10 @@ def run_trainer(command: list[str]) -> int:
 
 def main() -> int:
     target, calls, name, *command = sys.argv[1:]
+    if name == "SIGINT":
+        # as from a terminal: a shell starts background jobs (`make test &`) with SIGINT ignored, and
+        # Python then leaves it ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     after_call(target, int(calls), lambda: os.kill(os.getpid(), getattr(signal, name)))
     return run_trainer(command)
 

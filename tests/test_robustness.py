@@ -391,8 +391,8 @@ def test_an_alias_bomb_in_an_override_is_refused():
         (["train", "--config", "CONFIG", "--cv", "1"], r"error: trainer train: argument --cv: expected at least 2"),
         (["train", "--config", "CONFIG", "--cv", "two"], r"error: trainer train: argument --cv: expected a whole number"),
         (["train", "--config", "CONFIG", "--bogus"], r"error: trainer: unrecognized arguments: --bogus"),
-        (["evaluate", "--model", "MODEL", "--resamples", "0"], r"error: trainer evaluate: argument --resamples: "
-                                                                r"expected at least 1, found 0"),
+        (["evaluate", "--model", "MODEL", "--resamples", "0"], r"error: --resamples: expected a whole number of at "
+                                                                r"least 10 bootstrap resamples, found 0"),
         (["evaluate", "--model", "MODEL", "--output", "BLOCKER"], r"error: --output: expected a folder for outputs, "
                                                                   r"found '.*README\.md', which is a file"),
         (["compare", "--models", "MODEL", "--markdown", "FOLDER"], r"error: --markdown: expected a file to write, "

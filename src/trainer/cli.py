@@ -241,7 +241,8 @@ def _add_eval_data(parser: argparse.ArgumentParser) -> None:
     )
     from trainer.metrics import N_RESAMPLES
 
-    parser.add_argument("--resamples", type=_whole(1), default=N_RESAMPLES, help="bootstrap resamples for the intervals")
+    # checked by metrics.check_resamples (at least MIN_RESAMPLES), for the API and the command line alike
+    parser.add_argument("--resamples", type=int, default=N_RESAMPLES, help="bootstrap resamples for the intervals")
 
 
 def _label_map(pairs: list[str]) -> dict[str, str]:
