@@ -87,7 +87,7 @@ def run_trainer(pretrained: str, train: tuple[list[str], list[str]], val: tuple[
 
 
 def run_project(pretrained: str, train: tuple[list[str], list[str]], val: tuple[list[str], list[str]],
-                epochs: int, batch_size: int, seed: int, length_group: int):
+                epochs: int, batch_size: int, seed: int, length_group: int, precision: str = "auto"):
     """The project's loop: pre-tokenised, length-grouped batches, bf16 where native."""
     from trainer.config import TrainingConfig, TransformerModel
     from trainer.metrics import macro_f1
@@ -97,7 +97,7 @@ def run_project(pretrained: str, train: tuple[list[str], list[str]], val: tuple[
     # class weights; the project keeps no best epoch either (patience high, validation not passed in).
     training = TrainingConfig(epochs=epochs, batch_size=batch_size, early_stopping_patience=99,
                               class_weighting=False, warmup_ratio=0.0, weight_decay=0.0, learning_rate=5e-5,
-                              seed=seed, length_group_batches=length_group)
+                              seed=seed, length_group_batches=length_group, precision=precision)
     backend = TransformerBackend(TransformerModel(pretrained=pretrained), training)
     _sync()
     start = time.perf_counter()
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--write-split", type=Path, help="write the bundled train/validation split here and stop")
     parser.add_argument("--save-model", type=Path, help="save the project's model of the first seed here")
     parser.add_argument("--length-group", type=int, default=50, help="the project's training.length_group_batches")
+    parser.add_argument("--precision", default="auto", help="the project's training.precision (auto: bf16 where native)")
     parser.add_argument("--name", default="train", help="result file name under benchmarks/results/")
     args = parser.parse_args()
 
@@ -161,7 +162,7 @@ def main() -> None:
     for n, seed in enumerate(args.seeds):
         hf_rate, hf_f1 = run_trainer(args.pretrained, train, val, args.epochs, args.batch_size, seed)
         ours_rate, ours_f1, backend = run_project(args.pretrained, train, val, args.epochs, args.batch_size, seed,
-                                                  args.length_group)
+                                                  args.length_group, args.precision)
         if n == 0 and args.save_model is not None:
             args.save_model.mkdir(parents=True, exist_ok=True)
             backend.save(args.save_model)
