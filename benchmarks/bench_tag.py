@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import POLNEAR, ROOT, machine, need_model, peak_rss_mb, save
+from common import POLNEAR, ROOT, load_line, machine, need_model, peak_rss_mb, save
+from peak import describe, limit, measure, model_flops
 
 
 def main() -> None:
@@ -36,6 +37,10 @@ def main() -> None:
         return
 
     print(machine())
+    load_before = load_line("before")
+    print(load_before)
+    peak = measure()
+    print(describe(peak))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         start = time.perf_counter()
@@ -47,11 +52,21 @@ def main() -> None:
         start = time.perf_counter()
         sum(1 for _ in classifier.iter_predict(iter(texts)))
         model_only = time.perf_counter() - start
+        tokenizer = classifier.backend.tokenizer
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=128)["input_ids"]]
+        flops = model_flops(classifier.backend.model.config, lengths)
+        precision = classifier.backend.precision
     e2e_rate, model_rate = result.sentences / end_to_end, len(texts) / model_only
     print(f"trainer tag, end to end: {result.articles} articles, {result.sentences} sentences in {end_to_end:.1f} s: "
           f"{e2e_rate:.0f} sentences/s")
     print(f"the model alone on the same sentences: {model_only:.1f} s: {model_rate:.0f} sentences/s")
     print(f"end to end / model only: {e2e_rate / model_rate:.1%}")
+    ceiling = limit(peak, {precision if precision in ("bf16", "fp32") else "int8": 1.0})
+    gflops = {"end_to_end": flops / end_to_end / 1e9, "model_only": flops / model_only / 1e9}
+    print(f"model ({precision}): {gflops['model_only']:.0f} GFLOP/s, {gflops['model_only'] / ceiling:.1%} of the "
+          f"{precision} peak; end to end {gflops['end_to_end']:.0f} GFLOP/s, {gflops['end_to_end'] / ceiling:.1%}")
+    load_after = load_line("after")
+    print(load_after)
 
     with tempfile.TemporaryDirectory() as tmp:  # peak memory of a large run, in a fresh process
         corpus = Path(tmp) / "corpus"
@@ -65,7 +80,9 @@ def main() -> None:
     print(f"memory: {sentences} sentences tagged at a peak RSS of {rss} MB")
     save("tag", {"articles": result.articles, "sentences": result.sentences, "end_to_end_s": end_to_end,
                  "model_only_s": model_only, "share_of_model_rate": e2e_rate / model_rate,
-                 "memory": {"sentences": int(sentences), "peak_rss_mb": float(rss)}})
+                 "memory": {"sentences": int(sentences), "peak_rss_mb": float(rss)}, "precision": precision,
+                 "peak": peak, "gflops": gflops, "share_of_peak": {k: v / ceiling for k, v in gflops.items()},
+                 "load": [load_before, load_after]})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, peak_rss_mb, save
+from common import ROOT, load_line, machine, paired_interval, peak_rss_mb, save
+from peak import describe, measure, model_flops
 
 
 def load_split(split_file: Path | None) -> dict[str, tuple[list[str], list[str]]]:
@@ -86,7 +87,7 @@ def run_trainer(pretrained: str, train: tuple[list[str], list[str]], val: tuple[
 
 
 def run_project(pretrained: str, train: tuple[list[str], list[str]], val: tuple[list[str], list[str]],
-                epochs: int, batch_size: int, seed: int, length_group: int):
+                epochs: int, batch_size: int, seed: int, length_group: int, precision: str = "auto"):
     """The project's loop: pre-tokenised, length-grouped batches, bf16 where native."""
     from trainer.config import TrainingConfig, TransformerModel
     from trainer.metrics import macro_f1
@@ -96,7 +97,7 @@ def run_project(pretrained: str, train: tuple[list[str], list[str]], val: tuple[
     # class weights; the project keeps no best epoch either (patience high, validation not passed in).
     training = TrainingConfig(epochs=epochs, batch_size=batch_size, early_stopping_patience=99,
                               class_weighting=False, warmup_ratio=0.0, weight_decay=0.0, learning_rate=5e-5,
-                              seed=seed, length_group_batches=length_group)
+                              seed=seed, length_group_batches=length_group, precision=precision)
     backend = TransformerBackend(TransformerModel(pretrained=pretrained), training)
     _sync()
     start = time.perf_counter()
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--write-split", type=Path, help="write the bundled train/validation split here and stop")
     parser.add_argument("--save-model", type=Path, help="save the project's model of the first seed here")
     parser.add_argument("--length-group", type=int, default=50, help="the project's training.length_group_batches")
+    parser.add_argument("--precision", default="auto", help="the project's training.precision (auto: bf16 where native)")
     parser.add_argument("--name", default="train", help="result file name under benchmarks/results/")
     args = parser.parse_args()
 
@@ -144,6 +146,15 @@ def main() -> None:
         args.pretrained = default_pretrained()
     train, val = data["train"], data["validation"]
     print(machine())
+    load_before = load_line("before")
+    print(load_before)
+    peak = measure()
+    print(describe(peak))
+    from transformers import AutoConfig, AutoTokenizer
+
+    lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(args.pretrained)(train[0], truncation=True,
+                                                                                  max_length=128)["input_ids"]]
+    flops_per_epoch = model_flops(AutoConfig.from_pretrained(args.pretrained), lengths, passes=3)
     print(f"{len(train[0])} training sentences, {len(val[0])} validation; {args.epochs} epoch(s), "
           f"batch size {args.batch_size}, seeds {args.seeds}")
 
@@ -151,7 +162,7 @@ def main() -> None:
     for n, seed in enumerate(args.seeds):
         hf_rate, hf_f1 = run_trainer(args.pretrained, train, val, args.epochs, args.batch_size, seed)
         ours_rate, ours_f1, backend = run_project(args.pretrained, train, val, args.epochs, args.batch_size, seed,
-                                                  args.length_group)
+                                                  args.length_group, args.precision)
         if n == 0 and args.save_model is not None:
             args.save_model.mkdir(parents=True, exist_ok=True)
             backend.save(args.save_model)
@@ -173,17 +184,29 @@ def main() -> None:
           f"validation macro-F1 {hf['val_macro_f1_mean']:.3f} ± {hf['val_macro_f1_sd']:.3f}")
     print(f"project loop ({backend.precision:>4})   {ours['examples_per_s']:7.1f} examples/s (median)  "
           f"validation macro-F1 {ours['val_macro_f1_mean']:.3f} ± {ours['val_macro_f1_sd']:.3f}")
+    interval = None
     if len(runs) > 1:
         diffs = [r["project"]["val_macro_f1"] - r["trainer"]["val_macro_f1"] for r in runs]
-        se = statistics.stdev(diffs) / len(diffs) ** 0.5
-        print(f"F1 project - Trainer, paired by seed: {statistics.mean(diffs):+.3f} (standard error {se:.3f})")
+        interval = paired_interval(diffs)
+        print(f"F1 project - Trainer, paired by seed: {interval['mean']:+.3f}; 95% t-interval over {len(diffs)} seeds "
+              f"[{interval['t_low']:+.3f}, {interval['t_high']:+.3f}]; paired bootstrap "
+              f"[{interval['bootstrap_low']:+.3f}, {interval['bootstrap_high']:+.3f}]")
+    shares = {}
+    for side, rate, dtype in (("trainer", hf["examples_per_s"], "fp32"),
+                              ("project", ours["examples_per_s"], "bf16" if backend.precision == "bf16" else "fp32")):
+        gflops = rate / len(train[0]) * flops_per_epoch / 1e9
+        shares[side] = {"gflops": gflops, "dtype": dtype, "share_of_peak": gflops / peak[dtype]}
+        print(f"{side:<8} {gflops:6.1f} GFLOP/s (forward and backward, real tokens): "
+              f"{gflops / peak[dtype]:.1%} of the {dtype} peak")
+    print(load_line("after"))
     print(f"ratio x{ratio:.2f}; peak RSS {peak_rss_mb():.0f} MB"
           + (f"; peak GPU memory {gpu_peak:.0f} MB" if gpu_peak is not None else ""))
     save(args.name, {"n": len(train[0]), "n_validation": len(val[0]), "epochs": args.epochs,
                      "length_group_batches": args.length_group,
                      "batch_size": args.batch_size, "precision": backend.precision, "runs": runs,
                      "trainer": hf, "project": ours, "ratio": ratio, "peak_rss_mb": peak_rss_mb(),
-                     "peak_gpu_mb": gpu_peak,
+                     "peak_gpu_mb": gpu_peak, "peak": peak, "shares": shares, "f1_difference": interval,
+                     "load": [load_before, load_line("after")],
                      "note": "Trainer's defaults on both sides: lr 5e-5, no warmup, no weight decay, no class weights"})
 
 

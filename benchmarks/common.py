@@ -53,6 +53,24 @@ def real_sentences(n: int) -> list[str]:
     return (sentences * (n // max(len(sentences), 1) + 1))[:n]
 
 
+def load_line(when: str) -> str:
+    """`uptime`'s load averages: other processes share these cores and slow whatever runs beside them."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return f"load average {when}: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} (1, 5, 15 min) on {os.cpu_count()} cores"
+
+
+def paired_interval(diffs: list[float], resamples: int = 10_000, seed: int = 0) -> dict[str, float]:
+    """Mean of paired differences with a 95% t-interval and a paired bootstrap (percentile) interval."""
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(diffs, dtype=float)
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    means = np.random.default_rng(seed).choice(d, size=(resamples, len(d))).mean(axis=1)
+    return {"mean": float(d.mean()), "n": len(d), "t_low": float(d.mean() - half), "t_high": float(d.mean() + half),
+            "bootstrap_low": float(np.quantile(means, 0.025)), "bootstrap_high": float(np.quantile(means, 0.975))}
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

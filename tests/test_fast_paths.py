@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -11,6 +12,8 @@ import torch
 from trainer import load_classifier
 from trainer.cli import main
 from trainer.config import TrainingConfig, TransformerModel
+from trainer.models import int8
+from trainer.models.batching import sorted_batches
 from trainer.models.onnx import _is_ffn_down_projection, _modules_of
 from trainer.models.transformer import TransformerBackend, fast_bf16, resolve_precision
 from trainer.models.loop import EpochDone
@@ -67,12 +70,90 @@ def test_auto_precision_follows_the_hardware(tiny_model_dir):
 def test_int8_export_loads_and_predicts(trained_tiny, tmp_path, capsys):
     output = tmp_path / "int8"
     assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output), "--format", "int8"]) == 0
-    assert json.loads((output / "trainer_model.json").read_text())["quantize"] == "int8"
+    meta = json.loads((output / "trainer_model.json").read_text())
+    assert meta["quantize"] == "int8" and (output / int8.INT8_FILE).is_file()
+    assert meta["int8"]["keep"] == [f"bert.encoder.layer.{i}.output.dense" for i in range(2)]  # FFN down in bf16
     clf = load_classifier(output)
-    assert clf.backend.precision == "int8"
+    expected, _ = int8.choose("auto", meta["int8"])
+    assert clf.backend.precision == ("int8" if expected else clf.backend.precision)
     predictions = clf.predict(TEXTS)
     assert all(sum(p.probabilities.values()) == pytest.approx(1, abs=1e-5) for p in predictions)
     assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output)]) == 2  # exists
+
+
+@pytest.mark.skipif(not int8.vnni(), reason="static int8 needs a CPU with VNNI or AMX")
+def test_static_int8_keeps_the_labels_of_fp32(trained_tiny):
+    """Calibrated on real sentences, static int8 gives fp32's labels on other real sentences."""
+    source = load_classifier(trained_tiny[1].model_dir, precision="fp32").backend
+    sentences = int8.corpus_sentences()
+    calibrate_on, check_on = sentences[0::2][:256], sentences[1::2][:400]
+    stats = int8.calibrate(source.model, lambda: source.predict_proba(calibrate_on))
+    reference = source.predict_proba(check_on)
+    model = copy.deepcopy(source.model)
+    quantized = TransformerBackend(training=source.training, model=int8.quantize_static(
+        model, stats, int8.ffn_down_projections(model)), tokenizer=source.tokenizer, max_length=source.max_length)
+    # per layer: query-key-value as one product, the attention output, the FFN up-projection with its GELU
+    assert sum(isinstance(m, int8.StaticInt8Linear) for m in quantized.model.modules()) == 2 * 3
+    fast = quantized.predict_proba(check_on)
+    assert (fast.argmax(1) == reference.argmax(1)).mean() >= 0.98
+    np.testing.assert_allclose(fast, reference, atol=0.05)
+
+
+def test_int8_export_precision_is_a_choice(trained_tiny, tmp_path):
+    """fp32 on an int8 export runs its fp32 weights: the source's probabilities exactly."""
+    output = tmp_path / "int8"
+    assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output), "--format", "int8"]) == 0
+    forced = load_classifier(output, precision="fp32").backend
+    assert forced.precision == "fp32" and "as asked" in forced.precision_choice
+    source = load_classifier(trained_tiny[1].model_dir, precision="fp32").backend
+    np.testing.assert_allclose(forced.predict_proba(TEXTS), source.predict_proba(TEXTS), atol=1e-6)
+
+
+@pytest.mark.parametrize(("check", "precision", "runs_int8"), [
+    ({"agreement": 0.999, "speedup_vs_bf16": 1.4, "cpu": "elsewhere"}, "auto", True),
+    ({"agreement": 0.990, "speedup_vs_bf16": 1.4, "cpu": "elsewhere"}, "auto", False),  # below the bound
+    ({"agreement": 0.999, "speedup_vs_bf16": 1.4, "cpu": "elsewhere"}, "bf16", False),  # asked for bf16
+])
+def test_auto_runs_int8_only_within_the_agreement_bound(monkeypatch, check, precision, runs_int8):
+    monkeypatch.setattr(int8, "vnni", lambda: True)
+    assert int8.choose(precision, check)[0] is runs_int8
+
+
+def test_auto_skips_int8_where_it_was_measured_slower(monkeypatch):
+    from trainer.provenance import hardware
+
+    monkeypatch.setattr(int8, "vnni", lambda: True)
+    here = hardware()["cpu"]
+    assert int8.choose("auto", {"agreement": 0.999, "speedup_vs_bf16": 0.9, "cpu": here}) == (
+        False, "not int8: 0.90x bf16 when measured on this CPU")
+    monkeypatch.setattr(int8, "vnni", lambda: False)
+    assert int8.choose("auto", {"agreement": 0.999, "speedup_vs_bf16": 1.5, "cpu": here})[0] is False
+
+
+def test_token_budget_batches_fit_and_give_the_same_probabilities(trained_tiny):
+    backend = load_classifier(trained_tiny[1].model_dir, precision="fp32").backend
+    ids = backend._encode(TEXTS)
+    batches = list(sorted_batches(ids, 4, token_budget=64))
+    assert sorted(i for b in batches for i in b) == list(range(len(TEXTS)))
+    assert all(len(b) * max(len(ids[i]) for i in b) <= 64 or len(b) == 1 for b in batches)
+    assert max(len(b) for b in batches) > 4  # short sentences share a batch beyond the sentence count
+    plain = backend.predict_proba(TEXTS, batch_size=4)
+    backend.token_budget = 64
+    np.testing.assert_allclose(backend.predict_proba(TEXTS, batch_size=4), plain, atol=1e-5)
+
+
+def test_training_batches_are_bucketed_random(tiny_model_dir):
+    """Every example once per epoch; mega-batches of at most a quarter of the split, so epochs differ."""
+    backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir)),
+                                 TrainingConfig(length_group_batches=50, precision="fp32"))
+    lengths = np.random.default_rng(0).integers(5, 60, size=400)
+    rng = np.random.default_rng(1)
+    first, second = (backend._train_batches(lengths, 8, rng) for _ in range(2))
+    for batches in (first, second):
+        assert sorted(int(i) for b in batches for i in b) == list(range(400))
+    spread = [lengths[b].max() - lengths[b].min() for b in first]
+    assert np.median(spread) <= 6  # sorted within a mega-batch: little padding
+    assert {tuple(sorted(b)) for b in first} != {tuple(sorted(b)) for b in second}
 
 
 @pytest.mark.parametrize(("bf16_supported", "expected"), [(True, "bf16"), (False, "fp16")])

@@ -57,17 +57,34 @@ def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarr
     return input_ids, mask
 
 
-def sorted_batches(ids: Sequence[Sequence[int]], batch_size: int) -> Iterator[np.ndarray]:
-    """Indices into `ids`, in batches of similar length (shortest first); callers scatter results back."""
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+def sorted_batches(
+    ids: Sequence[Sequence[int]], batch_size: int, token_budget: int | None = None
+) -> Iterator[np.ndarray]:
+    """Indices into `ids`, in batches of similar length (shortest first); callers scatter results back.
+
+    With `token_budget`, a batch holds as many sentences as fit in that many padded tokens (at least one),
+    instead of `batch_size`: more short sentences per product, fewer long ones."""
+    lengths = np.array([len(x) for x in ids])
+    order = np.argsort(lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        size = batch_size if token_budget is None else max(1, token_budget // int(lengths[order[start]]))
+        # sorted ascending: the batch's last row is its longest; shrink until it fits the budget
+        while token_budget is not None and size > 1 and size * _longest(lengths, order, start, size) > token_budget:
+            size -= 1
+        yield order[start : start + size]
+        start += size
 
 
-def probabilities(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int, logits_of: LogitsFn) -> np.ndarray:
+def _longest(lengths: np.ndarray, order: np.ndarray, start: int, size: int) -> int:
+    return int(lengths[order[min(start + size, len(order)) - 1]])
+
+
+def probabilities(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int, logits_of: LogitsFn,
+                  token_budget: int | None = None) -> np.ndarray:
     """Softmax of `logits_of` over length-sorted batches, rows back in input order, columns in LABELS order."""
     out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
-    for batch in sorted_batches(ids, batch_size):
+    for batch in sorted_batches(ids, batch_size, token_budget):
         logits = logits_of(*pad([ids[i] for i in batch], pad_id)).astype(np.float32)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)

@@ -3,8 +3,10 @@
 Formats:
 - `onnx` (default): ONNX Runtime graph in fp32; the same labels as the source model.
 - `onnx-int8`: the same graph with int8 matrix products (`models/onnx.py` says which).
-- `int8`: torch dynamic quantisation; the weights stay fp32 safetensors (nothing unpicklable is
-  written) and the metadata asks the loader to quantise the linear layers.
+- `int8`: static int8 (SmoothQuant W8A8 through oneDNN, `models/int8.py`), calibrated on real
+  sentences, the feed-forward down-projections in bf16. The weights stay fp32 safetensors (nothing
+  unpicklable is written) beside the calibration; the loader quantises them, and `precision: auto`
+  runs int8 only where `int8.choose` finds it faster and within the agreement bound.
 
 Every export is checked against its source on a few sentences before it is kept; see
 benchmarks/README.md for speed and label agreement on 5,000 real sentences.
@@ -12,14 +14,18 @@ benchmarks/README.md for speed and label agreement on 5,000 real sentences.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import shutil
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from trainer.atomic import atomic_folder
 from trainer.errors import ConfigError, ModelLoadError
@@ -56,9 +62,38 @@ def _write_onnx(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path
                quantize="int8" if int8 else None, exported_from=str(model_dir))
 
 
-def _write_torch_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path) -> None:
+def _write_torch_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path,
+                      calibration: Sequence[str] | None = None) -> None:
+    """Calibrate on half the sentences, check label agreement with fp32 and speed against bf16 on the
+    other half, and write both with the fp32 weights."""
+    from trainer.models import int8
+    from trainer.models.transformer import TransformerBackend
+    from trainer.provenance import hardware
+
+    texts = list(calibration) if calibration is not None else int8.corpus_sentences()
+    calibrate_on, check_on = texts[0::2][: int8.CALIBRATION_SENTENCES], texts[1::2]
+    stats = int8.calibrate(source.model, lambda: source.predict_proba(calibrate_on))
+    keep = int8.ffn_down_projections(source.model)
+    reference = source.predict_proba(check_on).argmax(1)
+    bf16 = TransformerBackend(training=source.training, model=copy.deepcopy(source.model).to(torch.bfloat16),
+                              tokenizer=source.tokenizer, max_length=source.max_length)
+    bf16.precision = "bf16"
+    quantized = TransformerBackend(training=source.training, model=int8.quantize_static(
+        copy.deepcopy(source.model), stats, keep), tokenizer=source.tokenizer, max_length=source.max_length)
+    quantized.precision = "int8"
+    timings = {}
+    for name, backend in (("bf16", bf16), ("int8", quantized)):
+        backend.predict_proba(check_on[:64])  # warm-up
+        start = time.perf_counter()
+        predicted = backend.predict_proba(check_on).argmax(1)
+        timings[name] = time.perf_counter() - start
     shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns(EVAL_DIR), dirs_exist_ok=True)
-    (folder / MODEL_META).write_text(json.dumps({**meta, "quantize": "int8"}, indent=2), encoding="utf-8")
+    int8.save_calibration(folder / int8.INT8_FILE, stats)
+    check = {"alpha": int8.ALPHA, "keep": keep, "calibrated": len(calibrate_on), "checked": len(check_on),
+             "agreement": float((predicted == reference).mean()), "speedup_vs_bf16": timings["bf16"] / timings["int8"],
+             "cpu": hardware()["cpu"]}
+    (folder / MODEL_META).write_text(json.dumps({**meta, "quantize": "int8", "int8": check}, indent=2),
+                                     encoding="utf-8")
 
 
 EXPORTS.register("onnx", ExportFormat(
@@ -66,7 +101,7 @@ EXPORTS.register("onnx", ExportFormat(
 EXPORTS.register("onnx-int8", ExportFormat(
     functools.partial(_write_onnx, int8=True), "ONNX Runtime, int8, faster, a few labels differ"))
 EXPORTS.register("int8", ExportFormat(
-    _write_torch_int8, "torch dynamic int8, no extra packages, more labels differ"))
+    _write_torch_int8, "static int8 (torch, oneDNN), calibrated on real sentences; auto runs it where it pays"))
 
 
 def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportCheck:

@@ -19,6 +19,7 @@ from trainer.config import TrainingConfig, TransformerModel
 from trainer.errors import ModelLoadError
 from trainer.labels import ID2LABEL, LABEL2ID, LABELS
 from trainer.model_folder import write_meta
+from trainer.models import int8
 from trainer.models.batching import batched_rows, encode, load_tokenizer, pad, probabilities
 from trainer.models.loop import EpochDone, TrainingLoop, seed_everything
 
@@ -120,6 +121,8 @@ class TransformerBackend:
         self.training = training or TrainingConfig()
         self.device = distributed.device_for_rank(pick_device(self.training.device))
         self.precision = resolve_precision(self.training.precision, self.device)
+        self.precision_choice = f"{self.precision} ({self.training.precision})"  # what ran, and why
+        self.token_budget: int | None = None  # prediction batches by padded tokens instead of sentences
         self.max_length = max_length or self.config.max_length
         self.base_model = base_model or encoders.resolve(self.config.pretrained)
         if model is None:
@@ -150,8 +153,13 @@ class TransformerBackend:
         }
 
     def _train_batches(self, lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """Bucketed random batches, as `transformers.Trainer`'s `group_by_length`: shuffle, cut into mega-batches
+        of `length_group_batches` batches (at most a quarter of the split, so that every epoch mixes at least
+        four), sort each by length, cut it into batches, shuffle the batches. Sorting the whole split at once
+        made the same near-equal-length batches every epoch and cost validation F1 (benchmarks/README.md)."""
         order = rng.permutation(len(lengths))
-        group = batch_size * self.training.length_group_batches  # sorted together: little padding
+        per_group = min(self.training.length_group_batches, max(1, len(lengths) // (4 * batch_size)))
+        group = batch_size * per_group  # sorted together: little padding
         batches: list[np.ndarray] = []
         for start in range(0, len(order), group):
             chunk = order[start : start + group]
@@ -211,7 +219,8 @@ class TransformerBackend:
             return logits.float().cpu().numpy()
 
         pad_id = self.tokenizer.pad_token_id or 0
-        return probabilities(ids, batch_size or self.training.eval_batch_size, pad_id, logits_of), cut
+        size = batch_size or self.training.eval_batch_size
+        return probabilities(ids, size, pad_id, logits_of, self.token_budget), cut
 
     @torch.inference_mode()
     def embed(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
@@ -244,7 +253,8 @@ class TransformerBackend:
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> TransformerBackend:
         """Load for prediction. With bf16 (`auto` on a GPU, AMX or AVX512-BF16 CPU) or fp16 (`auto` on a GPU
-        without bf16) the weights are cast once, which saves autocast's cast of every weight in every batch."""
+        without bf16) the weights are cast once, which saves autocast's cast of every weight in every batch.
+        An int8 export runs in static int8 where `models/int8.choose` says so, else like its source."""
         if not (directory / "model.safetensors").is_file():
             raise ModelLoadError(f"{directory}: expected weights in model.safetensors, found none")
         model = load_sequence_classifier(
@@ -253,8 +263,10 @@ class TransformerBackend:
             use_safetensors=True,  # never unpickle weights from a folder
         ).eval()
         tokenizer = load_tokenizer(directory, model.config.vocab_size)
-        if meta.get("quantize") == "int8":
-            model = quantize_int8(model)  # weights stay fp32 safetensors on disk; quantised when loaded
+        static = meta.get("quantize") == "int8" and (directory / int8.INT8_FILE).is_file()
+        if meta.get("quantize") == "int8" and not static:
+            model = quantize_int8(model)  # an export from before static int8: dynamic, quantised when loaded
+        use_int8, why = int8.choose(precision, meta.get("int8", {})) if static else (False, "")
         backend = cls(
             training=TrainingConfig(precision=precision),
             model=model,
@@ -262,6 +274,14 @@ class TransformerBackend:
             max_length=model_folder.max_length(meta, directory),
             base_model=meta.get("base_model"),
         )
-        if backend.precision in _AUTOCAST_DTYPES:
+        if use_int8:
+            check = meta["int8"]
+            stats = int8.load_calibration(directory / int8.INT8_FILE)
+            backend.model = int8.quantize_static(backend.model, stats, check["keep"], check["alpha"])
+            backend.precision = "int8"
+        elif backend.precision in _AUTOCAST_DTYPES:
             backend.model = backend.model.to(_AUTOCAST_DTYPES[backend.precision])
+        backend.precision_choice = why or f"{backend.precision} ({precision})"
+        if static:
+            log.info("precision %s: %s", precision, backend.precision_choice)
         return backend
