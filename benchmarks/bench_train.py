@@ -124,7 +124,8 @@ def main() -> None:
     parser.add_argument("--split-file", type=Path, help="read train/validation from this JSONL")
     parser.add_argument("--write-split", type=Path, help="write the bundled train/validation split here and stop")
     parser.add_argument("--save-model", type=Path, help="save the project's model of the first seed here")
-    parser.add_argument("--length-group", type=int, default=50, help="the project's training.length_group_batches")
+    parser.add_argument("--length-group", type=int, help="the project's training.length_group_batches (default: "
+                        "a quarter of the train split per mega-batch, as Trainer's group_by_length mixes)")
     parser.add_argument("--precision", default="auto", help="the project's training.precision (auto: bf16 where native)")
     parser.add_argument("--name", default="train", help="result file name under benchmarks/results/")
     args = parser.parse_args()
@@ -155,6 +156,8 @@ def main() -> None:
     lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(args.pretrained)(train[0], truncation=True,
                                                                                   max_length=128)["input_ids"]]
     flops_per_epoch = model_flops(AutoConfig.from_pretrained(args.pretrained), lengths, passes=3)
+    if args.length_group is None:
+        args.length_group = max(1, len(train[0]) // (4 * args.batch_size))
     print(f"{len(train[0])} training sentences, {len(val[0])} validation; {args.epochs} epoch(s), "
           f"batch size {args.batch_size}, seeds {args.seeds}")
 

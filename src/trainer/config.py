@@ -472,8 +472,8 @@ class TrainingConfig(_Strict):
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     class_weighting: bool = True
     length_group_batches: int = Field(
-        default=50, ge=1, description="batches' worth of examples sorted by length together, at most a quarter "
-        "of the split (transformers' group_by_length mega-batches; 1: random batches)"
+        default=50, ge=1, description="batches' worth of examples sorted by length together (transformers' "
+        "group_by_length mega-batches; 1: random batches)"
     )
     early_stopping_patience: int = Field(default=2, ge=1)
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps (smoke runs)")
