@@ -196,3 +196,24 @@ def test_version_flag_prints_the_version():
     from importlib.metadata import version
 
     assert done.returncode == 0 and done.stdout.strip() == f"trainer {version('trainer')}"
+
+
+def test_a_data_config_means_the_same_through_its_experiment_config(project, tmp_path, monkeypatch):
+    """Without a pyproject.toml, each file's paths start at its own folder: the data config's paths are
+    the same (and so is its fingerprint) whether build-data or train loads it."""
+    from trainer.data.build import fingerprint
+
+    root = tmp_path / "loose"
+    (root / "data").mkdir(parents=True)
+    source = project.data_config()["sources"][0]
+    for key in ("articles", "labels", "metadata"):
+        os.symlink(source[key], root / "data" / Path(source[key]).name)
+        source[key] = Path(source[key]).name  # relative to the data config's own folder
+    (root / "data" / "d.yaml").write_text(yaml.safe_dump({"name": "d", "sources": [source]}))
+    (root / "exp.yaml").write_text(yaml.safe_dump({"run_name": "r", "data": "data/d.yaml",
+                                                   "model": {"backend": "sklearn"}}))
+    monkeypatch.chdir(tmp_path)
+    direct = load_data_config(root / "data" / "d.yaml")
+    inlined = load_config(root / "exp.yaml", ["data.split.seed=13"]).data
+    assert direct.sources[0].articles == inlined.sources[0].articles == root / "data" / "articles"
+    assert fingerprint(direct) == fingerprint(inlined)

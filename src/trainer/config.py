@@ -789,12 +789,13 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> tuple[str, str]:
 
 
 def _validate(model: type[BaseModel], raw: dict[str, Any], origin: str, overridden: set[str],
-              root: Path | None = None) -> Any:
+              root: Path | None = None, prefix: str = "") -> Any:
     try:
         return model.model_validate(raw, context={ROOT: root} if root is not None else None)
     except ValidationError as exc:
         errors = exc.errors()
         key, message = _describe(errors[0], model)
+        key = f"{prefix}{key}"
         where = f"--set {key}" if key in overridden else f"{origin}: {key}"
         more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
         raise ConfigError(f"{where}: {message}{more}") from None
@@ -863,14 +864,22 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
                 f"{path}: data: expected a data config file, found '{data}' which does not exist "
                 f"(relative paths are taken from the project root, {root})"
             )
-        raw["data"] = read_yaml(data_path)
         origin = f"{path} (data from {data_path})"
+        # the data config's paths are taken from its own file's project, as `build-data` takes them
+        data_raw = read_yaml(data_path)
+        for dotted, value in parsed.items():
+            if dotted.startswith("data."):
+                _apply(data_raw, dotted.removeprefix("data."), value)
+        data_config = _validate(DataConfig, data_raw, origin, set(parsed), project_root(data_path), prefix="data.")
+        raw["data"] = data_config.model_dump(mode="json")  # its paths absolute now: the same from any root
     else:
-        origin = str(path)
+        origin, data_config = str(path), None
     for dotted, value in parsed.items():
-        if dotted != "data":
+        if dotted != "data" and not (dotted.startswith("data.") and data_config is not None):
             _apply(raw, dotted, value)
     config = _validate(ExperimentConfig, raw, origin, set(parsed), root)
+    if data_config is not None:
+        config.data._project = data_config._project  # fingerprinted as build-data fingerprints it
     _check_output(config, origin, set(parsed))
     _check_output(config.data, origin, set(parsed), "data.")
     return config
