@@ -16,6 +16,7 @@ from trainer.labels import LABELS
 from trainer.metrics import N_RESAMPLES, check_resamples, paired_bootstrap
 from trainer.model_folder import read_meta
 from trainer.predict import is_mlflow_uri, local_model
+from trainer.report import format_ci
 
 
 @dataclass
@@ -83,10 +84,6 @@ def _p(value: float, n_resamples: int) -> str:
     return f"<{1 / n_resamples:.3g}" if value == 0 else f"{value:.3f}"
 
 
-def _interval(value: float, ci: Any) -> str:
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
-
-
 def _cells(table: CompareTable) -> tuple[list[str], list[list[str]]]:
     support = table.support or {}
     header = ["model", f"macro-F1 [95% CI] (n={table.n})",
@@ -98,8 +95,8 @@ def _cells(table: CompareTable) -> tuple[list[str], list[list[str]]]:
         body.append(
             [
                 Path(row["model"]).name or row["model"],
-                _interval(row["macro_f1"], row["macro_f1_ci"]),
-                *[_interval(row["f1"][label], row.get("f1_ci", {}).get(label)) for label in LABELS],
+                format_ci(row["macro_f1"], row["macro_f1_ci"]),
+                *[format_ci(row["f1"][label], row.get("f1_ci", {}).get(label)) for label in LABELS],
                 f"{row['ece']:.3f}",
                 f"{versus['delta_macro_f1']:+.3f} [{versus['ci_low']:+.3f}, {versus['ci_high']:+.3f}]" if versus else "reference",
                 _p(versus["p_value"], table.n_resamples) if versus else "",

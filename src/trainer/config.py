@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -120,8 +121,6 @@ SafeName = Annotated[str, AfterValidator(_path_component)]
 
 
 def _is_path(annotation: Any) -> bool:
-    from typing import get_args
-
     return annotation is Path or any(arg is Path for arg in get_args(annotation))
 
 
@@ -735,8 +734,6 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def _tagged_member(annotation: Any, tag: str) -> Any:
-    from typing import get_args
-
     for arg in get_args(annotation):
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             for name in ("kind", "backend"):
@@ -751,8 +748,6 @@ def _tagged_member(annotation: Any, tag: str) -> Any:
 
 
 def _first_model(annotation: Any) -> Any:
-    from typing import get_args
-
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):

@@ -119,7 +119,8 @@ def _image(path: Path) -> str:
     return f'<img alt="{path.stem}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
 
 
-def _fmt_ci(value: float, ci: tuple[float, float] | None) -> str:
+def format_ci(value: float, ci: tuple[float, float] | None) -> str:
+    """`0.854 [0.812, 0.890]`, or `0.854` without an interval."""
     return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
@@ -128,8 +129,8 @@ def slice_rows(slices: dict[str, Any]) -> list[list[str]]:
     rows = []
     for value, m in slices.items():
         ci = m.get("ci", {})
-        rows.append([value, str(m["n"]), _fmt_ci(m["macro_f1"], ci.get("macro_f1"))] + [
-            f"{_fmt_ci(m['per_label'][label]['f1'], ci.get(f'{label}_f1'))} ({m['per_label'][label]['support']})"
+        rows.append([value, str(m["n"]), format_ci(m["macro_f1"], ci.get("macro_f1"))] + [
+            f"{format_ci(m['per_label'][label]['f1'], ci.get(f'{label}_f1'))} ({m['per_label'][label]['support']})"
             for label in LABELS])
     return rows
 
@@ -144,9 +145,9 @@ def per_label_rows(report: dict[str, Any]) -> list[list[str]]:
     rows = []
     for label in LABELS:
         v = metrics["per_label"][label]
-        rows.append([label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", _fmt_ci(v["f1"], ci.get(f"{label}_f1")),
+        rows.append([label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", format_ci(v["f1"], ci.get(f"{label}_f1")),
                      str(v["support"])])
-    rows.append(["macro", "", "", _fmt_ci(metrics["macro_f1"], ci.get("macro_f1")), str(metrics["n"])])
+    rows.append(["macro", "", "", format_ci(metrics["macro_f1"], ci.get("macro_f1")), str(metrics["n"])])
     return rows
 
 

@@ -236,12 +236,12 @@ class Tracker:
 
         def do() -> int:
             query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-            earlier = mlflow.search_runs(filter_string=query, output_format="list")
+            earlier = [run.info.run_id for run in mlflow.search_runs(filter_string=query, output_format="list")
+                       if run.info.run_id != self.run_id]
             client = mlflow.MlflowClient()
-            for run in earlier:
-                if run.info.run_id != self.run_id:
-                    client.delete_run(run.info.run_id)
-            return sum(run.info.run_id != self.run_id for run in earlier)
+            for run_id in earlier:
+                client.delete_run(run_id)
+            return len(earlier)
 
         return self._guard("replacing earlier evaluations", do) or 0
 
@@ -340,7 +340,7 @@ def _no_model_at(uri: str, exc: Exception) -> ModelLoadError:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
     return ModelLoadError(
         f"{uri}: expected a logged model at this MLflow URI (tracking URI {mlflow.get_tracking_uri()}), found "
-        f"none ({first}); check the name, alias or run id (`runs:/<run id>/model`, `models:/NAME@alias`) and "
+        f"none ({first}); check the name, alias or run id (`runs:/<run id>/<run name>`, `models:/NAME@alias`) and "
         "MLFLOW_TRACKING_URI"
     )
 
