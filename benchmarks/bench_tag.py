@@ -29,7 +29,7 @@ def main() -> None:
     need_model(args.model)
 
     from trainer import load_classifier
-    from trainer.tagging import read_tables, tag
+    from trainer.workflows.tagging import read_tables, tag
 
     if args.memory_only:
         result = tag(args.model, args.memory_only, args.memory_only.parent / "out", progress=False)

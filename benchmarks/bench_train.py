@@ -74,7 +74,7 @@ def run_trainer(pretrained: str, train: tuple[list[str], list[str]], val: tuple[
         trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
         _sync()
         start = time.perf_counter()
-        trainer.train()
+        trainer.workflows.train()
         _sync()
         seconds = time.perf_counter() - start
     model.eval()

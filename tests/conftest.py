@@ -165,7 +165,7 @@ def tiny_model_section(tiny_model_dir: Path) -> dict[str, Any]:
 def trained_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Project, Any]:
     """One tiny transformer run through the real `train` path, shared by the read-only tests."""
     from trainer.config import load_config
-    from trainer.train import train
+    from trainer.workflows.train import train
 
     project = make_project(tmp_path_factory.mktemp("trained-tiny"))
     config_path = project.experiment("tiny", tiny_model_section(tiny_model_dir), TINY_TRAINING)
@@ -175,7 +175,7 @@ def trained_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path)
 @pytest.fixture(scope="session")
 def trained_sklearn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any]:
     from trainer.config import load_config
-    from trainer.train import train
+    from trainer.workflows.train import train
 
     project = make_project(tmp_path_factory.mktemp("trained-sklearn"))
     return project, train(load_config(project.experiment("tfidf", {"backend": "sklearn"})))

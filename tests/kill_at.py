@@ -1,7 +1,7 @@
 """Run the `trainer` command and send this process a signal at a known point: right after the
 N-th call of a named function returns. The kill tests use it instead of sleeping and hoping.
 
-    python tests/kill_at.py trainer.checkpoint:Checkpointer.save 4 SIGKILL train --config c.yaml
+    python tests/kill_at.py trainer.models.checkpoint:Checkpointer.save 4 SIGKILL train --config c.yaml
 """
 
 from __future__ import annotations

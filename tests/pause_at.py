@@ -2,7 +2,7 @@
 function returns, it prints `paused` on stderr and waits for a line on stdin. The concurrency
 tests start a second command while the first is held there, with no sleeps.
 
-    python tests/pause_at.py trainer.train:build_dataset 1 train --config c.yaml
+    python tests/pause_at.py trainer.workflows.train:build_dataset 1 train --config c.yaml
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_circles_even_inside_functions():
     graph = project_imports()
-    assert "trainer.model_folder" in graph["trainer.evaluate"]  # the walk sees imports in function bodies too
+    assert "trainer.outputs.model_folder" in graph["trainer.workflows.evaluate"]  # the walk sees imports in function bodies too
     assert find_cycles(graph) == []
 
 
@@ -107,7 +107,7 @@ def test_every_shipped_config_validates(path, monkeypatch):
     elif "sources" in raw:
         assert load_data_config(path).sources
     elif "params" in raw:  # a sweep space, checked against the base config it names
-        from trainer.sweep import load_space
+        from trainer.workflows.sweep import load_space
 
         space, base, _ = load_space(path, None)
         assert space.params and base.run_name
@@ -122,7 +122,7 @@ def test_shipped_configs_are_all_found():
 
 def test_default_config_shrunk_to_the_tiny_model_trains(tiny_model_dir, tmp_path, monkeypatch):
     """configs/default.yaml as shipped, with the tiny model, one epoch and outputs in tmp_path."""
-    from trainer.train import train
+    from trainer.workflows.train import train
 
     monkeypatch.chdir(ROOT)
     config = load_config(ROOT / "configs" / "default.yaml", [

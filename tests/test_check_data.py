@@ -61,7 +61,7 @@ def test_label_issues_find_injected_flips_and_are_counted_in_the_card(project, t
     """The finder on the fixture corpus with known flips: most flips rank near the top."""
     import csv
 
-    from trainer import label_issues
+    from trainer.workflows import label_issues
     from trainer.config import load_data_config
     from trainer.data.build import build_dataset
 
@@ -82,7 +82,7 @@ def test_label_issues_find_injected_flips_and_are_counted_in_the_card(project, t
 
 
 def test_flips_are_injected_as_asked():
-    from trainer.label_issues import inject_flips, precision_recall_at
+    from trainer.workflows.label_issues import inject_flips, precision_recall_at
 
     labels = ["verified", "attributed", "unverified"] * 20
     noisy, flipped = inject_flips(labels, 0.1, seed=1)

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import tiny_model_section
 from trainer.config import load_config
-from trainer.train import train
+from trainer.workflows.train import train
 
 TRAINING = {"epochs": 2, "batch_size": 8, "learning_rate": 2e-3, "seed": 7, "precision": "fp32",
             "class_weighting": False}

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import FIXTURES
 from trainer.config import TrackingConfig
 from trainer.errors import DataError
-from trainer.evaluate import evaluate, rows_from_file
+from trainer.workflows.evaluate import evaluate, rows_from_file
 from trainer.metrics import compute_metrics
 
 
@@ -74,7 +74,7 @@ def test_labeled_file_errors(tmp_path):
 
 import numpy as np
 
-from trainer.calibration import apply_temperature, fit_temperature
+from trainer.models.calibration import apply_temperature, fit_temperature
 from trainer.metrics import bootstrap_ci, paired_bootstrap, reliability
 
 
@@ -153,7 +153,7 @@ def test_report_files_html_and_json(trained_sklearn, tmp_path):
 
 
 def test_compare_table_and_markdown(trained_sklearn, trained_tiny, tmp_path, monkeypatch):
-    from trainer.compare import compare, to_markdown
+    from trainer.workflows.compare import compare, to_markdown
 
     project, sk = trained_sklearn
     monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
@@ -175,7 +175,7 @@ def test_evaluate_any_data_config_without_building(trained_sklearn, tmp_path):
 
 def test_cross_validation_parent_and_nested_runs(project):
     from trainer.config import load_config
-    from trainer.train import cross_validate
+    from trainer.workflows.train import cross_validate
 
     result = cross_validate(load_config(project.experiment("cv", {"backend": "sklearn"})), 3)
     assert len(result.folds) == 3 and sum(f["n"] for f in result.folds) == 72  # every sentence tested once

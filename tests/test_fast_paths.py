@@ -120,7 +120,7 @@ def test_auto_runs_int8_only_within_the_agreement_bound(monkeypatch, check, prec
 
 
 def test_auto_skips_int8_where_it_was_measured_slower(monkeypatch):
-    from trainer.provenance import hardware
+    from trainer.outputs.provenance import hardware
 
     monkeypatch.setattr(int8, "vnni", lambda: True)
     here = hardware()["cpu"]

@@ -20,16 +20,16 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import TINY_TRAINING, free_port, make_project, start_mlflow_server, stop, tiny_model_section
 from trainer import load_classifier
-from trainer.atomic import atomic_folder, remove_stale_siblings
+from trainer.infra.atomic import atomic_folder, remove_stale_siblings
 from trainer.cli import main
 from trainer.config import TrackingConfig, load_config, load_data_config
 from trainer.data.build import build_dataset, load_built
 from trainer.errors import ConfigError, DataError, ModelLoadError
-from trainer.evaluate import evaluate
+from trainer.workflows.evaluate import evaluate
 from trainer.labels import LABELS
-from trainer.locks import alive, process_started
-from trainer.model_folder import evaluation_dir, read_run
-from trainer.train import train
+from trainer.infra.locks import alive, process_started
+from trainer.outputs.model_folder import evaluation_dir, read_run
+from trainer.workflows.train import train
 
 TESTS = Path(__file__).parent
 NO_TRACKING = TrackingConfig(enabled=False)
@@ -147,7 +147,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_killed_evaluation_keeps_the_previous_report(model_copy, sig):
     folder, report_dir = model_copy
     before = _files(report_dir)
-    _killed_at("trainer.evaluate:score_stream", 1, sig, "evaluate", "--model", str(folder), "--resamples", "20",
+    _killed_at("trainer.workflows.evaluate:score_stream", 1, sig, "evaluate", "--model", str(folder), "--resamples", "20",
                cwd=folder.parent)  # misclassified.jsonl is written by then, report.json not yet
     assert _files(report_dir) == before
     leftovers = list(report_dir.parent.glob(".*.tmp-*"))
@@ -179,7 +179,7 @@ def test_output_that_holds_other_files_is_refused(model_copy, tmp_path):
 def test_a_model_replaced_while_evaluated_gets_no_report(project, monkeypatch):
     """`train --overwrite` swaps the folder while `evaluate` scores it: the report goes nowhere, and
     the new model's folder gets no report tagged with the old run."""
-    import trainer.evaluate as evaluation
+    import trainer.workflows.evaluate as evaluation
 
     config = load_config(project.experiment("swap", {"backend": "sklearn"}))
     first = train(config)
@@ -270,7 +270,7 @@ def test_two_builds_of_one_dataset_one_proceeds(project):
 @pytest.mark.parametrize("flags", [[], ["--overwrite"]])
 def test_two_trains_of_one_run_name_one_proceeds(project, flags):
     config = project.experiment("twice", {"backend": "sklearn"})
-    first = Paused("trainer.train:build_dataset", "train", "--config", str(config), cwd=project.root)
+    first = Paused("trainer.workflows.train:build_dataset", "train", "--config", str(config), cwd=project.root)
     second = _cli("train", "--config", str(config), *flags)
     assert second.returncode == 2
     _one_error_line(second.stderr, rf"run 'twice': expected no other train of it in progress, found one "
@@ -287,7 +287,7 @@ def test_two_tags_into_one_output_one_proceeds(trained_sklearn, tmp_path):
     _articles(articles, DISTINCT)
     args = ("tag", "--model", str(trained_sklearn[1].model_dir), "--input", str(articles), "--output",
             str(tmp_path / "out"), "--part-sentences", "5")
-    first = Paused("trainer.tagging:_write_table", *args, cwd=tmp_path)  # its first part is written
+    first = Paused("trainer.workflows.tagging:_write_table", *args, cwd=tmp_path)  # its first part is written
     second = _cli(*args)
     assert second.returncode == 2
     _one_error_line(second.stderr, rf"--output .*out: expected no other trainer tag into it in progress, found one "
@@ -337,7 +337,7 @@ def test_a_killed_run_is_marked_killed(project, tmp_path, monkeypatch, sig):
     finds it by its PID file and ends it KILLED."""
     monkeypatch.setenv("TRAINER_CACHE", str(tmp_path / "cache"))
     config = project.experiment("killed", {"backend": "sklearn"})
-    _killed_at("trainer.train:evaluate_rows", 1, sig, "train", "--config", str(config), cwd=project.root)
+    _killed_at("trainer.workflows.train:evaluate_rows", 1, sig, "train", "--config", str(config), cwd=project.root)
     [run] = _runs(project, _named("killed"))
     pid_files = list((tmp_path / "cache" / "runs").rglob("*.json"))
     if sig == signal.SIGTERM:
@@ -355,7 +355,7 @@ def test_a_tracking_server_that_dies_mid_run_costs_a_bounded_wait(project, tmp_p
     is saved, the printout says tracking failed, and the next command ends the run as FAILED."""
     import urllib3.connectionpool
 
-    import trainer.train as training
+    import trainer.workflows.train as training
 
     monkeypatch.setenv("TRAINER_CACHE", str(tmp_path / "cache"))
     for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
@@ -436,7 +436,7 @@ def interrupted(tmp_path_factory, tiny_model_dir):
     project = make_project(tmp_path_factory.mktemp("interrupted"))
     training = {**TINY_TRAINING, "checkpoint_every_steps": 2}
     config = project.experiment("cut", tiny_model_section(tiny_model_dir), training)
-    _killed_at("trainer.checkpoint:Checkpointer.save", 2, signal.SIGKILL, "train", "--config", str(config),
+    _killed_at("trainer.models.checkpoint:Checkpointer.save", 2, signal.SIGKILL, "train", "--config", str(config),
                cwd=project.root)
     return project, config
 

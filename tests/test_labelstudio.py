@@ -20,7 +20,7 @@ from trainer.data.labelstudio import agreement, cohen_kappa, read_labelstudio
 from trainer.data.sentences import normalize
 from trainer.errors import DataError
 from trainer.labels import LABELS
-from trainer.selection import SelectSettings, select
+from trainer.workflows.selection import SelectSettings, select
 
 EXPORT = FIXTURES / "labelstudio-export.json"  # exported by Label Studio 1.23.2 from tasks `select` wrote
 ARTICLES = CORPUS / "articles"
@@ -148,7 +148,7 @@ def test_select_writes_tasks_config_and_rows(trained_tiny, tmp_path):
 
 
 def test_select_is_fixed_by_its_seed_and_skips_labeled_sentences(trained_tiny, tmp_path, project):
-    from trainer.selection import read_candidates
+    from trainer.workflows.selection import read_candidates
 
     model = trained_tiny[1].model_dir
     first = select(model, ARTICLES, 6, tmp_path / "a", SelectSettings(n=6, seed=5))

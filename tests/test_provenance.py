@@ -16,12 +16,12 @@ import yaml
 from mlflow import MlflowClient
 from packaging.requirements import Requirement
 
-from trainer.card import CARD_FILE
+from trainer.outputs.card import CARD_FILE
 from trainer.config import TrackingConfig
-from trainer.evaluate import evaluate
+from trainer.workflows.evaluate import evaluate
 from trainer.labels import LABELS
-from trainer.model_folder import write_manifest
-from trainer.provenance import FREEZE_FILE, PROVENANCE_FILE
+from trainer.outputs.model_folder import write_manifest
+from trainer.outputs.provenance import FREEZE_FILE, PROVENANCE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock.txt"
@@ -144,7 +144,7 @@ def test_same_code_gives_no_provenance_warning(trained_sklearn, tmp_path, caplog
 
 def test_logging_a_model_warns_nothing_about_type_hints(project):
     from trainer.config import load_config
-    from trainer.train import train
+    from trainer.workflows.train import train
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

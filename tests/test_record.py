@@ -17,7 +17,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from trainer.config import TrackingConfig, load_config, load_data_config, project_root
-from trainer.evaluate import evaluate
+from trainer.workflows.evaluate import evaluate
 from trainer.labels import LABELS
 from trainer.metrics import MIN_BIN_N, reliability
 
@@ -93,7 +93,7 @@ def test_the_report_has_every_prediction_tables_svg_and_provenance(trained_sklea
 
 
 def test_reliability_bins_carry_counts_intervals_and_mark_the_small_ones(tmp_path):
-    from trainer.report import plot_reliability
+    from trainer.outputs.report import plot_reliability
 
     rng = np.random.default_rng(0)
     confidence = np.concatenate([rng.uniform(0.9, 1.0, 500), [0.45], rng.uniform(0.6, 0.7, 30)])
@@ -113,7 +113,7 @@ def test_reliability_bins_carry_counts_intervals_and_mark_the_small_ones(tmp_pat
 
 
 def test_compare_markdown_has_counts_and_per_label_intervals(trained_sklearn, tmp_path, monkeypatch):
-    from trainer.compare import compare, to_markdown
+    from trainer.workflows.compare import compare, to_markdown
 
     project, sk = trained_sklearn
     monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
@@ -175,15 +175,15 @@ def test_without_a_terminal_progress_is_log_lines_and_quiet_is_quiet(trained_tin
     assert quiet.returncode == 0, quiet.stderr
     for done in (loud, quiet):
         assert "\r" not in done.stderr + done.stdout and "\x1b[" not in done.stderr + done.stdout
-    assert "INFO trainer.evaluate: evaluating" in loud.stderr
+    assert "INFO trainer.workflows.evaluate: evaluating" in loud.stderr
     assert "INFO" not in quiet.stderr and "Loading weights" not in quiet.stderr
     assert quiet.stdout.splitlines()[0].startswith("label")
 
 
 def test_log_progress_writes_plain_lines(caplog):
-    from trainer.progress import LogProgress
+    from trainer.infra.progress import LogProgress
 
-    caplog.set_level("INFO", logger="trainer.progress")
+    caplog.set_level("INFO", logger="trainer.infra.progress")
     items = list(LogProgress(range(4), desc="reading", unit="article", every_s=0))
     assert items == [0, 1, 2, 3]
     lines = [r.getMessage() for r in caplog.records]

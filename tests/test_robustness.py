@@ -131,7 +131,7 @@ def test_cleaning_and_splitting_never_crash(text):
 @pytest.fixture(scope="module")
 def rules_classifier(tmp_path_factory):
     from trainer.models.rules import RulesBackend
-    from trainer.predict import Classifier
+    from trainer.workflows.predict import Classifier
 
     return Classifier(RulesBackend(), "rules")
 
@@ -189,7 +189,7 @@ def test_killed_build_leaves_old_output_or_none(project, sig):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_training_keeps_the_previous_model(project, tiny_model_dir, sig):
-    from trainer.train import train
+    from trainer.workflows.train import train
 
     first = train(load_config(project.experiment("run", {"backend": "sklearn"})))
     before = (first.model_dir / "trainer_model.json").read_text()
@@ -197,7 +197,7 @@ def test_killed_training_keeps_the_previous_model(project, tiny_model_dir, sig):
         "run", {"backend": "transformer", "pretrained": str(tiny_model_dir), "max_length": 64},
         {"epochs": 5, "batch_size": 4, "precision": "fp32", "early_stopping_patience": 5, "checkpoint_every_steps": 3},
     )
-    done = _killed_at("trainer.checkpoint:Checkpointer.save", 2, sig, "train", "--config", str(slow), "--overwrite",
+    done = _killed_at("trainer.models.checkpoint:Checkpointer.save", 2, sig, "train", "--config", str(slow), "--overwrite",
                       cwd=project.root)  # killed mid-training, after its second checkpoint
     assert done.returncode in (-sig, 128 + sig), done.stderr[-500:]
     assert (first.model_dir / "trainer_model.json").read_text() == before  # old model untouched
@@ -287,8 +287,8 @@ def test_resume_continues_the_same_run_to_the_same_result(project, tiny_model_di
     import torch
     from mlflow.tracking import MlflowClient
 
-    from trainer.checkpoint import checkpoint_dir
-    from trainer.train import train
+    from trainer.models.checkpoint import checkpoint_dir
+    from trainer.workflows.train import train
 
     training = {"epochs": 4, "batch_size": 8, "learning_rate": 2e-3, "seed": 7, "precision": "fp32",
                 "checkpoint_every_steps": 2, "early_stopping_patience": 10}
@@ -297,7 +297,7 @@ def test_resume_continues_the_same_run_to_the_same_result(project, tiny_model_di
 
     config_path = project.experiment("cut", model, training)
     # killed mid-epoch 2: checkpoints at steps 2 and 4, the end of epoch 1 (step 5), then step 6
-    done = _killed_at("trainer.checkpoint:Checkpointer.save", 4, signal.SIGKILL, "train", "--config",
+    done = _killed_at("trainer.models.checkpoint:Checkpointer.save", 4, signal.SIGKILL, "train", "--config",
                       str(config_path), cwd=project.root)
     assert done.returncode == -signal.SIGKILL and not (project.root / "models" / "cut").exists()
     checkpoint = checkpoint_dir(project.root / "models" / "cut")
@@ -314,7 +314,7 @@ def test_resume_continues_the_same_run_to_the_same_result(project, tiny_model_di
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(project):
-    from trainer.train import train
+    from trainer.workflows.train import train
 
     with pytest.raises(ConfigError, match=r"--resume: expected a checkpoint of run 'none'"):
         train(load_config(project.experiment("none", {"backend": "sklearn"})), resume=True)
@@ -425,8 +425,8 @@ def test_command_line_mistakes_are_one_line(trained_sklearn, argv, message, caps
 def test_compare_checks_every_model_before_writing_a_report(trained_sklearn, tmp_path, monkeypatch):
     import shutil
 
-    from trainer.compare import compare
-    from trainer.tracking import check_model_uri
+    from trainer.workflows.compare import compare
+    from trainer.outputs.tracking import check_model_uri
 
     import mlflow
 
@@ -545,7 +545,7 @@ def test_links_to_nothing_are_counted_in_a_raw_folder_and_named_in_a_corpus(proj
 
 def test_one_label_cannot_train_the_baseline_and_a_missing_label_is_warned_about(project, caplog):
     from trainer.models.sklearn import SklearnBackend
-    from trainer.train import train
+    from trainer.workflows.train import train
 
     with pytest.raises(DataError, match=r"expected sentences of at least two labels .* found only 'verified' in 2"):
         SklearnBackend().fit(["The dam held.", "It rained."], ["verified", "verified"])
@@ -556,7 +556,7 @@ def test_one_label_cannot_train_the_baseline_and_a_missing_label_is_warned_about
     data = project.write("data/two.yaml", {"name": "two", "output_dir": str(project.root / "processed"),
                                            "sources": [{"kind": "labeled", "path": str(labeled), "article_column": "article"}]})
     config = project.experiment("two", {"backend": "sklearn"}, None)
-    with caplog.at_level("WARNING", logger="trainer.train"):
+    with caplog.at_level("WARNING", logger="trainer.workflows.train"):
         train(load_config(config, [f"data={data}"]))
     assert "no training sentence is labeled unverified; the model cannot learn to predict it" in caplog.text
 
@@ -680,7 +680,7 @@ def test_evaluate_refuses_damaged_files_beside_the_weights(trained_sklearn, tmp_
     import shutil
 
     from trainer.config import TrackingConfig
-    from trainer.evaluate import evaluate
+    from trainer.workflows.evaluate import evaluate
 
     folder = tmp_path / "old"
     shutil.copytree(trained_sklearn[1].model_dir, folder)
@@ -705,7 +705,7 @@ def test_the_manifest_ignores_the_card_and_reports_and_is_itself_checked(trained
     with pytest.raises(ModelLoadError, match=r"expected files inside the folder, found '\.\./outside\.txt'"):
         load_classifier(folder)
     (folder / "manifest.json").unlink()  # a folder saved before manifests: loads, with a warning
-    with caplog.at_level("WARNING", logger="trainer.model_folder"):
+    with caplog.at_level("WARNING", logger="trainer.outputs.model_folder"):
         assert load_classifier(folder).predict(["The mayor said so."])[0].label in LABELS
     assert "no manifest.json (saved by an older trainer)" in caplog.text
 
@@ -713,7 +713,7 @@ def test_the_manifest_ignores_the_card_and_reports_and_is_itself_checked(trained
 def test_a_catastrophic_regex_in_a_rules_file_is_an_error_not_a_hang(tmp_path):
     from trainer.data.rules import DEFAULT_RULES
     from trainer.models.rules import RulesBackend
-    from trainer.predict import Classifier
+    from trainer.workflows.predict import Classifier
 
     import yaml
 

@@ -72,7 +72,7 @@ def test_bad_lexicon_is_a_config_error(tmp_path):
 def test_rules_backend_trains_evaluates_and_predicts(project):
     from trainer import load_classifier
     from trainer.config import load_config
-    from trainer.train import train
+    from trainer.workflows.train import train
 
     result = train(load_config(project.experiment("rules", {"backend": "rules"})))
     assert (result.model_dir / "rules.yaml").is_file()

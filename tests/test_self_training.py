@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from trainer import encoders
+from trainer.models import encoders
 from trainer.config import DataConfig
 from trainer.data.build import build_dataset, dedup_key
 from trainer.errors import DataError, ModelLoadError
 from trainer.labels import LABELS
-from trainer.tagging import read_tables, tag
+from trainer.workflows.tagging import read_tables, tag
 
 
 def _pseudo_config(project, tagged: Path, **pseudo):

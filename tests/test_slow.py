@@ -7,7 +7,7 @@ import pytest
 from trainer import load_classifier
 from trainer.config import load_config
 from trainer.labels import LABELS
-from trainer.train import train
+from trainer.workflows.train import train
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import SEED_ARTICLE
 from trainer.labels import LABELS
-from trainer.tagging import read_tables, tag
+from trainer.workflows.tagging import read_tables, tag
 
 pyspark = pytest.importorskip("pyspark", reason="pip install -e '.[spark]' (make test installs it)")
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "corpus" / "articles"
@@ -25,7 +25,7 @@ def _spark_tables(output: Path, table: str):
 
 @pytest.mark.slow
 def test_spark_job_writes_what_trainer_tag_writes(trained_sklearn, tmp_path):
-    from trainer.spark_tag import tag_spark
+    from trainer.workflows.spark_tag import tag_spark
 
     folder = tmp_path / "articles"
     shutil.copytree(BUNDLED, folder)

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from tests.conftest import TINY_TRAINING, tiny_model_section
 from trainer.errors import ConfigError
-from trainer.sweep import load_space, sweep
+from trainer.workflows.sweep import load_space, sweep
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
 TFIDF_SPACE = {

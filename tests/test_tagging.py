@@ -18,7 +18,7 @@ from trainer.data.sentences import article_sentences, normalize
 from trainer.data.sources import html_to_text
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
-from trainer.tagging import read_tables, tag
+from trainer.workflows.tagging import read_tables, tag
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
 
@@ -96,7 +96,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_output(trained_sklearn, tmp_p
     tag(model, folder, whole, part_sentences=40, progress=False)
     cut = tmp_path / "cut"
     # killed right after the third Parquet file is written: part 0 whole, part 1's sentences only
-    done = subprocess.run([sys.executable, str(KILL_AT), "trainer.tagging:_write_table", "3", "SIGKILL", "tag",
+    done = subprocess.run([sys.executable, str(KILL_AT), "trainer.workflows.tagging:_write_table", "3", "SIGKILL", "tag",
                            "--model", model, "--input", str(folder), "--output", str(cut), "--part-sentences", "40"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == -signal.SIGKILL
@@ -114,7 +114,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_output(trained_sklearn, tmp_p
 
 
 def test_summarize_gives_shares_per_group_with_intervals(trained_sklearn, tmp_path):
-    from trainer.summary import SUMMARY_FILES, summarize
+    from trainer.workflows.summary import SUMMARY_FILES, summarize
 
     rows = [{"id": f"a{i}", "text": "Officials said the road was closed. The road was closed.", "publisher": "P"}
             for i in range(6)] + [{"id": f"b{i}", "text": "The bridge was built in 1931. It rained.", "publisher": "Q",

@@ -9,9 +9,9 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import free_port, start_mlflow_server, stop
 from trainer import load_classifier
 from trainer.config import TrackingConfig, load_config
-from trainer.evaluate import evaluate
+from trainer.workflows.evaluate import evaluate
 from trainer.labels import LABELS
-from trainer.train import train
+from trainer.workflows.train import train
 
 
 @pytest.fixture(scope="module")

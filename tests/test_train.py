@@ -14,7 +14,7 @@ from trainer.cli import main
 from trainer.config import load_config
 from trainer.errors import ConfigError
 from trainer.labels import LABELS
-from trainer.train import train
+from trainer.workflows.train import train
 from trainer.models.loop import EpochDone
 
 
@@ -35,7 +35,7 @@ def test_training_loop_learns(tiny_model_dir):
     """The training loop can fit eight sentences: the loss falls well below chance (ln 3 = 1.10)."""
     from trainer.config import TrainingConfig, TransformerModel
     from trainer.models.transformer import TransformerBackend
-    from trainer.predict import Classifier
+    from trainer.workflows.predict import Classifier
 
     texts = ["The mayor said the bridge would reopen.", "The bridge was built in 1931.",
              "The video could not be verified.", "Officials said two people died.", "Shares rose 4% on Thursday.",

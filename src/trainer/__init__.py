@@ -15,9 +15,9 @@ __all__ = ["LABELS", "build_dataset", "evaluate", "load_classifier", "load_confi
 _LAZY = {
     "load_config": "trainer.config",
     "build_dataset": "trainer.data.build",
-    "train": "trainer.train",
-    "evaluate": "trainer.evaluate",
-    "load_classifier": "trainer.predict",
+    "train": "trainer.workflows.train",
+    "evaluate": "trainer.workflows.evaluate",
+    "load_classifier": "trainer.workflows.predict",
 }
 
 

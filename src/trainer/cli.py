@@ -30,7 +30,7 @@ from typing import Any, get_args
 from trainer.config import DEFAULT_SEED
 from trainer.errors import EXIT_USAGE, ConfigError, TrainerError
 from trainer.labels import LABELS
-from trainer.selection import STRATEGIES, Diversity, Uncertainty
+from trainer.workflows.selection import STRATEGIES, Diversity, Uncertainty
 
 log = logging.getLogger("trainer")
 
@@ -186,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
 
     spark = sub.add_parser("tag-spark", help="the same tagging as a Spark job, with the logged MLflow model "
                            "(pip install -e '.[spark]')")
-    from trainer.spark_tag import add_arguments
+    from trainer.workflows.spark_tag import add_arguments
 
     add_arguments(spark)
 
@@ -219,7 +219,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_precision(parser: argparse.ArgumentParser) -> None:
-    from trainer.predict import PRECISIONS
+    from trainer.workflows.predict import PRECISIONS
 
     parser.add_argument(
         "--precision",
@@ -303,7 +303,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _label_issues(args: argparse.Namespace, config: Any, built: Any) -> None:
-    from trainer import label_issues
+    from trainer.workflows import label_issues
     from trainer.registry import BACKENDS
 
     kind = BACKENDS.get(args.backend, "--backend: ")
@@ -326,7 +326,7 @@ def _label_issues(args: argparse.Namespace, config: Any, built: Any) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from trainer.config import load_config
     from trainer.metrics import format_table
-    from trainer.train import cross_validate, train
+    from trainer.workflows.train import cross_validate, train
 
     config = load_config(args.config, args.overrides)
     if args.cv:
@@ -342,7 +342,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     result = train(
         config, overwrite=args.overwrite, register_as=args.register_as, alias=args.alias, resume=args.resume
     )
-    from trainer import distributed
+    from trainer.infra import distributed
 
     if not distributed.is_main():
         return  # rank 0 reports for everyone
@@ -357,7 +357,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _print_report(report: dict) -> None:
-    from trainer.report import per_label_rows
+    from trainer.outputs.report import per_label_rows
 
     print(f"{'label':<12}{'precision':>10}{'recall':>10}   {'F1 [95% CI]':<24}{'n':>6}")
     for label, precision, recall, f1, n in per_label_rows(report):
@@ -384,7 +384,7 @@ def _share(value: Any) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from trainer.evaluate import evaluate
+    from trainer.workflows.evaluate import evaluate
 
     result = evaluate(
         args.model, split=args.split, data=args.data, dataset=args.dataset, data_config=args.data_config,
@@ -400,7 +400,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    from trainer.compare import compare, to_markdown, to_text
+    from trainer.workflows.compare import compare, to_markdown, to_text
 
     table = compare(
         args.models, reference=args.reference, split=args.split, data=args.data, dataset=args.dataset,
@@ -408,7 +408,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     )
     print(to_text(table))
     if args.markdown:
-        from trainer.atomic import atomic_file
+        from trainer.infra.atomic import atomic_file
 
         text = to_markdown(table)
         atomic_file(args.markdown, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -416,7 +416,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _cmd_select(args: argparse.Namespace) -> None:
-    from trainer.selection import SelectSettings, select
+    from trainer.workflows.selection import SelectSettings, select
 
     settings = SelectSettings(
         n=args.n, strategies=tuple(args.strategy or ("uncertainty",)), uncertainty=args.uncertainty,
@@ -430,7 +430,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
 
 
 def _cmd_tag(args: argparse.Namespace) -> None:
-    from trainer.tagging import tag
+    from trainer.workflows.tagging import tag
 
     result = tag(args.model, args.input, args.output, args.text_column, args.id_column, overwrite=args.overwrite,
                  part_sentences=args.part_sentences, on_bad_encoding=args.on_bad_encoding, progress=not args.quiet)
@@ -439,13 +439,13 @@ def _cmd_tag(args: argparse.Namespace) -> None:
 
 
 def _cmd_tag_spark(args: argparse.Namespace) -> None:
-    from trainer import spark_tag
+    from trainer.workflows import spark_tag
 
     print(spark_tag.summary(args.output, spark_tag.run(args)))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
-    from trainer.sweep import sweep
+    from trainer.workflows.sweep import sweep
 
     result = sweep(args.config, args.space, args.trials, args.overrides, args.storage, args.keep,
                    progress=not args.quiet)
@@ -459,7 +459,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def _cmd_summarize(args: argparse.Namespace) -> None:
-    from trainer.summary import summarize
+    from trainer.workflows.summary import summarize
 
     rows = summarize(args.output, args.by, args.report, args.metadata, args.key)
     adjusted = any(f"{LABELS[0]}_adjusted" in r for r in rows)
@@ -486,7 +486,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from trainer.data.sources import read_text
     from trainer.errors import DataError
-    from trainer.predict import load_classifier
+    from trainer.workflows.predict import load_classifier
 
     classifier = load_classifier(args.model, args.precision)
     if args.file is not None:
@@ -543,7 +543,7 @@ def _quiet_libraries(quiet: bool) -> None:
     # MLflow warns of its own pydantic models' `Any` hints (wrapped in colour codes) whenever it infers a
     # signature; nothing a user can change. Matched with or without the codes.
     warnings.filterwarnings("ignore", message=r"(\x1b\[[0-9;]*m)?Any type hint is inferred as AnyType")
-    from trainer import progress
+    from trainer.infra import progress
 
     progress.configure(enabled=not quiet)
 
@@ -664,7 +664,7 @@ def _run(argv: list[str]) -> int:
     _quiet_libraries(args.quiet)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    from trainer.distributed import is_main
+    from trainer.infra.distributed import is_main
 
     _setup_logging(args.quiet, is_main())
     try:

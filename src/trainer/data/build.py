@@ -20,13 +20,13 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
 from sklearn.model_selection import StratifiedGroupKFold
 
-from trainer.atomic import atomic_folder
+from trainer.infra.atomic import atomic_folder
 from trainer.config import DataConfig, SplitConfig, portable, to_plain
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sources import Example, SourceResult, input_files, read_bytes, read_source
 from trainer.errors import DataError
 from trainer.labels import LABELS
-from trainer.locks import output_lock
+from trainer.infra.locks import output_lock
 
 log = logging.getLogger(__name__)
 

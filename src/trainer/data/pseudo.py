@@ -22,7 +22,7 @@ def pseudo_files(source: PseudoLabelSource) -> list[Path]:
 
 
 def read_pseudo(source: PseudoLabelSource, num_proc: int = 1, progress: bool = True) -> SourceResult:
-    from trainer.tagging import read_tables
+    from trainer.workflows.tagging import read_tables
 
     columns = ["article_id", "sentence_index", "text", "label", *(f"p_{label}" for label in LABELS)]
     frame = read_tables(source.path)

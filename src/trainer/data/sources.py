@@ -36,7 +36,7 @@ from trainer.data.rules import RuleLabeler, UserPattern, rules_path
 from trainer.data.sentences import Sentence, article_sentences, normalize, sentence_spans
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS, check_labels
-from trainer.progress import bar
+from trainer.infra.progress import bar
 from trainer.registry import SOURCES
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from trainer.config import ExperimentConfig
 from trainer.errors import ModelLoadError, TrainerError
-from trainer.model_folder import read_meta, verify_manifest
+from trainer.outputs.model_folder import read_meta, verify_manifest
 from trainer.models.base import Backend
 from trainer.registry import BACKENDS
 

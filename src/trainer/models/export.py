@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.atomic import atomic_folder
+from trainer.infra.atomic import atomic_folder
 from trainer.errors import ConfigError, ModelLoadError
-from trainer.model_folder import MODEL_META, EVAL_DIR, read_meta, write_manifest, write_meta
+from trainer.outputs.model_folder import MODEL_META, EVAL_DIR, read_meta, write_manifest, write_meta
 from trainer.registry import EXPORTS, ExportFormat
 
 # Sentences to compare an export with its source on: short, long, quoted, hedged.
@@ -68,7 +68,7 @@ def _write_torch_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder
     other half, and write both with the fp32 weights."""
     from trainer.models import int8
     from trainer.models.transformer import TransformerBackend
-    from trainer.provenance import hardware
+    from trainer.outputs.provenance import hardware
 
     texts = list(calibration) if calibration is not None else int8.corpus_sentences()
     calibrate_on, check_on = texts[0::2][: int8.CALIBRATION_SENTENCES], texts[1::2]

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from trainer.errors import ModelLoadError
-from trainer.provenance import PROJECT_ROOT, hardware
+from trainer.outputs.provenance import PROJECT_ROOT, hardware
 
 # SmoothQuant's migration strength: 0 leaves activations as they are, 1 moves all their range into the weights.
 # 0.8 kept 99.80% of fp32's labels on 3,000 PolNeAR sentences, 0.5 99.60% (benchmarks/README.md).

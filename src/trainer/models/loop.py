@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from trainer import distributed
+from trainer.infra import distributed
 from trainer.labels import LABEL2ID, LABELS
 from trainer.metrics import macro_f1
-from trainer.progress import bar
+from trainer.infra.progress import bar
 
 if TYPE_CHECKING:
     from trainer.models.transformer import TransformerBackend

@@ -22,7 +22,7 @@ import numpy as np
 
 from trainer.errors import ConfigError, ModelLoadError
 from trainer.labels import LABELS
-from trainer import model_folder
+from trainer.outputs import model_folder
 from trainer.models.batching import encode, load_tokenizer, probabilities
 
 ONNX_FILE = "model.onnx"

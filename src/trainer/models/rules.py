@@ -16,7 +16,7 @@ import numpy as np
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.labels import LABEL2ID, LABELS
 from trainer.config import RulesModel, TrainingConfig
-from trainer.model_folder import write_meta
+from trainer.outputs.model_folder import write_meta
 from trainer.models.base import ReadsWholeText
 
 RULES_FILE = "rules.yaml"

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from trainer.config import DEFAULT_SEED, SklearnModel, TrainingConfig
 from trainer.errors import DataError, ModelLoadError
 from trainer.labels import LABEL2ID, LABELS
-from trainer.model_folder import write_meta
+from trainer.outputs.model_folder import write_meta
 from trainer.models.base import ReadsWholeText
 
 PIPELINE_FILE = "pipeline.skops"

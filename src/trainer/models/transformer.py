@@ -14,11 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from trainer import distributed, encoders, model_folder
+from trainer.infra import distributed
+from trainer.models import encoders
+from trainer.outputs import model_folder
 from trainer.config import TrainingConfig, TransformerModel
 from trainer.errors import ModelLoadError
 from trainer.labels import ID2LABEL, LABEL2ID, LABELS
-from trainer.model_folder import write_meta
+from trainer.outputs.model_folder import write_meta
 from trainer.models import int8
 from trainer.models.batching import batched_rows, encode, load_tokenizer, pad, probabilities
 from trainer.models.loop import EpochDone, TrainingLoop, seed_everything

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import ConfigError
-from trainer.evaluate import evaluate, load_rows
+from trainer.workflows.evaluate import evaluate, load_rows
 from trainer.labels import LABELS
 from trainer.metrics import N_RESAMPLES, check_resamples, paired_bootstrap
-from trainer.model_folder import read_meta
-from trainer.predict import is_mlflow_uri, local_model
-from trainer.report import format_ci
+from trainer.outputs.model_folder import read_meta
+from trainer.workflows.predict import is_mlflow_uri, local_model
+from trainer.outputs.report import format_ci
 
 
 @dataclass
@@ -50,7 +50,7 @@ def compare(
         raise ConfigError(f"--reference: expected one of the --models {models}, found {reference!r}")
     for model in models:  # a wrong path or URI is found before any evaluation writes a report into a folder
         if is_mlflow_uri(model):
-            from trainer.tracking import check_model_uri
+            from trainer.outputs.tracking import check_model_uri
 
             check_model_uri(model)
         else:

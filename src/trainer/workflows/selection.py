@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from trainer.atomic import atomic_folder
+from trainer.infra.atomic import atomic_folder
 from trainer.data.sentences import line_starts, normalize, sentence_spans
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
@@ -330,7 +330,7 @@ def select(
 ) -> list[Candidate]:
     """Pick `n` sentences of `input` to label with `model` and write them to `output`; returns the picks."""
     from trainer.data.rules import RuleLabeler, rules_path
-    from trainer.predict import load_classifier
+    from trainer.workflows.predict import load_classifier
 
     settings = settings or SelectSettings(n=n)
     settings.check()

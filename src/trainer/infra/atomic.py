@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from trainer.locks import alive, swap_lock
+from trainer.infra.locks import alive, swap_lock
 
 _RENAME_EXCHANGE = 2  # renameat2(2) flag: swap two paths in one step (Linux 3.15+, most file systems)
 _AT_FDCWD = -100

@@ -19,7 +19,7 @@ from typing import Any
 
 from trainer.config import DEFAULT_TRACKING_DB, TrackingConfig
 from trainer.errors import ModelLoadError
-from trainer.model_folder import MODEL_META
+from trainer.outputs.model_folder import MODEL_META
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +437,7 @@ def _check_writable(db: Path) -> None:
 def _runs_dir(uri: str) -> Path:
     from hashlib import sha256
 
-    from trainer.encoders import cache_root
+    from trainer.models.encoders import cache_root
 
     return cache_root() / RUNS_DIR / sha256(uri.encode()).hexdigest()[:16]
 
@@ -446,7 +446,7 @@ def write_pid_file(uri: str, run_id: str) -> Path | None:
     """Record that this process has MLflow run `run_id` in progress (None if the cache is not writable)."""
     import socket
 
-    from trainer.locks import process_started
+    from trainer.infra.locks import process_started
 
     path = _runs_dir(uri) / f"{run_id}.json"
     record = {"run_id": run_id, "pid": os.getpid(), "started": process_started(os.getpid()),
@@ -476,7 +476,7 @@ def close_stale_runs(uri: str) -> list[str]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from trainer.locks import alive
+    from trainer.infra.locks import alive
 
     closed = []
     for path in sorted(_runs_dir(uri).glob("*.json")):

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from trainer import model_folder, provenance
-from trainer.card import write_card
+from trainer.outputs import model_folder, provenance
+from trainer.outputs.card import write_card
 from trainer.config import TrackingConfig
 from trainer.data.sources import read_table
-from trainer.atomic import atomic_folder
+from trainer.infra.atomic import atomic_folder
 from trainer.errors import ConfigError, DataError, ModelLoadError
 from trainer.labels import LABEL2ID, LABELS
-from trainer.locks import swap_lock
+from trainer.infra.locks import swap_lock
 from trainer.metrics import (
     N_RESAMPLES,
     bootstrap_ci,
@@ -35,9 +35,9 @@ from trainer.metrics import (
     reliability,
     share_intervals,
 )
-from trainer.predict import Classifier, is_mlflow_uri, load_classifier, local_model, model_label, uri_label
-from trainer.report import MISCLASSIFIED_FILE, PREDICTIONS_FILE, REPORT_FILES, TABLES_DIR, write_report
-from trainer.tracking import Tracker
+from trainer.workflows.predict import Classifier, is_mlflow_uri, load_classifier, local_model, model_label, uri_label
+from trainer.outputs.report import MISCLASSIFIED_FILE, PREDICTIONS_FILE, REPORT_FILES, TABLES_DIR, write_report
+from trainer.outputs.tracking import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from trainer.atomic import atomic_file
+from trainer.infra.atomic import atomic_file
 from trainer.config import (
     CategoricalParam,
     ExperimentConfig,
@@ -272,8 +272,8 @@ def _run_trial(trial: Any, config_path: Path, overrides: list[str], space: Sweep
     from trainer.metrics import compute_metrics, flat_metrics
     from trainer.models import create_backend
     from trainer.models.loop import EpochDone
-    from trainer.tracking import Tracker
-    from trainer.train import _texts_labels, fit
+    from trainer.outputs.tracking import Tracker
+    from trainer.workflows.train import _texts_labels, fit
 
     values = {key: _suggest(trial, key, param) for key, param in space.params.items()}
     run_name = f"{space.study}-trial-{trial.number:03d}"
@@ -335,8 +335,8 @@ def sweep(config_path: Path | None, space_path: Path, trials: int, overrides: li
     import optuna
     from optuna.trial import TrialState
 
-    from trainer.progress import bar as progress_bar
-    from trainer.tracking import tracking_uri
+    from trainer.infra.progress import bar as progress_bar
+    from trainer.outputs.tracking import tracking_uri
 
     overrides = list(overrides or [])
     space, base, config_path = load_space(space_path, config_path, overrides)
@@ -430,7 +430,7 @@ def _finish(study: Any, base: ExperimentConfig, space: SweepSpace, config_path: 
     if len(_finished(study)) >= trials and client.get_run(parent).info.status == "RUNNING":
         client.set_terminated(parent, "FINISHED")  # the budget is spent: the study is done
     if keep == "best" and best_config is not None:  # the worker asked to keep it trains it, once more
-        from trainer.train import train
+        from trainer.workflows.train import train
 
         train(load_config(best_config), overwrite=True)
     return SweepResult(space.study, url, parent, len(_finished(study)), best.value if best else None,

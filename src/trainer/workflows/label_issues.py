@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.atomic import atomic_file
+from trainer.infra.atomic import atomic_file
 from trainer.config import DEFAULT_SEED, SklearnModel, TrainingConfig
 from trainer.data.build import CARD_JSON, CARD_MD, SPLITS, BuiltDataset, card_markdown
 from trainer.errors import DataError
@@ -101,7 +101,7 @@ def label_issues(
 ) -> list[dict[str, Any]]:
     """Find probable label errors in `built`, write the ranked CSV and review tasks into `output`, and
     count them per source in the dataset card. Returns the ranked rows."""
-    from trainer.atomic import atomic_folder
+    from trainer.infra.atomic import atomic_folder
 
     sentences = all_sentences(built)
     probabilities = out_of_fold_probabilities(sentences, model, folds=folds, seed=seed)

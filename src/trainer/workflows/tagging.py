@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.atomic import atomic_file
-from trainer.locks import output_lock
+from trainer.infra.atomic import atomic_file
+from trainer.infra.locks import output_lock
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 
@@ -211,10 +211,10 @@ def _tag(
     model: str | Path, input: Path, output: Path, text_column: str, id_column: str | None, overwrite: bool,
     part_sentences: int, on_bad_encoding: str, progress: bool,
 ) -> TagResult:
-    from trainer import model_folder
+    from trainer.outputs import model_folder
     from trainer.data.rules import RuleLabeler, rules_path
-    from trainer.predict import load_classifier, local_model, model_label
-    from trainer.progress import bar as progress_bar
+    from trainer.workflows.predict import load_classifier, local_model, model_label
+    from trainer.infra.progress import bar as progress_bar
 
     with local_model(model) as folder:
         classifier = load_classifier(folder)

@@ -16,24 +16,28 @@ from typing import Any
 
 import numpy as np
 
-from trainer import distributed, encoders, model_folder, provenance
-from trainer.atomic import atomic_folder
-from trainer.calibration import apply_temperature, fit_temperature
-from trainer.card import write_card
-from trainer.checkpoint import Checkpointer, checkpoint_dir, setting_differences
+from trainer.infra import distributed
+
+from trainer.models import encoders
+
+from trainer.outputs import model_folder, provenance
+from trainer.infra.atomic import atomic_folder
+from trainer.models.calibration import apply_temperature, fit_temperature
+from trainer.outputs.card import write_card
+from trainer.models.checkpoint import Checkpointer, checkpoint_dir, setting_differences
 from trainer.config import ExperimentConfig, dump_yaml, portable, to_plain
 from trainer.data.build import SPLITS, build_dataset
 from trainer.errors import ConfigError, DataError
-from trainer.evaluate import evaluate_rows, rows_from_dataset
+from trainer.workflows.evaluate import evaluate_rows, rows_from_dataset
 from trainer.labels import LABEL2ID, LABELS
-from trainer.locks import output_lock
+from trainer.infra.locks import output_lock
 from trainer.metrics import compute_metrics, flat_metrics, reliability
 from trainer.models import create_backend
 from trainer.models.base import Backend, SteppedBackend
 from trainer.models.loop import EpochDone, StepDone
-from trainer.predict import Classifier
-from trainer.report import REPORT_FILES, TABLES_DIR
-from trainer.tracking import Tracker
+from trainer.workflows.predict import Classifier
+from trainer.outputs.report import REPORT_FILES, TABLES_DIR
+from trainer.outputs.tracking import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from trainer.atomic import atomic_folder
+from trainer.infra.atomic import atomic_folder
 
 WEIGHTS = "model.safetensors"
 BEST = "best.safetensors"
@@ -39,7 +39,7 @@ def setting_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
     ...                     {"training": {"batch_size": 16, "checkpoint_every_steps": 50}})
     ['training.batch_size 16 (checkpoint: 8)']
     """
-    from trainer.tracking import flatten
+    from trainer.outputs.tracking import flatten
 
     before, now = flatten(saved), flatten(current)
     return [

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-log = logging.getLogger("trainer.progress")
+log = logging.getLogger("trainer.infra.progress")
 
 # Seconds between two progress lines in a log (the environment's TRAINER_PROGRESS_EVERY_S wins).
 LOG_EVERY_S = 30.0

@@ -11,7 +11,7 @@ from typing import Any
 
 import mlflow
 
-from trainer.tracking import import_pyfunc
+from trainer.outputs.tracking import import_pyfunc
 
 # The most a served model takes in one request; a larger one gets HTTP 400 before any work, so one
 # request cannot hold a worker past the scoring server's timeout. Set where the model is served.
@@ -50,7 +50,7 @@ def check_request(texts: list[Any]) -> None:
     empty, only whitespace), or, in the scoring server, too many inputs or characters. Raises the
     error MLflow answers with HTTP 400 and this reason."""
     from trainer.errors import DataError
-    from trainer.predict import check_text
+    from trainer.workflows.predict import check_text
 
     serving = _serving()
     max_inputs = _limit(MAX_INPUTS_ENV, DEFAULT_MAX_INPUTS) if serving else len(texts)
@@ -111,7 +111,7 @@ class PyfuncModel(import_pyfunc().PythonModel):
     def load_context(self, context: Any) -> None:
         from mlflow.models.signature import _TypeHints
 
-        from trainer.predict import load_classifier
+        from trainer.workflows.predict import load_classifier
 
         self.classifier = load_classifier(context.artifacts["model_dir"])
         # The hints MLflow's pyfunc wrapper goes by once the model is loaded (the signature is written

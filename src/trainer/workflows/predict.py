@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
-from trainer.calibration import apply_temperature
+from trainer.models.calibration import apply_temperature
 from trainer.config import Precision
 from trainer.data.cleaning import clean_article
 from trainer.data.sentences import article_sentences
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 from trainer.models import load_backend
-from trainer.model_folder import load_temperature
+from trainer.outputs.model_folder import load_temperature
 from trainer.models.base import Backend
 
 DEFAULT_BATCH_SIZE = 64
@@ -162,7 +162,7 @@ def local_model(model: str | Path) -> Iterator[Path]:
     if not is_mlflow_uri(model):
         yield Path(model)
         return
-    from trainer.tracking import downloaded_model
+    from trainer.outputs.tracking import downloaded_model
 
     with downloaded_model(str(model)) as folder:
         yield folder

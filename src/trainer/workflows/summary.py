@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.atomic import atomic_folder
+from trainer.infra.atomic import atomic_folder
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 from trainer.metrics import BOOTSTRAP_SEED, N_RESAMPLES, adjusted_from_counts, confusion_rates
@@ -115,7 +115,7 @@ def summarize(output: Path, by: str, report: Path | None = None, metadata: Path 
     """Label shares per group of the tag output in `output`; files go to `report` (default output/summary-<by>)."""
     import pandas as pd
 
-    from trainer.tagging import MANIFEST, read_tables
+    from trainer.workflows.tagging import MANIFEST, read_tables
 
     manifest_path = output / MANIFEST
     if not manifest_path.is_file():

@@ -22,11 +22,11 @@ from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
 from typing import Any
 
-from trainer.model_folder import FREEZE_FILE, PROVENANCE_FILE
+from trainer.outputs.model_folder import FREEZE_FILE, PROVENANCE_FILE
 
 LOCK_FILE = Path("requirements") / "lock.txt"
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/trainer, the whole package
 # The checkout this package runs from (src/trainer -> the project root), when it runs from one.
 PROJECT_ROOT = PACKAGE_DIR.parents[1]
 # Libraries whose version changes results; the full list is in pip-freeze.txt.

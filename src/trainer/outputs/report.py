@@ -15,7 +15,7 @@ import numpy as np
 
 from trainer.labels import LABELS
 from trainer.metrics import format_table
-from trainer.model_folder import METRICS_FILE, REPORT_JSON
+from trainer.outputs.model_folder import METRICS_FILE, REPORT_JSON
 
 REPORT_HTML = "report.html"
 REPORT_FILE = "classification_report.txt"

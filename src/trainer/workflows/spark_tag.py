@@ -12,7 +12,7 @@ On a cluster (every node needs the project installed, e.g. from the same lock fi
 must be a folder that the driver and every executor see at the same path, such as a shared mount;
 `--input` may be any URI Spark reads):
 
-    spark-submit --master spark://HOST:7077 src/trainer/spark_tag.py \\
+    spark-submit --master spark://HOST:7077 src/trainer/workflows/spark_tag.py \\
         --model models:/sourcing@champion --input hdfs:///corpora/news --output /shared/tagged/news
 
 `trainer tag-spark ... --master local[4]` runs the same job in one process.
@@ -28,17 +28,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trainer.atomic import atomic_folder
+from trainer.infra.atomic import atomic_folder
 from trainer.errors import ConfigError, DataError, TrainerError
 from trainer.labels import LABELS
-from trainer.tagging import MANIFEST, TABLES
+from trainer.workflows.tagging import MANIFEST, TABLES
 
 
 def model_uri(model: str) -> tuple[str, str | None, str | None]:
     """(pyfunc URI, tracking URI, run id) for an MLflow URI or a model folder that names its run."""
-    from trainer import model_folder
-    from trainer.predict import is_mlflow_uri
-    from trainer.tracking import MODEL_ARTIFACT
+    from trainer.outputs import model_folder
+    from trainer.workflows.predict import is_mlflow_uri
+    from trainer.outputs.tracking import MODEL_ARTIFACT
 
     if is_mlflow_uri(model):
         import mlflow
@@ -79,8 +79,8 @@ def _quiet(master: str | None) -> None:
 
 
 def _validation_confusion(model: str) -> Any:
-    from trainer import model_folder
-    from trainer.predict import local_model
+    from trainer.outputs import model_folder
+    from trainer.workflows.predict import local_model
 
     with local_model(model) as folder:
         validation = (model_folder.read_metrics(folder) or {}).get("validation")
@@ -90,7 +90,7 @@ def _validation_confusion(model: str) -> Any:
 def _check_model(uri: str) -> None:
     """Load the logged model once on the driver: a URI that does not resolve, or a model logged before
     the pyfunc reported `truncated`, fails here with one line instead of inside every executor."""
-    from trainer.tracking import import_pyfunc
+    from trainer.outputs.tracking import import_pyfunc
 
     try:
         frame = import_pyfunc().load_model(uri).predict(["The minister said talks failed."])
@@ -125,7 +125,7 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
     import pandas as pd
 
     from trainer.data.rules import RuleLabeler, rules_path
-    from trainer.tagging import Article, content_hash, file_article, split_article, undecodable
+    from trainer.workflows.tagging import Article, content_hash, file_article, split_article, undecodable
 
     labeler = RuleLabeler.from_yaml(rules_path(None))
     columns = _columns(meta_columns)
@@ -195,8 +195,8 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from trainer.predict import model_label
-    from trainer.tagging import SENTENCE_COLUMNS
+    from trainer.workflows.predict import model_label
+    from trainer.workflows.tagging import SENTENCE_COLUMNS
 
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise ConfigError(f"--output: expected a new folder, found {output} with files; pass --overwrite or choose "

@@ -12,10 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer import encoders, model_folder
-from trainer.atomic import atomic_file
+from trainer.models import encoders
+
+from trainer.outputs import model_folder
+from trainer.infra.atomic import atomic_file
 from trainer.labels import LABEL_DEFINITIONS, LABELS
-from trainer.model_folder import CARD_FILE, EVAL_DIR
+from trainer.outputs.model_folder import CARD_FILE, EVAL_DIR
 
 GUIDELINES = "shared/docs/labeling-guidelines.md"
 

@@ -1,0 +1,1 @@
+"""Infrastructure every command shares: atomic writes, locks, progress, the distributed setup."""

@@ -1,0 +1,1 @@
+"""What runs leave behind: model folders, reports, model cards, provenance and MLflow records."""

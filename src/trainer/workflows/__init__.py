@@ -1,0 +1,1 @@
+"""The commands' workflows: train, evaluate, predict, tag, select, sweep, summarize, compare, label issues."""
