@@ -183,3 +183,95 @@ def load_data_config_from(content: dict, folder: Path):
     path = folder / "data.yaml"
     path.write_text(yaml.safe_dump(content))
     return load_data_config(path)
+
+
+# ---------------------------------------------------------------- sizes and private names
+
+MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 600
+
+
+def _sources() -> dict[str, ast.Module]:
+    return {_module_name(p): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(SRC.rglob("*.py"))}
+
+
+def test_no_function_over_80_lines_and_no_module_over_600():
+    long_functions, long_modules = [], []
+    for path in sorted(SRC.rglob("*.py")):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_MODULE_LINES:
+            long_modules.append(f"{path.relative_to(SRC)} ({lines} lines)")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({length} lines)")
+    assert long_modules == [] and long_functions == []
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _defined_privates(tree: ast.Module) -> set[str]:
+    """Private names a module defines: functions, classes, methods, module and class attributes, `self._x`."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {name for name in names if _private(name)}
+
+
+def private_uses(sources: dict[str, ast.Module]) -> list[str]:
+    """Where one project module uses a private name of another: imports it, reads it off the other module,
+    or reads a private attribute (`obj._x`, not on self or cls) that only another module defines."""
+    defined = {name: _defined_privates(tree) for name, tree in sources.items()}
+    found = []
+    for name, tree in sources.items():
+        modules_bound: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trainer"):
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    if full in sources:
+                        modules_bound[alias.asname or alias.name] = full
+                    elif _private(alias.name):
+                        found.append(f"{name} imports {node.module}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name in sources and alias.asname:
+                        modules_bound[alias.asname] = alias.name
+        others = set().union(*(names for module, names in defined.items() if module != name))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and _private(node.attr)):
+                continue
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in modules_bound:
+                found.append(f"{name} uses {modules_bound[owner.id]}.{node.attr}")
+            elif (not (isinstance(owner, ast.Name) and owner.id in ("self", "cls"))
+                  and node.attr in others and node.attr not in defined[name]):
+                found.append(f"{name} uses {node.attr} of another module (line {node.lineno})")
+    return sorted(set(found))
+
+
+def test_no_module_uses_a_private_name_of_another():
+    assert private_uses(_sources()) == []
+
+
+def test_the_private_name_finder_finds_planted_uses():
+    planted = {
+        "trainer.a": ast.parse("def _helper():\n    pass\nclass A:\n    def _step(self):\n        self._state = 1\n"),
+        "trainer.b": ast.parse("from trainer.a import _helper\nfrom trainer import a\n"
+                               "def f(x):\n    a._helper()\n    x._step()\n    return x._state\n"),
+        "trainer.c": ast.parse("class C:\n    def _step(self):\n        return self._step\n"),
+    }
+    assert private_uses(planted) == [
+        "trainer.b imports trainer.a._helper", "trainer.b uses _state of another module (line 6)",
+        "trainer.b uses _step of another module (line 5)", "trainer.b uses trainer.a._helper",
+    ]
