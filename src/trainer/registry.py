@@ -76,17 +76,23 @@ class Registry(Generic[T]):
 @dataclass(frozen=True)
 class SourceKind:
     """A source kind: its config class (a `SourceConfig` with a `kind` Literal), its reader
-    `(config, num_proc, progress) -> SourceResult` and the files it reads (for the fingerprint)."""
+    `(config, num_proc, progress) -> SourceResult`, the files it reads (for the fingerprint) and, for a
+    kind that reads a folder of article files, where that folder is (None: its sentences come labeled)."""
 
     config: type
     reader: Any
     files: Any
+    articles: Any = None
 
     def read(self, source: Any, num_proc: int = 1, progress: bool = True) -> Any:
         return resolve(self.reader)(source, num_proc=num_proc, progress=progress)
 
     def input_files(self, source: Any) -> list[Any]:
         return list(resolve(self.files)(source))
+
+    def article_folder(self, source: Any) -> Any:
+        """The folder of article files behind `source` (only for a kind with `articles`)."""
+        return resolve(self.articles)(source)
 
 
 @dataclass(frozen=True)
@@ -117,12 +123,13 @@ BACKENDS: Registry[BackendKind] = Registry("backend")
 EXPORTS: Registry[ExportFormat] = Registry("export format")
 
 
-def register_source(reader: Any, files: Any) -> Callable[[type], type]:
-    """Class decorator for a source config: `@register_source("pkg.mod:read_x", "pkg.mod:x_files")`."""
+def register_source(reader: Any, files: Any, articles: Any = None) -> Callable[[type], type]:
+    """Class decorator for a source config: `@register_source("pkg.mod:read_x", "pkg.mod:x_files")`, and
+    `"pkg.mod:x_articles"` third for a kind that reads a folder of article files (`tag` and `select` read it)."""
 
     def decorate(config: type) -> type:
         kind = config.model_fields["kind"].default
-        SOURCES.register(kind, SourceKind(config, reader, files))
+        SOURCES.register(kind, SourceKind(config, reader, files, articles))
         return config
 
     return decorate
