@@ -422,7 +422,7 @@ class DataConfig(_Strict):
 # ---------------------------------------------------------------- model
 
 
-@register_backend("trainer.models.transformer:TransformerBackend")
+@register_backend("trainer.models.transformer:TransformerBackend", library="transformers", exportable=True)
 class TransformerModel(_Strict):
     """Fine-tune a pretrained encoder with a classification head."""
 
