@@ -214,7 +214,9 @@ class SourceConfig(_Strict):
         return self
 
 
-@register_source("trainer.data.sources:read_corpus", "trainer.data.sources:corpus_files")
+@register_source(
+    "trainer.data.sources:read_corpus", "trainer.data.sources:corpus_files", "trainer.data.sources:corpus_articles"
+)
 class CorpusSource(SourceConfig):
     """Plain-text articles in a folder, with gold sentence labels in a JSONL file beside them."""
 
@@ -226,7 +228,9 @@ class CorpusSource(SourceConfig):
     _exists = field_validator("articles", "labels", "metadata")(_must_exist)
 
 
-@register_source("trainer.data.sources:read_folder", "trainer.data.sources:folder_files")
+@register_source(
+    "trainer.data.sources:read_folder", "trainer.data.sources:folder_files", "trainer.data.sources:folder_articles"
+)
 class FolderSource(SourceConfig):
     """Raw, unlabeled articles (.txt/.md/.html files, or JSONL/CSV with a text column): labeled by rules."""
 
@@ -238,7 +242,9 @@ class FolderSource(SourceConfig):
     _exists = field_validator("path")(_must_exist)
 
 
-@register_source("trainer.data.sources:read_brat", "trainer.data.sources:brat_files")
+@register_source(
+    "trainer.data.sources:read_brat", "trainer.data.sources:brat_files", "trainer.data.sources:brat_articles"
+)
 class BratSource(SourceConfig):
     """A brat standoff corpus of attribution annotations, such as PolNeAR."""
 
@@ -416,7 +422,7 @@ class DataConfig(_Strict):
 # ---------------------------------------------------------------- model
 
 
-@register_backend("trainer.models.transformer:TransformerBackend")
+@register_backend("trainer.models.transformer:TransformerBackend", library="transformers", exportable=True)
 class TransformerModel(_Strict):
     """Fine-tune a pretrained encoder with a classification head."""
 

@@ -71,7 +71,7 @@ class BuiltDataset:
 def _code_digest() -> str:
     """Digest of the data-processing code, so that a change in cleaning or splitting rebuilds."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in sorted(Path(__file__).parent.rglob("*.py")):  # the readers in sources/ too
         digest.update(path.read_bytes())
     digest.update(importlib.metadata.version("syntok").encode())
     return digest.hexdigest()

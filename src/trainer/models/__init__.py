@@ -13,7 +13,7 @@ from trainer.registry import BACKENDS
 
 def create_backend(config: ExperimentConfig) -> Backend:
     """A fresh, untrained backend for the experiment's `model` section."""
-    return BACKENDS.get(config.model.backend).cls().from_config(config.model, config.training)
+    return BACKENDS.get(config.model.backend).create(config.model, config.training)
 
 
 def load_backend(directory: str | Path, precision: str = "auto") -> Backend:

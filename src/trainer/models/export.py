@@ -15,7 +15,6 @@ benchmarks/README.md for speed and label agreement on 5,000 real sentences.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import shutil
 import time
@@ -30,7 +29,7 @@ import torch
 from trainer.infra.atomic import atomic_folder
 from trainer.errors import ConfigError, ModelLoadError
 from trainer.outputs.model_folder import MODEL_META, EVAL_DIR, read_meta, write_manifest, write_meta
-from trainer.registry import EXPORTS, ExportFormat
+from trainer.registry import BACKENDS, EXPORTS, register_export
 
 # Sentences to compare an export with its source on: short, long, quoted, hedged.
 PROBES = (
@@ -53,7 +52,19 @@ class ExportCheck:
     label_agreement: float
 
 
-def _write_onnx(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path, int8: bool) -> None:
+@register_export("onnx", "ONNX Runtime, fp32, the same labels (default)")
+def write_onnx(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path) -> None:
+    """The fp32 ONNX Runtime graph, its tokenizer and meta."""
+    _write_onnx(source, model_dir, folder, int8=False)
+
+
+@register_export("onnx-int8", "ONNX Runtime, int8, faster, a few labels differ")
+def write_onnx_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path) -> None:
+    """The ONNX Runtime graph with int8 matrix products, its tokenizer and meta."""
+    _write_onnx(source, model_dir, folder, int8=True)
+
+
+def _write_onnx(source: Any, model_dir: Path, folder: Path, int8: bool) -> None:
     from trainer.models.onnx import export_onnx
 
     export_onnx(source, folder, int8=int8)
@@ -62,8 +73,9 @@ def _write_onnx(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path
                quantize="int8" if int8 else None, exported_from=str(model_dir))
 
 
-def _write_torch_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path,
-                      calibration: Sequence[str] | None = None) -> None:
+@register_export("int8", "static int8 (torch, oneDNN), calibrated on real sentences; auto runs it where it pays")
+def write_torch_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder: Path,
+                     calibration: Sequence[str] | None = None) -> None:
     """Calibrate on half the sentences, check label agreement with fp32 and speed against bf16 on the
     other half, and write both with the fp32 weights."""
     from trainer.models import int8
@@ -96,23 +108,18 @@ def _write_torch_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder
                                      encoding="utf-8")
 
 
-EXPORTS.register("onnx", ExportFormat(
-    functools.partial(_write_onnx, int8=False), "ONNX Runtime, fp32, the same labels (default)"))
-EXPORTS.register("onnx-int8", ExportFormat(
-    functools.partial(_write_onnx, int8=True), "ONNX Runtime, int8, faster, a few labels differ"))
-EXPORTS.register("int8", ExportFormat(
-    _write_torch_int8, "static int8 (torch, oneDNN), calibrated on real sentences; auto runs it where it pays"))
-
-
 def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportCheck:
     """Write `output`, a model folder in `format`, from the transformer folder `model_dir`."""
     from trainer.models import load_backend
 
     exporter = EXPORTS.get(format, "--format: ")
     meta = read_meta(model_dir)
-    if meta.get("backend") != "transformer" or meta.get("quantize"):
-        found = meta.get("backend") if meta.get("backend") != "transformer" else "an int8 export"
-        raise ModelLoadError(f"{model_dir}: expected a trained transformer model to export, found {found!r}")
+    backend = meta.get("backend")
+    exportable = [name for name in BACKENDS.names() if BACKENDS.get(name).exportable]
+    if backend not in exportable or meta.get("quantize"):
+        found = backend if backend not in exportable else "an int8 export"
+        raise ModelLoadError(f"{model_dir}: expected a trained {' or '.join(exportable)} model to export, "
+                             f"found {found!r}")
     def still_new() -> None:  # checked again under the swap lock: two exports at once never replace each other
         if output.exists():
             raise ConfigError(f"--output: expected a new folder, found existing {output}")

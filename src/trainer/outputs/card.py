@@ -18,6 +18,7 @@ from trainer.outputs import model_folder
 from trainer.infra.atomic import atomic_file
 from trainer.labels import LABEL_DEFINITIONS, LABELS
 from trainer.outputs.model_folder import CARD_FILE, EVAL_DIR
+from trainer.registry import BACKENDS
 
 GUIDELINES = "shared/docs/labeling-guidelines.md"
 
@@ -208,7 +209,7 @@ def render_card(model_dir: Path, name: str | None = None) -> str:
     base_model = encoders.hub_id(meta.get("base_model"))
     card_data = ModelCardData(
         language="en",
-        library_name="transformers" if backend == "transformer" else None,
+        library_name=BACKENDS.get(backend).library if backend in BACKENDS else None,
         pipeline_tag="text-classification",
         tags=["trainer", "news", "attribution", "sentence-classification", backend],
         base_model=base_model,

@@ -1,7 +1,7 @@
 """The logged model's code: the pyfunc wrapper, and MLflow's "model from code" entry point.
 
 MLflow runs this file to build the wrapper when it loads a logged model, so loading never unpickles
-anything. Besides `tracking.py`, the only module that imports mlflow.
+anything. It imports mlflow, as only `tracking.py` and `workflows/sweep.py` do besides.
 """
 
 from __future__ import annotations

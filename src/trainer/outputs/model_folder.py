@@ -1,6 +1,7 @@
 """The model folder's layout: every file name in it, and the readers and writers of the files that
-`train` writes beside the weights. `train`, `evaluate`, `predict`, `tracking` and the card import
-this module for layout, never each other.
+`train` writes beside the weights. `train`, `evaluate`, `predict`, `tracking` and the card take the
+layout from this module, never from each other (`train` does call `evaluate`'s scoring and `predict`'s
+Classifier, and `evaluate` `predict`'s model loading, for what they do, not for file names).
 
     models/<run>/
       trainer_model.json         backend, label order, backend settings (write_meta / read_meta)

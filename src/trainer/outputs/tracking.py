@@ -1,4 +1,8 @@
-"""MLflow tracking: the only module that imports mlflow.
+"""MLflow tracking: runs and what they log, model URIs, and the MLflow calls of `tag-spark`.
+
+Besides this module, mlflow is imported only by `outputs/mlflow_model.py` (the logged pyfunc model is
+an MLflow class) and `workflows/sweep.py` (a sweep's parent run, and its trials' runs ended or tagged
+through MLflow's client).
 
 Every `train` and `evaluate` is one run. A tracking failure is reported (log warning and
 `Tracker.error`) and ends tracking for that run; it never stops training or loses the model,
@@ -300,6 +304,28 @@ def import_pyfunc() -> Any:
         warnings.filterwarnings("ignore", message=r".*Any type hint is inferred as AnyType", category=UserWarning)
         import mlflow.pyfunc
     return mlflow.pyfunc
+
+
+def logged_model_run_id(uri: str) -> str | None:
+    """The id of the run that logged the model at an MLflow URI (runs:/ or models:/ alike)."""
+    import mlflow
+
+    return mlflow.models.get_model_info(uri).run_id
+
+
+def use_tracking_uri(uri: str) -> None:
+    """Point MLflow at `uri`, in this process and, through $MLFLOW_TRACKING_URI, in those it starts."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+
+
+def spark_udf(spark: Any, uri: str, result_type: str) -> Any:
+    """The logged pyfunc model at `uri` as a Spark UDF, run in this environment (no rebuilt one)."""
+    import mlflow
+
+    return mlflow.pyfunc.spark_udf(spark, uri, env_manager="local", result_type=result_type)
 
 
 # A tracking server that does not answer within this many seconds is reported as unreachable,

@@ -78,7 +78,7 @@ def out_of_fold_probabilities(
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     texts = np.array(sentences.texts, dtype=object)
     for fold, (fit, held) in enumerate(splitter.split(np.zeros(len(y)), y, sentences.groups), start=1):
-        backend = BACKENDS.get(model.backend).cls().from_config(model, training)
+        backend = BACKENDS.get(model.backend).create(model, training)
         backend.fit(list(texts[fit]), [sentences.labels[i] for i in fit])
         out[held] = backend.predict_proba(list(texts[held]))
         log.info("fold %d/%d: %d sentences scored", fold, folds, len(held))

@@ -38,13 +38,11 @@ def model_uri(model: str) -> tuple[str, str | None, str | None]:
     """(pyfunc URI, tracking URI, run id) for an MLflow URI or a model folder that names its run."""
     from trainer.outputs import model_folder
     from trainer.workflows.predict import is_mlflow_uri
-    from trainer.outputs.tracking import MODEL_ARTIFACT
+    from trainer.outputs.tracking import MODEL_ARTIFACT, logged_model_run_id
 
     if is_mlflow_uri(model):
-        import mlflow
-
         try:  # runs:/ and models:/ alike: the run that logged the model
-            run_id = mlflow.models.get_model_info(model).run_id
+            run_id = logged_model_run_id(model)
         except Exception:  # noqa: BLE001 - checked again, with its own error, by _check_model
             run_id = model.split("/")[1] if model.startswith("runs:/") else None
         return model, None, run_id
@@ -191,10 +189,10 @@ def _read_articles(spark: Any, input: str, text_column: str, id_column: str | No
 def tag_spark(model: str, input: str, output: Path, master: str | None = None, text_column: str = "text",
               id_column: str | None = None, on_bad_encoding: str = "error", overwrite: bool = False) -> dict[str, int]:
     """Tag `input` on Spark into `output`/{sentences,articles,skipped}; returns row counts per table."""
-    import mlflow
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
+    from trainer.outputs.tracking import spark_udf, use_tracking_uri
     from trainer.workflows.predict import model_label
     from trainer.workflows.tagging import SENTENCE_COLUMNS
 
@@ -207,8 +205,7 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
                           "trainer tag")
     uri, tracking_uri, run_id = model_uri(model)
     if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # executors resolve runs:/ URIs too
+        use_tracking_uri(tracking_uri)  # in the environment too: executors resolve runs:/ URIs
     _check_model(uri)
     _quiet(master)
     builder = SparkSession.builder.appName("trainer-tag")
@@ -229,8 +226,8 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
             first = duplicates[0]
             raise DataError(f"expected unique article ids, found {first['article_id']!r} at {first['wheres'][0]} and "
                             f"at {first['wheres'][1]}; set --id-column or make the ids unique")
-        predict = mlflow.pyfunc.spark_udf(
-            spark, uri, env_manager="local",
+        predict = spark_udf(
+            spark, uri,
             result_type=", ".join([*(f"{c} {'string' if c == 'label' else 'double'}" for c in
                                      ("label", *(f"p_{k}" for k in LABELS))), "truncated boolean"]))
         name = model_label(model)

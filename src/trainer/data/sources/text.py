@@ -1,0 +1,171 @@
+"""Reading and decoding input files: UTF-8 text (a bad byte an error, or replaced by setting), HTML
+made into text, JSONL/CSV/Parquet tables, article-id lists, and the cells of a table's rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from trainer.config import SourceConfig
+from trainer.data.sources.types import SourceResult
+from trainer.errors import DataError
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt", ".md")
+HTML_SUFFIXES = (".html", ".htm")
+TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 text file (a byte-order mark dropped), with a DataError for undecodable bytes or a
+    file that cannot be read."""
+    return decode_text(read_bytes(path), path, "error", SourceResult())
+
+
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes, with a DataError naming a file that cannot be read (a link to nothing, no permission)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        found = "a link to nothing" if path.is_symlink() and not path.exists() else exc.strerror or type(exc).__name__
+        raise DataError(f"{path}: expected a readable file, found {found}; fix or remove it") from None
+
+
+def decode_text(data: bytes, path: Path, on_bad_encoding: str, result: SourceResult) -> str:
+    """UTF-8 bytes as text, without a leading byte-order mark. Bytes that are not UTF-8 are a DataError,
+    or with `on_bad_encoding: replace` become U+FFFD, counted as `decoded_with_replacement` and logged."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if on_bad_encoding == "error":
+            raise DataError(
+                f"{path}: expected UTF-8 text, found an undecodable byte at offset {exc.start}; re-save the file "
+                "as UTF-8, or set on_bad_encoding: replace in the source"
+            ) from None
+        text = data.decode("utf-8", errors="replace")
+        result.skipped["decoded_with_replacement"] += 1
+        log.warning("%s: not UTF-8; decoded with replacement characters", path)
+    return text.removeprefix("\ufeff")  # a BOM (Windows editors) is not part of the first sentence or header
+
+
+_HTML = re.compile(r"<\s*(html|body|p|div|br|span|article)\b[^>]*>", re.IGNORECASE)
+
+
+def read_article(path: Path, source: SourceConfig, result: SourceResult) -> str:
+    """An article's text: UTF-8 (or decoded with replacement, by setting), HTML turned into text.
+
+    Each fallback is counted in `result.skipped` (and so in the card) and logged.
+    """
+    return decode_article(read_bytes(path), path, source.on_bad_encoding, result)
+
+
+def decode_article(data: bytes, path: Path, on_bad_encoding: str, result: SourceResult) -> str:
+    """`read_article` on bytes already read (a Spark executor gets the file's bytes, not the file)."""
+    text = decode_text(data, path, on_bad_encoding, result)
+    # Path.read_text's universal newlines, so that offsets are the same as for a file read as text
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if path.suffix.lower() not in HTML_SUFFIXES and len(_HTML.findall(text)) >= 2:
+        result.skipped["html_in_text_file_converted"] += 1
+        log.warning("%s: HTML where plain text was expected; extracted its text", path)
+        text = html_to_text(text)
+    return text
+
+
+def read_jsonl(path: Path, text: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line (of `text`, when the file is read already);
+    DataError names the bad line."""
+    for number, line in enumerate((read_text(path) if text is None else text).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}:{number}: expected a JSON object per line, found invalid JSON ({exc.msg})"
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}")
+        yield number, obj
+
+
+def read_table(
+    path: Path, on_bad_encoding: str = "error", result: SourceResult | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a JSONL, CSV or Parquet file as (where, row), `where` naming file and line (or row).
+    JSONL and CSV are decoded as `decode_text` does (`on_bad_encoding`, counted in `result`)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: expected a Parquet file, found one that cannot be read ({exc})") from None
+        for number, row in enumerate(rows, start=1):
+            yield f"{path}:row {number}", row
+        return
+    text = decode_text(read_bytes(path), path, on_bad_encoding, result if result is not None else SourceResult())
+    if path.suffix.lower() == ".csv":
+        try:
+            for number, row in enumerate(csv.DictReader(text.splitlines()), start=2):
+                if None in row:  # more fields than the header names
+                    raise DataError(f"{path}:{number}: expected {len(row) - 1} fields as in the header, found more "
+                                    "(quote fields that hold commas)")
+                yield f"{path}:{number}", row
+        except csv.Error as exc:
+            raise DataError(f"{path}: expected CSV, found {exc}") from None
+    else:
+        for number, row in read_jsonl(path, text):
+            yield f"{path}:{number}", row
+
+
+def column_value(row: dict[str, Any], column: str, where: str) -> Any:
+    """A row's cell in `column`; a DataError naming the columns found when it has none."""
+    if column not in row:
+        raise DataError(f"{where}: expected a '{column}' column, found {sorted(map(str, row))} (set the column name "
+                        "in the config)")
+    return row[column]
+
+
+def text_value(value: Any, column: str, where: str) -> str:
+    """A text cell: a string (null is empty); numbers or lists in a text column are a mistake."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataError(
+            f"{where}: expected text in the '{column}' column, found {type(value).__name__} ({value!r:.40})"
+        )
+    return value
+
+
+def id_value(row: dict[str, Any], column: str, where: str) -> str:
+    """An article-id cell as text; a missing or blank id is a DataError."""
+    value = column_value(row, column, where)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(f"{where}: expected an article id in the '{column}' column, found {json.dumps(value)}")
+    return str(value)
+
+
+def read_exclusions(path: Path | None) -> set[str]:
+    """The article ids listed in a text file, one per line (blank lines and `#` comments left out)."""
+    if path is None:
+        return set()
+    return {line.strip() for line in read_text(path).splitlines() if line.strip() and not line.startswith("#")}
+
+
+def html_to_text(html: str) -> str:
+    """Story text of an HTML page: headings, paragraphs and list items, one per line (BeautifulSoup)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "nav", "header", "footer", "aside", "form", "noscript", "figure"]):
+        tag.decompose()
+    blocks = [el.get_text(" ", strip=True) for el in soup.find_all(["h1", "h2", "h3", "p", "li", "blockquote"])]
+    blocks = [b for b in blocks if b]
+    return "\n\n".join(blocks) if blocks else soup.get_text("\n", strip=True)
+
