@@ -257,8 +257,8 @@ class TransformerBackend:
         """Load for prediction. With bf16 (`auto` on a GPU, AMX or AVX512-BF16 CPU) or fp16 (`auto` on a GPU
         without bf16) the weights are cast once, which saves autocast's cast of every weight in every batch.
         An int8 export runs in static int8 where `models/int8.choose` says so, else like its source."""
-        if not (directory / "model.safetensors").is_file():
-            raise ModelLoadError(f"{directory}: expected weights in model.safetensors, found none")
+        if not (directory / model_folder.WEIGHTS_FILE).is_file():
+            raise ModelLoadError(f"{directory}: expected weights in {model_folder.WEIGHTS_FILE}, found none")
         model = load_sequence_classifier(
             directory,
             trust_remote_code=False,
