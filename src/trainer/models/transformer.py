@@ -1,8 +1,8 @@
 """Fine-tuned transformer encoder with a classification head.
 
-The training loop (plain torch, events for the caller) is `models/loop.py`; this module holds the
-model, its tokeniser, batching and precision, prediction, and the folder it saves to. Texts are
-tokenised once.
+The training loop (plain torch, events for the caller) is `models/loop.py`, which trains this
+backend through its `Trainable` side (`encode`, `collate`, `forward`); this module holds the model,
+its tokeniser and precision, prediction, and the folder it saves to. Texts are tokenised once.
 """
 
 from __future__ import annotations
@@ -142,33 +142,27 @@ class TransformerBackend:
         if _is_quantized(self.model):
             self.device, self.precision = torch.device("cpu"), "int8"
 
-    # ------------------------------------------------------------ batching
+    # ------------------------------------------------------------ what the training loop uses (base.Trainable)
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, cut at `max_length`."""
         return encode(self.tokenizer, texts, self.max_length)[0]
 
-    def _collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
-        input_ids, mask = pad(ids, self.tokenizer.pad_token_id or 0)
+    def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """A batch of token ids as the model's inputs (ids and attention mask), padded to the longest, on the device."""
+        return self._tensors(*pad(ids, self.tokenizer.pad_token_id or 0))
+
+    def forward(self, inputs: dict[str, torch.Tensor], module: torch.nn.Module | None = None) -> torch.Tensor:
+        """Logits of `module` (default: the model; in training, its distributed wrapper) under autocast
+        in this backend's precision."""
+        with self._autocast():
+            return (self.model if module is None else module)(**inputs).logits
+
+    def _tensors(self, input_ids: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
         return {
             "input_ids": torch.from_numpy(input_ids).to(self.device),
             "attention_mask": torch.from_numpy(mask).to(self.device),
         }
-
-    def _train_batches(self, lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """Bucketed random batches, as `transformers.Trainer`'s `group_by_length`: shuffle, cut into mega-batches
-        of `length_group_batches` batches, sort each by length, cut it into batches, shuffle the batches.
-        The default (50 batches of 16) sorts the bundled train split in two halves. Mega-batches of a
-        quarter of the split cost less validation F1 with Trainer's hyperparameters (benchmarks/README.md),
-        but 0.072 of dev-set macro-F1 with the project's own (one seed), so they are not the default."""
-        order = rng.permutation(len(lengths))
-        group = batch_size * self.training.length_group_batches  # sorted together: little padding
-        batches: list[np.ndarray] = []
-        for start in range(0, len(order), group):
-            chunk = order[start : start + group]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-        rng.shuffle(batches)
-        return batches
 
     def _autocast(self) -> Any:
         dtype = _AUTOCAST_DTYPES.get(self.precision, torch.bfloat16)
@@ -190,7 +184,7 @@ class TransformerBackend:
         texts: Sequence[str],
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
-    ) -> TrainingLoop:
+    ) -> TrainingLoop[TransformerBackend]:
         """The training loop as an iterator of events, for a caller that checkpoints, logs or prunes."""
         return TrainingLoop(self, texts, labels, validation)
 
@@ -200,7 +194,8 @@ class TransformerBackend:
         for event in loop:
             if isinstance(event, EpochDone) and event.stale >= self.training.early_stopping_patience:
                 break
-        return loop.finish()
+        loop.finish()
+        return self
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Probabilities in LABELS order, in input order; batches sorted by length to avoid padding."""
@@ -215,10 +210,7 @@ class TransformerBackend:
         ids, cut = encode(self.tokenizer, texts, self.max_length)
 
         def logits_of(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            with self._autocast():
-                inputs = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
-                logits = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
-            return logits.float().cpu().numpy()
+            return self.forward(self._tensors(input_ids, mask)).float().cpu().numpy()
 
         pad_id = self.tokenizer.pad_token_id or 0
         size = batch_size or self.training.eval_batch_size
@@ -233,10 +225,10 @@ class TransformerBackend:
         encoder = self.model.base_model
 
         def pooled(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            inputs = self._tensors(input_ids, mask)
             with self._autocast():
-                inputs = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
-                hidden = encoder(**{k: v.to(self.device) for k, v in inputs.items()}).last_hidden_state.float()
-            weights = inputs["attention_mask"].to(self.device).unsqueeze(-1).float()
+                hidden = encoder(**inputs).last_hidden_state.float()
+            weights = inputs["attention_mask"].unsqueeze(-1).float()
             mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
             return torch.nn.functional.normalize(mean, dim=1).cpu().numpy()
 
