@@ -169,7 +169,7 @@ def test_fp16_training_scales_the_loss_and_learns(tiny_model_dir):
     labels = ["attributed", "verified", "unverified"] * 8
     training = TrainingConfig(precision="fp16", device="cpu", epochs=3, batch_size=8, learning_rate=1e-3,
                               warmup_ratio=0.0, checkpoint_every_steps=1000)
-    backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir)), training)
+    backend = TransformerBackend.from_config(TransformerModel(pretrained=str(tiny_model_dir)), training)
     assert backend.precision == "fp16" and backend._autocast().fast_dtype == torch.float16
     before = {k: v.clone() for k, v in backend.model.state_dict().items()}
     losses = []

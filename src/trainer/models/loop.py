@@ -8,7 +8,8 @@ weights back.
 
 The loop trains any `Trainable` (`models/base.py`; the transformer backend is one) through that
 public contract only: it tokenises with `encode`, batches with `collate`, runs `forward`, and owns
-every step itself.
+every step itself. Creating a loop stores its inputs; `prepare()` (run by `training_loop()`, else
+on first use) seeds, tokenises the texts once and builds the optimiser.
 
 At every event `state_dict()` is a resume point: a `TrainingLoop` given that state through
 `load_state_dict()` continues exactly as the uninterrupted loop would (same batches, same random
@@ -78,6 +79,18 @@ T = TypeVar("T", bound=Trainable)
 class TrainingLoop(Generic[T]):
     """Iterate it to train `trainable` on `texts`; the events say where it is."""
 
+    # Built by prepare(): the random generator of batch draws, the tokenised texts and their labels, the
+    # loss, optimiser, loss scaler and learning-rate schedule, and the number of steps to take.
+    rng: np.random.Generator
+    ids: list[list[int]]
+    lengths: np.ndarray
+    y: torch.Tensor
+    loss_fn: torch.nn.CrossEntropyLoss
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    scheduler: Any
+    total_steps: int
+
     def __init__(
         self,
         trainable: T,
@@ -85,16 +98,28 @@ class TrainingLoop(Generic[T]):
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
     ):
+        self.trainable = trainable
+        self.texts, self.labels, self.validation = texts, labels, validation
+        self.cfg = trainable.training
+        self.prepared = False
+        # Where the loop is: the next epoch and batch, and that epoch's batches once drawn.
+        self.epoch, self.batch_index, self.batches = 1, 0, None
+        self.step, self.loss_sum, self.seen = 0, 0.0, 0
+        self.best_score, self.best_state, self.best_epoch, self.stale = -float("inf"), None, 0, 0
+
+    def prepare(self) -> TrainingLoop[T]:
+        """Seed, tokenise the texts once, and build the loss, optimiser and schedule. Runs once; iterating,
+        `state_dict()` and `load_state_dict()` run it first if it has not run."""
+        if self.prepared:
+            return self
         from transformers import get_linear_schedule_with_warmup
 
-        self.trainable = trainable
-        self.validation = validation
-        cfg = self.cfg = trainable.training
+        trainable, cfg = self.trainable, self.cfg
         seed_everything(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.ids = trainable.encode(texts)
+        self.ids = trainable.encode(self.texts)
         self.lengths = np.array([len(x) for x in self.ids])
-        y = torch.tensor([LABEL2ID[label] for label in labels], dtype=torch.long)
+        y = torch.tensor([LABEL2ID[label] for label in self.labels], dtype=torch.long)
         self.y = y.to(trainable.device)
 
         weight = None
@@ -114,15 +139,14 @@ class TrainingLoop(Generic[T]):
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(cfg.warmup_ratio * self.total_steps), self.total_steps
         )
-        # Where the loop is: the next epoch and batch, and that epoch's batches once drawn.
-        self.epoch, self.batch_index, self.batches = 1, 0, None
-        self.step, self.loss_sum, self.seen = 0, 0.0, 0
-        self.best_score, self.best_state, self.best_epoch, self.stale = -float("inf"), None, 0, 0
+        self.prepared = True
+        return self
 
     # ------------------------------------------------------------ resume
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue from here: weights, optimiser, schedule, random generators, position."""
+        self.prepare()
         return {
             "weights": self.trainable.model.state_dict(),
             "best": self.best_state,
@@ -147,6 +171,7 @@ class TrainingLoop(Generic[T]):
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         """Continue from a `state_dict()` (a checkpoint)."""
+        self.prepare()
         self.trainable.model.load_state_dict(saved["weights"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
@@ -168,6 +193,7 @@ class TrainingLoop(Generic[T]):
     _epoch_loss: Any = 0.0  # the running epoch loss, kept on the device (no wait for the GPU each step)
 
     def __iter__(self) -> Iterator[Event]:
+        self.prepare()
         trainable, cfg = self.trainable, self.cfg
         # Under torchrun every rank draws the same global batches (same seed) and takes its shard;
         # DDP averages the gradients, so a step matches one process with the same global batch.

@@ -117,8 +117,8 @@ class TransformerBackend:
         max_length: int | None = None,
         base_model: str | None = None,
     ):
-        from transformers import AutoTokenizer
-
+        """Store the settings, and the model and tokenizer when given (the model moved to the device it
+        runs on); `load_pretrained()` loads them for a fresh backend, as `from_config` does."""
         self.config = config or TransformerModel()
         self.training = training or TrainingConfig()
         self.device = distributed.device_for_rank(pick_device(self.training.device))
@@ -126,18 +126,30 @@ class TransformerBackend:
         self.precision_choice = f"{self.precision} ({self.training.precision})"  # what ran, and why
         self.token_budget: int | None = None  # prediction batches by padded tokens instead of sentences
         self.max_length = max_length or self.config.max_length
-        self.base_model = base_model or encoders.resolve(self.config.pretrained)
-        if model is None:
-            seed_everything(self.training.seed)  # the new head's initial weights depend on it
-            tokenizer = AutoTokenizer.from_pretrained(self.base_model, trust_remote_code=self.config.trust_remote_code)
-            model = load_sequence_classifier(
-                self.base_model,
-                num_labels=len(LABELS),
-                id2label=dict(ID2LABEL),
-                label2id=dict(LABEL2ID),
-                trust_remote_code=self.config.trust_remote_code,
-            )
+        self.base_model = base_model
         self.tokenizer = tokenizer
+        self.model: Any = None
+        if model is not None:
+            self._place(model)
+
+    def load_pretrained(self) -> TransformerBackend:
+        """Seed, then load the tokenizer and the pretrained encoder (`config.pretrained`) with a new
+        classification head, whose initial weights depend on the seed; returns self."""
+        from transformers import AutoTokenizer
+
+        self.base_model = self.base_model or encoders.resolve(self.config.pretrained)
+        seed_everything(self.training.seed)  # the new head's initial weights depend on it
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base_model, trust_remote_code=self.config.trust_remote_code)
+        self._place(load_sequence_classifier(
+            self.base_model,
+            num_labels=len(LABELS),
+            id2label=dict(ID2LABEL),
+            label2id=dict(LABEL2ID),
+            trust_remote_code=self.config.trust_remote_code,
+        ))
+        return self
+
+    def _place(self, model: Any) -> None:
         self.model = model.to(self.device)
         if _is_quantized(self.model):
             self.device, self.precision = torch.device("cpu"), "int8"
@@ -177,7 +189,8 @@ class TransformerBackend:
 
     @classmethod
     def from_config(cls, model: TransformerModel, training: TrainingConfig) -> TransformerBackend:
-        return cls(model, training)
+        """A fresh backend: the pretrained encoder with a new, seeded classification head."""
+        return cls(model, training).load_pretrained()
 
     def training_loop(
         self,
@@ -185,8 +198,11 @@ class TransformerBackend:
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> TrainingLoop[TransformerBackend]:
-        """The training loop as an iterator of events, for a caller that checkpoints, logs or prunes."""
-        return TrainingLoop(self, texts, labels, validation)
+        """The training loop as an iterator of events, for a caller that checkpoints, logs or prunes;
+        prepared (seeded, texts tokenised, optimiser built), so it can take a checkpoint's state."""
+        if self.model is None:
+            raise RuntimeError("expected a loaded model to train, found none; build it with from_config()")
+        return TrainingLoop(self, texts, labels, validation).prepare()
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TransformerBackend:
         """Train to the end, stopping early on the training loss; `train()` drives the loop itself."""
