@@ -282,7 +282,7 @@ class TransformerBackend:
             model=model,
             tokenizer=tokenizer,
             max_length=model_folder.max_length(meta, directory),
-            base_model=meta.get("base_model"),
+            base_model=meta.get("base_model") or default_pretrained(),  # a folder without the entry: the default encoder
         )
         if use_int8:
             check = meta["int8"]
