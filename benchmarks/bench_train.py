@@ -98,7 +98,7 @@ def run_project(pretrained: str, train: tuple[list[str], list[str]], val: tuple[
     training = TrainingConfig(epochs=epochs, batch_size=batch_size, early_stopping_patience=99,
                               class_weighting=False, warmup_ratio=0.0, weight_decay=0.0, learning_rate=5e-5,
                               seed=seed, length_group_batches=length_group, precision=precision)
-    backend = TransformerBackend(TransformerModel(pretrained=pretrained), training)
+    backend = TransformerBackend.from_config(TransformerModel(pretrained=pretrained), training)
     _sync()
     start = time.perf_counter()
     backend.fit(*train)

@@ -228,7 +228,8 @@ def test_checkpoints_carry_every_random_generator(tiny_model_dir):
     from trainer.config import TrainingConfig, TransformerModel
     from trainer.models.transformer import TransformerBackend
 
-    backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir)), TrainingConfig(precision="fp32"))
+    backend = TransformerBackend.from_config(TransformerModel(pretrained=str(tiny_model_dir)),
+                                             TrainingConfig(precision="fp32"))
     state = backend.training_loop(["Shares rose."] * 4, ["verified"] * 4).state_dict()
     assert {"torch_rng", "cuda_rng", "loop"} <= set(state) and "numpy_rng" in state["loop"]
     import torch

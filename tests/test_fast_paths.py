@@ -16,7 +16,7 @@ from trainer.models import int8
 from trainer.models.batching import sorted_batches
 from trainer.models.onnx import _is_ffn_down_projection, _modules_of
 from trainer.models.transformer import TransformerBackend, fast_bf16, resolve_precision
-from trainer.models.loop import EpochDone
+from trainer.models.loop import EpochDone, training_batches
 
 TEXTS = [
     "The mayor said the bridge would reopen in May after repairs that cost $2 million.",
@@ -132,7 +132,7 @@ def test_auto_skips_int8_where_it_was_measured_slower(monkeypatch):
 
 def test_token_budget_batches_fit_and_give_the_same_probabilities(trained_tiny):
     backend = load_classifier(trained_tiny[1].model_dir, precision="fp32").backend
-    ids = backend._encode(TEXTS)
+    ids = backend.encode(TEXTS)
     batches = list(sorted_batches(ids, 4, token_budget=64))
     assert sorted(i for b in batches for i in b) == list(range(len(TEXTS)))
     assert all(len(b) * max(len(ids[i]) for i in b) <= 64 or len(b) == 1 for b in batches)
@@ -142,14 +142,12 @@ def test_token_budget_batches_fit_and_give_the_same_probabilities(trained_tiny):
     np.testing.assert_allclose(backend.predict_proba(TEXTS, batch_size=4), plain, atol=1e-5)
 
 
-def test_training_batches_are_bucketed_random(tiny_model_dir):
+def test_training_batches_are_bucketed_random():
     """Every example once per epoch; mega-batches of a quarter of the split (12 batches of 8 of 400), so
     epochs differ."""
-    backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir)),
-                                 TrainingConfig(length_group_batches=12, precision="fp32"))
     lengths = np.random.default_rng(0).integers(5, 60, size=400)
     rng = np.random.default_rng(1)
-    first, second = (backend._train_batches(lengths, 8, rng) for _ in range(2))
+    first, second = (training_batches(lengths, 8, 12, rng) for _ in range(2))
     for batches in (first, second):
         assert sorted(int(i) for b in batches for i in b) == list(range(400))
     spread = [lengths[b].max() - lengths[b].min() for b in first]
@@ -171,7 +169,7 @@ def test_fp16_training_scales_the_loss_and_learns(tiny_model_dir):
     labels = ["attributed", "verified", "unverified"] * 8
     training = TrainingConfig(precision="fp16", device="cpu", epochs=3, batch_size=8, learning_rate=1e-3,
                               warmup_ratio=0.0, checkpoint_every_steps=1000)
-    backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir)), training)
+    backend = TransformerBackend.from_config(TransformerModel(pretrained=str(tiny_model_dir)), training)
     assert backend.precision == "fp16" and backend._autocast().fast_dtype == torch.float16
     before = {k: v.clone() for k, v in backend.model.state_dict().items()}
     losses = []

@@ -158,7 +158,8 @@ def test_new_head_is_one_line_not_a_load_report(tiny_model_dir, caplog, capfd):
     from trainer.models.transformer import TransformerBackend
 
     with caplog.at_level(logging.INFO, logger="trainer"):
-        TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir)), TrainingConfig(precision="fp32"))
+        TransformerBackend.from_config(TransformerModel(pretrained=str(tiny_model_dir)),
+                                       TrainingConfig(precision="fp32"))
     assert [r.message for r in caplog.records if "classification head" in r.message] == [
         "new classification head: 3 labels"
     ]
@@ -177,7 +178,7 @@ def test_an_encoder_missing_weights_is_warned_about(tiny_model_dir, tmp_path, ca
     weights = load_file(broken / "model.safetensors")
     save_file({k: v for k, v in weights.items() if "layer.1." not in k}, broken / "model.safetensors")
     with caplog.at_level(logging.WARNING, logger="trainer"):
-        TransformerBackend(TransformerModel(pretrained=str(broken)), TrainingConfig(precision="fp32"))
+        TransformerBackend.from_config(TransformerModel(pretrained=str(broken)), TrainingConfig(precision="fp32"))
     assert any("weights are not in the checkpoint and start at random" in r.message for r in caplog.records)
 
 

@@ -44,7 +44,7 @@ def test_training_loop_learns(tiny_model_dir):
     training = TrainingConfig(epochs=20, batch_size=8, learning_rate=1e-2, precision="fp32",
                               early_stopping_patience=100, warmup_ratio=0.0)
     losses: list[float] = []
-    backend = TransformerBackend(TransformerModel(pretrained=str(tiny_model_dir), max_length=32), training)
+    backend = TransformerBackend.from_config(TransformerModel(pretrained=str(tiny_model_dir), max_length=32), training)
     loop = backend.training_loop(texts, labels)  # the loop's epoch events carry the training loss
     losses += [event.metrics["train_loss"] for event in loop if isinstance(event, EpochDone)]
     loop.finish()

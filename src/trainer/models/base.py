@@ -5,16 +5,22 @@
 Nothing downstream branches on which backend it holds. Backends that train in steps (the
 transformer) also offer `training_loop(texts, labels, validation)`: an iterator of events
 (`models/loop.py`) that `train()` drives for checkpoints, early stopping and tracking; the others
-train in one `fit` and do not pretend to have epochs.
+train in one `fit` and do not pretend to have epochs. What that loop needs of the model it trains
+is `Trainable`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from trainer.config import TrainingConfig
 
 
 class Backend(Protocol):
@@ -38,6 +44,30 @@ class Backend(Protocol):
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> Backend: ...
+
+
+class Trainable(Protocol):
+    """What the training loop (`models/loop.py`) trains: a torch module, the device and precision it
+    runs in, its training settings, and the steps from texts to logits."""
+
+    model: torch.nn.Module
+    device: torch.device
+    precision: str  # "bf16", "fp16" (the loop then scales the loss) or "fp32"
+    training: TrainingConfig
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, cut at the model's length."""
+        ...
+
+    def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """One batch of token ids as the model's inputs, padded, on `device`."""
+        ...
+
+    def forward(self, inputs: dict[str, torch.Tensor], module: torch.nn.Module | None = None) -> torch.Tensor:
+        """Logits of `module` (default `model`; in training, its distributed wrapper) in `precision`."""
+        ...
+
+    def predict_labels(self, texts: Sequence[str]) -> list[str]: ...
 
 
 @runtime_checkable

@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from trainer.infra.atomic import atomic_folder
+from trainer.outputs.model_folder import WEIGHTS_FILE
 
-WEIGHTS = "model.safetensors"
 BEST = "best.safetensors"
 STATE = "state.pt"
 # Settings that a resumed run may change without changing its result (where it logs, how often it
@@ -67,7 +67,7 @@ class Checkpointer:
     def save(self, state: dict[str, Any]) -> None:
         """Write a training loop's `state_dict()`: the weights as safetensors, the rest as plain tensors."""
         with atomic_folder(self.directory) as tmp:
-            save_file(_contiguous(state["weights"]), str(tmp / WEIGHTS))
+            save_file(_contiguous(state["weights"]), str(tmp / WEIGHTS_FILE))
             if state["best"] is not None:
                 save_file(_contiguous(state["best"]), str(tmp / BEST))
             rest = {k: v for k, v in state.items() if k not in ("weights", "best")}
@@ -76,7 +76,7 @@ class Checkpointer:
     def load(self) -> dict[str, Any]:
         """The state as saved: weights, best weights (or None), optimiser, schedule, random generators, loop."""
         state = torch.load(self.directory / STATE, weights_only=True)
-        state["weights"] = load_file(str(self.directory / WEIGHTS))
+        state["weights"] = load_file(str(self.directory / WEIGHTS_FILE))
         best = self.directory / BEST
         state["best"] = load_file(str(best)) if best.is_file() else None
         return state

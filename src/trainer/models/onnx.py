@@ -106,7 +106,7 @@ def export_onnx(source: Any, directory: Path, int8: bool) -> None:
     if next(model.parameters()).dtype != torch.float32:
         raise ModelLoadError("expected the source model in fp32 to export it, found it loaded in "
                              f"{next(model.parameters()).dtype}; load it with precision='fp32'")
-    example = source._collate(source._encode(["The minister said the talks had failed.", "Shares rose."]))
+    example = source.collate(source.encode(["The minister said the talks had failed.", "Shares rose."]))
     fp32_path = directory / ("fp32.onnx" if int8 else ONNX_FILE)
     with _quiet_exporter():
         try:

@@ -1,8 +1,8 @@
 """Fine-tuned transformer encoder with a classification head.
 
-The training loop (plain torch, events for the caller) is `models/loop.py`; this module holds the
-model, its tokeniser, batching and precision, prediction, and the folder it saves to. Texts are
-tokenised once.
+The training loop (plain torch, events for the caller) is `models/loop.py`, which trains this
+backend through its `Trainable` side (`encode`, `collate`, `forward`); this module holds the model,
+its tokeniser and precision, prediction, and the folder it saves to. Texts are tokenised once.
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ class TransformerBackend:
         max_length: int | None = None,
         base_model: str | None = None,
     ):
-        from transformers import AutoTokenizer
-
+        """Store the settings, and the model and tokenizer when given (the model moved to the device it
+        runs on); `load_pretrained()` loads them for a fresh backend, as `from_config` does."""
         self.config = config or TransformerModel()
         self.training = training or TrainingConfig()
         self.device = distributed.device_for_rank(pick_device(self.training.device))
@@ -126,49 +126,55 @@ class TransformerBackend:
         self.precision_choice = f"{self.precision} ({self.training.precision})"  # what ran, and why
         self.token_budget: int | None = None  # prediction batches by padded tokens instead of sentences
         self.max_length = max_length or self.config.max_length
-        self.base_model = base_model or encoders.resolve(self.config.pretrained)
-        if model is None:
-            seed_everything(self.training.seed)  # the new head's initial weights depend on it
-            tokenizer = AutoTokenizer.from_pretrained(self.base_model, trust_remote_code=self.config.trust_remote_code)
-            model = load_sequence_classifier(
-                self.base_model,
-                num_labels=len(LABELS),
-                id2label=dict(ID2LABEL),
-                label2id=dict(LABEL2ID),
-                trust_remote_code=self.config.trust_remote_code,
-            )
+        self.base_model = base_model
         self.tokenizer = tokenizer
+        self.model: Any = None
+        if model is not None:
+            self._place(model)
+
+    def load_pretrained(self) -> TransformerBackend:
+        """Seed, then load the tokenizer and the pretrained encoder (`config.pretrained`) with a new
+        classification head, whose initial weights depend on the seed; returns self."""
+        from transformers import AutoTokenizer
+
+        self.base_model = self.base_model or encoders.resolve(self.config.pretrained)
+        seed_everything(self.training.seed)  # the new head's initial weights depend on it
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base_model, trust_remote_code=self.config.trust_remote_code)
+        self._place(load_sequence_classifier(
+            self.base_model,
+            num_labels=len(LABELS),
+            id2label=dict(ID2LABEL),
+            label2id=dict(LABEL2ID),
+            trust_remote_code=self.config.trust_remote_code,
+        ))
+        return self
+
+    def _place(self, model: Any) -> None:
         self.model = model.to(self.device)
         if _is_quantized(self.model):
             self.device, self.precision = torch.device("cpu"), "int8"
 
-    # ------------------------------------------------------------ batching
+    # ------------------------------------------------------------ what the training loop uses (base.Trainable)
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, cut at `max_length`."""
         return encode(self.tokenizer, texts, self.max_length)[0]
 
-    def _collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
-        input_ids, mask = pad(ids, self.tokenizer.pad_token_id or 0)
+    def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """A batch of token ids as the model's inputs (ids and attention mask), padded to the longest, on the device."""
+        return self._tensors(*pad(ids, self.tokenizer.pad_token_id or 0))
+
+    def forward(self, inputs: dict[str, torch.Tensor], module: torch.nn.Module | None = None) -> torch.Tensor:
+        """Logits of `module` (default: the model; in training, its distributed wrapper) under autocast
+        in this backend's precision."""
+        with self._autocast():
+            return (self.model if module is None else module)(**inputs).logits
+
+    def _tensors(self, input_ids: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
         return {
             "input_ids": torch.from_numpy(input_ids).to(self.device),
             "attention_mask": torch.from_numpy(mask).to(self.device),
         }
-
-    def _train_batches(self, lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """Bucketed random batches, as `transformers.Trainer`'s `group_by_length`: shuffle, cut into mega-batches
-        of `length_group_batches` batches, sort each by length, cut it into batches, shuffle the batches.
-        The default (50 batches of 16) sorts the bundled train split in two halves. Mega-batches of a
-        quarter of the split cost less validation F1 with Trainer's hyperparameters (benchmarks/README.md),
-        but 0.072 of dev-set macro-F1 with the project's own (one seed), so they are not the default."""
-        order = rng.permutation(len(lengths))
-        group = batch_size * self.training.length_group_batches  # sorted together: little padding
-        batches: list[np.ndarray] = []
-        for start in range(0, len(order), group):
-            chunk = order[start : start + group]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-        rng.shuffle(batches)
-        return batches
 
     def _autocast(self) -> Any:
         dtype = _AUTOCAST_DTYPES.get(self.precision, torch.bfloat16)
@@ -183,16 +189,20 @@ class TransformerBackend:
 
     @classmethod
     def from_config(cls, model: TransformerModel, training: TrainingConfig) -> TransformerBackend:
-        return cls(model, training)
+        """A fresh backend: the pretrained encoder with a new, seeded classification head."""
+        return cls(model, training).load_pretrained()
 
     def training_loop(
         self,
         texts: Sequence[str],
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
-    ) -> TrainingLoop:
-        """The training loop as an iterator of events, for a caller that checkpoints, logs or prunes."""
-        return TrainingLoop(self, texts, labels, validation)
+    ) -> TrainingLoop[TransformerBackend]:
+        """The training loop as an iterator of events, for a caller that checkpoints, logs or prunes;
+        prepared (seeded, texts tokenised, optimiser built), so it can take a checkpoint's state."""
+        if self.model is None:
+            raise RuntimeError("expected a loaded model to train, found none; build it with from_config()")
+        return TrainingLoop(self, texts, labels, validation).prepare()
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TransformerBackend:
         """Train to the end, stopping early on the training loss; `train()` drives the loop itself."""
@@ -200,7 +210,8 @@ class TransformerBackend:
         for event in loop:
             if isinstance(event, EpochDone) and event.stale >= self.training.early_stopping_patience:
                 break
-        return loop.finish()
+        loop.finish()
+        return self
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Probabilities in LABELS order, in input order; batches sorted by length to avoid padding."""
@@ -215,10 +226,7 @@ class TransformerBackend:
         ids, cut = encode(self.tokenizer, texts, self.max_length)
 
         def logits_of(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            with self._autocast():
-                inputs = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
-                logits = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
-            return logits.float().cpu().numpy()
+            return self.forward(self._tensors(input_ids, mask)).float().cpu().numpy()
 
         pad_id = self.tokenizer.pad_token_id or 0
         size = batch_size or self.training.eval_batch_size
@@ -233,10 +241,10 @@ class TransformerBackend:
         encoder = self.model.base_model
 
         def pooled(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            inputs = self._tensors(input_ids, mask)
             with self._autocast():
-                inputs = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
-                hidden = encoder(**{k: v.to(self.device) for k, v in inputs.items()}).last_hidden_state.float()
-            weights = inputs["attention_mask"].to(self.device).unsqueeze(-1).float()
+                hidden = encoder(**inputs).last_hidden_state.float()
+            weights = inputs["attention_mask"].unsqueeze(-1).float()
             mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
             return torch.nn.functional.normalize(mean, dim=1).cpu().numpy()
 
@@ -257,8 +265,8 @@ class TransformerBackend:
         """Load for prediction. With bf16 (`auto` on a GPU, AMX or AVX512-BF16 CPU) or fp16 (`auto` on a GPU
         without bf16) the weights are cast once, which saves autocast's cast of every weight in every batch.
         An int8 export runs in static int8 where `models/int8.choose` says so, else like its source."""
-        if not (directory / "model.safetensors").is_file():
-            raise ModelLoadError(f"{directory}: expected weights in model.safetensors, found none")
+        if not (directory / model_folder.WEIGHTS_FILE).is_file():
+            raise ModelLoadError(f"{directory}: expected weights in {model_folder.WEIGHTS_FILE}, found none")
         model = load_sequence_classifier(
             directory,
             trust_remote_code=False,
@@ -274,7 +282,7 @@ class TransformerBackend:
             model=model,
             tokenizer=tokenizer,
             max_length=model_folder.max_length(meta, directory),
-            base_model=meta.get("base_model"),
+            base_model=meta.get("base_model") or default_pretrained(),  # a folder without the entry: the default encoder
         )
         if use_int8:
             check = meta["int8"]

@@ -38,6 +38,7 @@ from trainer.labels import LABELS
 log = logging.getLogger(__name__)
 
 MODEL_META = "trainer_model.json"
+WEIGHTS_FILE = "model.safetensors"  # a transformer's weights, as save_pretrained names them
 RESOLVED_CONFIG = "training_config.json"
 RESOLVED_CONFIG_YAML = "training_config.yaml"
 RUN_FILE = "run.json"
