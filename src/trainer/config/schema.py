@@ -137,6 +137,10 @@ def _must_exist(value: Path | None) -> Path | None:
 # ---------------------------------------------------------------- data
 
 
+# The splits of every built dataset, in order; `split:` sets the share of articles held out for the last two.
+SPLITS = ("train", "validation", "test")
+# The column of sentences or articles in a JSONL/CSV/Parquet input, unless a config or option names another.
+DEFAULT_TEXT_COLUMN = "text"
 # What a reader does with a file that is not UTF-8: stop with an error, or decode with replacement characters.
 OnBadEncoding = Literal["error", "replace"]
 LabelName = Literal[LABELS]  # type: ignore[valid-type] - the scheme's names, from labels.py
@@ -199,7 +203,7 @@ class FolderSource(SourceConfig):
 
     kind: Literal["folder"] = "folder"
     path: Path
-    text_column: str = "text"
+    text_column: str = DEFAULT_TEXT_COLUMN
     id_column: str | None = Field(default=None, description="JSONL/CSV column naming the article; default: row number")
 
     _exists = field_validator("path")(_must_exist)
@@ -240,7 +244,7 @@ class BratSource(SourceConfig):
 class LabeledRowsSource(SourceConfig):
     """The columns of a source of labeled sentences (a file, or a `datasets` table)."""
 
-    text_column: str = "text"
+    text_column: str = DEFAULT_TEXT_COLUMN
     label_column: str = "label"
     article_column: str | None = Field(default=None, description="groups sentences into articles for splitting")
     label_map: dict[str, LabelName] = Field(default_factory=dict, description="their label name -> ours")
