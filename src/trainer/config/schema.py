@@ -31,6 +31,7 @@ from trainer.data.brat_cues import BRAT_EXTRA_CLAIM_CUES, BRAT_NON_CLAIM_CUES
 from trainer.labels import LABELS
 from trainer.registry import BACKENDS, SOURCES, BackendKind, Registry, register_backend, register_source
 
+# The MLflow database in the current folder, when neither the config nor $MLFLOW_TRACKING_URI names a tracking URI.
 DEFAULT_TRACKING_DB = "mlflow.db"
 # The seed of splits, initial weights, batch order and the baseline's solver, unless a config sets one.
 DEFAULT_SEED = 13
@@ -525,7 +526,8 @@ class SweepSpace(_Strict):
 class TrackingConfig(_Strict):
     enabled: bool = True
     uri: str | None = Field(
-        default=None, description="null: $MLFLOW_TRACKING_URI if set, else sqlite:///mlflow.db in the current folder"
+        default=None,
+        description=f"null: $MLFLOW_TRACKING_URI if set, else sqlite:///{DEFAULT_TRACKING_DB} in the current folder",
     )
     experiment: str = "sentence-sourcing"
 
