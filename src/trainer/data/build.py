@@ -21,7 +21,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_fro
 from sklearn.model_selection import StratifiedGroupKFold
 
 from trainer.infra.atomic import atomic_folder
-from trainer.config import DataConfig, SplitConfig, portable, to_plain
+from trainer.config import SPLITS, DataConfig, SplitConfig, portable, to_plain
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sources import Example, SourceResult, input_files, read_bytes, read_source
 from trainer.errors import DataError
@@ -38,7 +38,6 @@ INTENDED_SKIPS = frozenset({"excluded_article", "train_articles_over_train_limit
 BUILDER_VERSION = "1"
 CARD_JSON = "card.json"
 CARD_MD = "README.md"
-SPLITS = ("train", "validation", "test")
 
 FEATURES = Features(
     {

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainer.config import DEFAULT_MAX_LENGTH, MAX_LENGTH_RANGE
 from trainer.errors import ModelLoadError
 from trainer.labels import LABELS
 
@@ -51,8 +52,6 @@ TEST_REPORT_DIR = "test_report"
 EVAL_DIR = "evaluations"
 REPORT_JSON = "report.json"
 MANIFEST_FILE = "manifest.json"
-# What a transformer folder reads when its metadata predates the max_length entry.
-DEFAULT_MAX_LENGTH = 128
 
 
 def _read_json(path: Path) -> Any:
@@ -104,10 +103,11 @@ def read_meta(directory: Path) -> dict[str, Any]:
 
 def max_length(meta: dict[str, Any], directory: Path | None = None) -> int:
     """The number of tokens a transformer folder reads, from its metadata (read from `directory`)."""
-    value = meta.get("max_length", DEFAULT_MAX_LENGTH)
-    if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 4096:
-        raise ModelLoadError(f"{(directory or Path()) / MODEL_META}: expected max_length to be a whole number of tokens from 8 to 4096, "
-                             f"found {value!r}; the model folder is damaged")
+    value = meta.get("max_length", DEFAULT_MAX_LENGTH)  # a folder whose metadata predates the entry
+    low, high = MAX_LENGTH_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ModelLoadError(f"{(directory or Path()) / MODEL_META}: expected max_length to be a whole number of "
+                             f"tokens from {low} to {high}, found {value!r}; the model folder is damaged")
     return value
 
 

@@ -47,11 +47,11 @@ from trainer.config import (
     FloatParam,
     IntParam,
     SweepSpace,
-    _validate,
     dump_yaml,
     load_config,
     project_root,
     read_yaml,
+    validate_config,
 )
 from trainer.errors import ConfigError
 
@@ -87,7 +87,7 @@ def load_space(path: Path, config_path: Path | None, overrides: list[str] | None
     """The validated space, base config and its path (`--config`, else the space's `config:`). Every
     key must be one that `--set` accepts, with each bound or choice a valid value, and one that the
     backend reads."""
-    space = _validate(SweepSpace, read_yaml(path), str(path), set(), project_root(path))
+    space = validate_config(SweepSpace, read_yaml(path), str(path), set(), project_root(path))
     if config_path is None:
         if space.config is None:
             raise ConfigError(f"--config: expected a base experiment config, found none given and no config: key in "
