@@ -34,7 +34,6 @@ from trainer.infra.locks import output_lock
 from trainer.metrics import flat_metrics, reliability
 from trainer.workflows.predict import Classifier
 from trainer.workflows.recipe import pooled_sentences, prepare_run
-from trainer.outputs.report import REPORT_FILES, TABLES_DIR
 from trainer.outputs.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -214,8 +213,7 @@ def _log_inputs(
             plain["model"]["pretrained"] = plain["model"]["pretrained"] or encoders.DEFAULT
             tracker.set_tags({"trainer.base_model": str(encoders.hub_id(plain["model"]["pretrained"]))})
         tracker.log_config(plain)
-    tracker.log_dict(record, f"provenance/{model_folder.PROVENANCE_FILE}")
-    tracker.log_text(freeze, f"provenance/{model_folder.FREEZE_FILE}")
+    tracker.log_provenance(record, freeze)
     datasets = {}
     for name in () if resumed else SPLITS:
         datasets[name] = tracker.log_dataset(
@@ -234,11 +232,8 @@ def _log_outputs(
 ) -> str | None:
     """The resolved config, the test report, the card and the model itself to the run."""
     tracker.log_text(dump_yaml(config), "config/resolved_config.yaml")
-    for name in REPORT_FILES:
-        tracker.log_artifact(target / model_folder.TEST_REPORT_DIR / name, model_folder.TEST_REPORT_DIR)
-    tracker.log_artifact(target / model_folder.TEST_REPORT_DIR / TABLES_DIR,
-                         f"{model_folder.TEST_REPORT_DIR}/{TABLES_DIR}")
-    tracker.log_artifact(target / model_folder.CARD_FILE, "model_card")
+    tracker.log_report(target / model_folder.TEST_REPORT_DIR, model_folder.TEST_REPORT_DIR,
+                       card=target / model_folder.CARD_FILE)
     return tracker.log_model(target, examples or ["The minister said talks failed."], register_as=register_as,
                              alias=alias)
 
