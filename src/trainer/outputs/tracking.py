@@ -23,7 +23,8 @@ from typing import Any
 
 from trainer.config import DEFAULT_TRACKING_DB, TrackingConfig
 from trainer.errors import ModelLoadError
-from trainer.outputs.model_folder import MODEL_META
+from trainer.outputs.model_folder import FREEZE_FILE, MODEL_META, PROVENANCE_FILE
+from trainer.outputs.report import REPORT_FILES, TABLES_DIR
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ MODEL_ARTIFACT = "model"
 # models) instead of the GenAI view (traces, agents) it falls back to for untagged experiments.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# Artifact folders of a run: the provenance record and pip freeze, and the model card.
+PROVENANCE_ARTIFACTS = "provenance"
+CARD_ARTIFACTS = "model_card"
 
 
 def tracking_uri(config: TrackingConfig) -> str:
@@ -192,6 +196,26 @@ class Tracker:
                 mlflow.log_artifact(str(path), artifact_path)
 
         self._guard(f"logging {path.name}", do)
+
+    def log_provenance(self, record: dict[str, Any], freeze: str) -> None:
+        """The provenance record and pip freeze under provenance/, as `provenance.write` writes them to a folder."""
+        self.log_dict(record, f"{PROVENANCE_ARTIFACTS}/{PROVENANCE_FILE}")
+        self.log_text(freeze, f"{PROVENANCE_ARTIFACTS}/{FREEZE_FILE}")
+
+    def log_report(
+        self, report_dir: Path, artifact_path: str, provenance: tuple[dict[str, Any], str] | None = None,
+        card: Path | None = None,
+    ) -> None:
+        """A written evaluation report under `artifact_path` (its files, and its tables under tables/), then
+        the (record, pip freeze) provenance and the model card when given: `train` logs its test report so,
+        `evaluate` its own."""
+        for name in REPORT_FILES:
+            self.log_artifact(report_dir / name, artifact_path)
+        self.log_artifact(report_dir / TABLES_DIR, f"{artifact_path}/{TABLES_DIR}")
+        if provenance is not None:
+            self.log_provenance(*provenance)
+        if card is not None:
+            self.log_artifact(card, CARD_ARTIFACTS)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         import mlflow
@@ -443,7 +467,8 @@ def _status(exc_type: Any, tracking_error: str | None) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """The innermost cause of a tracking error, in one line (`OperationalError: attempt to write a readonly database`)."""
+    """The innermost cause of a tracking error, in one line
+    (`OperationalError: attempt to write a readonly database`)."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
     text = str(exc).strip().splitlines()

@@ -36,7 +36,7 @@ from trainer.metrics import (
     share_intervals,
 )
 from trainer.workflows.predict import Classifier, is_mlflow_uri, load_classifier, local_model, model_label, uri_label
-from trainer.outputs.report import MISCLASSIFIED_FILE, PREDICTIONS_FILE, REPORT_FILES, TABLES_DIR, write_report
+from trainer.outputs.report import MISCLASSIFIED_FILE, PREDICTIONS_FILE, write_report
 from trainer.outputs.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -309,6 +309,23 @@ def load_rows(
     return rows_from_split(model_dir, split or "test", Path(dataset) if dataset is not None else None)
 
 
+@dataclass
+class _Evaluation:
+    """A written evaluation report and what its MLflow run records."""
+
+    model: str | Path
+    name: str
+    rows: LabeledRows
+    report: dict[str, Any]
+    predicted: list[str]
+    report_dir: Path
+    record: dict[str, Any]
+    freeze: str
+    card: Path | None
+    training_run: str | None
+    run: dict[str, Any]
+
+
 def evaluate(
     model: str | Path,
     split: str | None = "test",
@@ -341,56 +358,67 @@ def evaluate(
         report_dir = output or (
             model_folder.evaluation_dir(model_dir, rows.name) if in_folder else uri_report_dir(str(model), rows.name)
         )
-        record = provenance.collect(getattr(classifier.backend, "precision", "fp32"))
-        _warn_if_other_code(model_dir, record)
-        name = model_label(model)
-        validation = (model_folder.read_metrics(model_dir) or {}).get("validation")
-        rates = confusion_rates(validation["confusion_matrix"]) if validation else None
-        run = model_folder.read_run(model_dir)
-        training_run = pinned.run_id if pinned is not None else run.get("run_id")
-        block = {"model": str(model), "training_run": training_run, "model_dataset": run.get("dataset_fingerprint"),
-                 **provenance.summary(record)}
-        # Written whole or not at all, and into the folder evaluated or nowhere.
-        into = {"check": pinned.check, "lock": model_dir.parent} if in_folder else {}
-        try:
-            with atomic_folder(report_dir, **into) as tmp:
-                report, predicted = evaluate_rows(classifier, rows, tmp, f"{name} on {rows.name}", n_resamples, rates,
-                                                  block)
-                provenance.write(tmp, record, provenance.pip_freeze())
-        except OSError:
-            if in_folder:
-                pinned.check()  # the folder, and the report begun in it, went away: say so
-            raise
-        card = _rewrite_card(pinned) if in_folder and (model_dir / model_folder.CARD_FILE).is_file() else None
+        done = _write_evaluation(model, model_dir, pinned, in_folder, classifier, rows, report_dir, n_resamples)
+    tracker = _track_evaluation(done, tracking, str(data or data_config or split), n_resamples)
+    return EvalResult(done.report["metrics"], report_dir, tracker.run_id, tracker.error, done.report, done.predicted)
 
-    fingerprint = report["provenance"]["data_fingerprint"]
-    tags = {"trainer.kind": "evaluate", "trainer.model": str(model), "trainer.data": rows.name,
-            "trainer.data_fingerprint": fingerprint, **provenance.tags(record)}
-    if training_run:
-        tags["trainer.training_run_id"] = training_run
+
+def _write_evaluation(
+    model: str | Path, model_dir: Path, pinned: model_folder.PinnedFolder | None, in_folder: bool,
+    classifier: Classifier, rows: LabeledRows, report_dir: Path, n_resamples: int,
+) -> _Evaluation:
+    """Score `rows` and write the report (with provenance) into `report_dir`, whole or not at all; an
+    evaluation written into the model folder also rewrites its card."""
+    record = provenance.collect(getattr(classifier.backend, "precision", "fp32"))
+    _warn_if_other_code(model_dir, record)
+    name = model_label(model)
+    validation = (model_folder.read_metrics(model_dir) or {}).get("validation")
+    rates = confusion_rates(validation["confusion_matrix"]) if validation else None
+    run = model_folder.read_run(model_dir)
+    training_run = pinned.run_id if pinned is not None else run.get("run_id")
+    block = {"model": str(model), "training_run": training_run, "model_dataset": run.get("dataset_fingerprint"),
+             **provenance.summary(record)}
+    # Written whole or not at all, and into the folder evaluated or nowhere.
+    into = {"check": pinned.check, "lock": model_dir.parent} if in_folder else {}
+    try:
+        with atomic_folder(report_dir, **into) as tmp:
+            report, predicted = evaluate_rows(classifier, rows, tmp, f"{name} on {rows.name}", n_resamples, rates,
+                                              block)
+            freeze = provenance.pip_freeze()
+            provenance.write(tmp, record, freeze)
+    except OSError:
+        if in_folder:
+            pinned.check()  # the folder, and the report begun in it, went away: say so
+        raise
+    card = _rewrite_card(pinned) if in_folder and (model_dir / model_folder.CARD_FILE).is_file() else None
+    return _Evaluation(model, name, rows, report, predicted, report_dir, record, freeze, card, training_run, run)
+
+
+def _track_evaluation(done: _Evaluation, tracking: TrackingConfig | None, source: str, n_resamples: int) -> Tracker:
+    """The evaluation's MLflow run: nested under the training run (when this store holds it), in place of
+    earlier evaluations of the model on the same data, its metrics linked to the logged model."""
+    rows, model = done.rows, str(done.model)
+    fingerprint = done.report["provenance"]["data_fingerprint"]
+    tags = {"trainer.kind": "evaluate", "trainer.model": model, "trainer.data": rows.name,
+            "trainer.data_fingerprint": fingerprint, **provenance.tags(done.record)}
+    if done.training_run:
+        tags["trainer.training_run_id"] = done.training_run
     safe_name = rows.name.replace(":", "-")
-    # Nested under the training run (when this store holds it), its metrics linked to the logged model.
-    with Tracker(tracking or _training_store(run), f"evaluate-{name}-{safe_name}", tags,
-                 parent_run_id=training_run) as tracker:
-        replaced = tracker.replace_earlier({"trainer.kind": "evaluate", "trainer.model": str(model),
+    with Tracker(tracking or _training_store(done.run), f"evaluate-{done.name}-{safe_name}", tags,
+                 parent_run_id=done.training_run) as tracker:
+        replaced = tracker.replace_earlier({"trainer.kind": "evaluate", "trainer.model": model,
                                             "trainer.data_fingerprint": fingerprint})
         if replaced:
             log.info("replaced %d earlier evaluation run(s) of %s on the same data (kept under deleted runs)",
                      replaced, model)
-        tracker.log_config({"model": str(model), "data": rows.name, "n": len(rows.texts), "n_resamples": n_resamples})
-        model_id = tracker.logged_model_id(training_run)
-        dataset = tracker.log_dataset(_rows_frame(rows), name=safe_name, source=str(data or data_config or split),
+        tracker.log_config({"model": model, "data": rows.name, "n": len(rows.texts), "n_resamples": n_resamples})
+        model_id = tracker.logged_model_id(done.training_run)
+        dataset = tracker.log_dataset(_rows_frame(rows), name=safe_name, source=source,
                                       fingerprint=fingerprint, context="evaluation", model_id=model_id)
-        tracker.log_metrics({**flat_metrics(report["metrics"], "eval"), "eval_ece": report["calibration"]["ece"]},
-                            model_id=model_id, dataset=dataset)
-        for file in REPORT_FILES:
-            tracker.log_artifact(report_dir / file, "evaluation")
-        tracker.log_artifact(report_dir / TABLES_DIR, f"evaluation/{TABLES_DIR}")
-        tracker.log_artifact(report_dir / model_folder.PROVENANCE_FILE, "provenance")
-        tracker.log_artifact(report_dir / model_folder.FREEZE_FILE, "provenance")
-        if card is not None:
-            tracker.log_artifact(card, "model_card")
-    return EvalResult(report["metrics"], report_dir, tracker.run_id, tracker.error, report, predicted)
+        figures = {**flat_metrics(done.report["metrics"], "eval"), "eval_ece": done.report["calibration"]["ece"]}
+        tracker.log_metrics(figures, model_id=model_id, dataset=dataset)
+        tracker.log_report(done.report_dir, "evaluation", (done.record, done.freeze), done.card)
+    return tracker
 
 
 def _rows_frame(rows: LabeledRows) -> Any:

@@ -268,12 +268,10 @@ def _run_trial(trial: Any, config_path: Path, overrides: list[str], space: Sweep
     import optuna
 
     from trainer.data.build import build_dataset
-    from trainer.labels import LABELS
-    from trainer.metrics import compute_metrics, flat_metrics
-    from trainer.models import create_backend
+    from trainer.metrics import flat_metrics
     from trainer.models.loop import EpochDone
     from trainer.outputs.tracking import Tracker
-    from trainer.workflows.train import _texts_labels, fit
+    from trainer.workflows.recipe import prepare_run
 
     values = {key: _suggest(trial, key, param) for key, param in space.params.items()}
     run_name = f"{space.study}-trial-{trial.number:03d}"
@@ -285,9 +283,7 @@ def _run_trial(trial: Any, config_path: Path, overrides: list[str], space: Sweep
     config = load_config(config_path, [*overrides, *(_override(k, v) for k, v in values.items()), *extra])
     with _setup_lock(sweep_dir(config, space)):  # one worker builds a dataset; the others then reuse it
         built = build_dataset(config.data, progress=False)
-    train_texts, train_labels = _texts_labels(built.dataset["train"])
-    val_texts, val_labels = _texts_labels(built.dataset["validation"])
-    backend = create_backend(config)
+    run = prepare_run(config, built)
     tags = {"trainer.kind": "sweep-trial", "trainer.study": space.study, "trial_number": str(trial.number),
             "trainer.backend": config.model.backend}
 
@@ -304,13 +300,12 @@ def _run_trial(trial: Any, config_path: Path, overrides: list[str], space: Sweep
         trial.set_user_attr("mlflow_run_id", tracker.run_id)
         tracker.log_params({f"trial.{k}": v for k, v in values.items()})
         try:
-            fit(backend, train_texts, train_labels, (val_texts, val_labels), config, tracker, None, on_epoch=prune)
+            run.fit(tracker, on_epoch=prune)
         except optuna.TrialPruned as exc:  # a finished run (not a failed one) whose state says pruned
             tracker.set_tags({"trial_state": "pruned"})
             pruned = exc
         else:
-            probabilities = backend.predict_proba(val_texts)
-            metrics = compute_metrics(val_labels, [LABELS[i] for i in probabilities.argmax(axis=1)])
+            _, metrics = run.score("validation")
             tracker.log_metrics(flat_metrics(metrics, "best_val"))
             tracker.set_tags({"trial_state": "complete"})
     if pruned is not None:

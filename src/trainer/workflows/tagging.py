@@ -95,7 +95,8 @@ def iter_articles(path: Path, text_column: str = "text", id_column: str | None =
                     if id_column and id_column not in row:
                         raise DataError(f"{where}: expected an '{id_column}' column, found {sorted(row)}")
                     article = str(row[id_column]) if id_column else f"{file.stem}-{number}"
-                    meta = {k: None if v is None else str(v) for k, v in row.items() if k not in (text_column, id_column)}
+                    meta = {k: None if v is None else str(v) for k, v in row.items()
+                            if k not in (text_column, id_column)}
                     yield Article(article, str(row[text_column] or ""), meta, where)
             elif suffix in TEXT_SUFFIXES + HTML_SUFFIXES:
                 if file.stem in excluded:
@@ -211,16 +212,115 @@ def _tag(
     model: str | Path, input: Path, output: Path, text_column: str, id_column: str | None, overwrite: bool,
     part_sentences: int, on_bad_encoding: str, progress: bool,
 ) -> TagResult:
-    from trainer.outputs import model_folder
     from trainer.data.rules import RuleLabeler, rules_path
-    from trainer.workflows.predict import load_classifier, local_model, model_label
     from trainer.infra.progress import bar as progress_bar
+
+    parts = _open_output(model, output, overwrite)
+    done: dict[str, str] = parts.manifest["done"]
+    labeler = RuleLabeler.from_yaml(rules_path(None))
+    seen: dict[str, str] = {}
+    counts = {"articles": 0, "reused": 0}
+    pending = 0
+    bar = progress_bar(desc="tagging", unit="article", disable=not progress, mininterval=1.0)
+    for article in iter_articles(input, text_column, id_column, on_bad_encoding, parts.skipped):
+        if article.id in seen:
+            raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "
+                            f"{article.where}; set --id-column or make the ids unique")
+        seen[article.id] = article.where
+        if done.get(article.id) == content_hash(article.text):
+            counts["reused"] += 1
+            continue
+        rows, removed = split_article(article, labeler)
+        if not rows:
+            parts.skipped.append({"where": article.where, "reason": "empty_article"})
+            continue
+        parts.batch.append((article, rows, removed))
+        counts["articles"] += 1
+        pending += len(rows)
+        bar.update(1)
+        bar.set_postfix(sentences=parts.sentences + pending, refresh=False)
+        if pending >= part_sentences:
+            parts.flush()
+            pending = 0
+    total_skipped = len(parts.skipped) + sum(p["skipped"] for p in parts.manifest["parts"])
+    parts.flush()
+    bar.close()
+    if counts["articles"] == 0 and counts["reused"] == 0:
+        raise DataError(f"{input}: expected articles to tag, found none that could be read "
+                        f"({total_skipped} skipped)")
+    return TagResult(output, counts["articles"], parts.sentences, total_skipped, counts["reused"])
+
+
+@dataclass
+class _Parts:
+    """An open tag output: the model that tags, the manifest, and the part in progress (its articles
+    with their sentence rows, and the inputs skipped since the last part)."""
+
+    output: Path
+    classifier: Any
+    model_name: str
+    run_id: str | None
+    manifest: dict[str, Any]
+    batch: list[tuple[Article, list[dict[str, Any]], Counter[str]]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    sentences: int = 0  # in the parts written by this run
+
+    def flush(self) -> None:
+        """Tag the batch and write it as the next part of each table; then list the part in the manifest."""
+        if not self.batch and not self.skipped:
+            return
+        texts = [row["model_input"] for _, rows, _ in self.batch for row in rows]
+        predictions = iter(self.classifier.iter_predict(iter(texts)))
+        sentence_rows, article_rows = [], []
+        for article, rows, removed in self.batch:
+            for row in rows:
+                p = next(predictions)
+                row.update(label=p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, truncated=p.truncated)
+                sentence_rows.append(sentence_row(row, self.model_name, self.run_id))
+            article_rows.append(article_row(article, Counter(row["label"] for row in rows), removed))
+        number = len(self.manifest["parts"])
+        name = f"part-{number:05d}.parquet"
+        for table, rows in (("sentences", sentence_rows), ("articles", article_rows), ("skipped", self.skipped)):
+            if rows:
+                _write_table(rows, self.output / table / name)
+        for article, _, _ in self.batch:
+            self.manifest["done"][article.id] = content_hash(article.text)
+        self.manifest["parts"].append({"name": name, "articles": len(self.batch), "sentences": len(sentence_rows),
+                                       "skipped": len(self.skipped)})
+        _write_manifest(self.output, self.manifest)
+        self.sentences += len(sentence_rows)
+        self.batch.clear()
+        self.skipped.clear()
+
+
+def _open_output(model: str | Path, output: Path, overwrite: bool) -> _Parts:
+    """Load the model and open `output` for it: an earlier output of the same model is resumed (its
+    unlisted parts, cut short by a kill, removed), anything else refused unless `overwrite`."""
+    from trainer.outputs import model_folder
+    from trainer.workflows.predict import load_classifier, local_model, model_label
 
     with local_model(model) as folder:
         classifier = load_classifier(folder)
         run_id = model_folder.read_run(folder).get("run_id")
         validation = (model_folder.read_metrics(folder) or {}).get("validation")
     model_name = model_label(model)
+    manifest = _earlier_manifest(output, model_name, run_id, overwrite)
+    # The model's confusion matrix on its validation split: what `summarize` adjusts the shares with.
+    manifest = manifest or {"model": model_name, "run_id": run_id, "labels": list(LABELS), "parts": [], "done": {},
+                            "validation_confusion": validation["confusion_matrix"] if validation else None}
+    listed = {part["name"] for part in manifest["parts"]}
+    for table in TABLES:
+        (output / table).mkdir(parents=True, exist_ok=True)
+        for stale in (output / table).iterdir():  # a part the manifest does not list was cut short by a kill
+            if stale.name not in listed:
+                stale.unlink()
+    _write_manifest(output, manifest)
+    return _Parts(output, classifier, model_name, run_id, manifest)
+
+
+def _earlier_manifest(output: Path, model_name: str, run_id: str | None, overwrite: bool) -> dict[str, Any] | None:
+    """The manifest of an earlier `trainer tag` of this model into `output`, to resume; None for a new or
+    emptied output. Refuses a Spark output, and another model's or other files unless `overwrite`."""
     manifest = _read_manifest(output)
     if manifest is not None and manifest.get("engine") == "spark":
         raise ConfigError(f"--output: expected a new folder or an earlier `trainer tag` output, found {output} written "
@@ -235,78 +335,7 @@ def _tag(
     if output.exists() and manifest is None and any(output.iterdir()) and not overwrite:
         raise ConfigError(f"--output: expected a new folder or an earlier tag output, found {output} with other "
                           "files; choose another folder")
-    # The model's confusion matrix on its validation split: what `summarize` adjusts the shares with.
-    manifest = manifest or {"model": model_name, "run_id": run_id, "labels": list(LABELS), "parts": [], "done": {},
-                            "validation_confusion": validation["confusion_matrix"] if validation else None}
-    listed = {part["name"] for part in manifest["parts"]}
-    for table in TABLES:
-        (output / table).mkdir(parents=True, exist_ok=True)
-        for stale in (output / table).iterdir():  # a part the manifest does not list was cut short by a kill
-            if stale.name not in listed:
-                stale.unlink()
-    _write_manifest(output, manifest)
-    done: dict[str, str] = manifest["done"]
-    labeler = RuleLabeler.from_yaml(rules_path(None))
-    skipped: list[dict[str, str]] = []
-    seen: dict[str, str] = {}
-    batch: list[tuple[Article, list[dict[str, Any]], Counter[str]]] = []
-    counts = {"articles": 0, "sentences": 0, "reused": 0}
-
-    def flush() -> None:
-        if not batch and not skipped:
-            return
-        texts = [row["model_input"] for _, rows, _ in batch for row in rows]
-        predictions = iter(classifier.iter_predict(iter(texts)))
-        sentence_rows, article_rows = [], []
-        for article, rows, removed in batch:
-            for row in rows:
-                p = next(predictions)
-                row.update(label=p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, truncated=p.truncated)
-                sentence_rows.append(sentence_row(row, model_name, run_id))
-            article_rows.append(article_row(article, Counter(row["label"] for row in rows), removed))
-        number = len(manifest["parts"])
-        name = f"part-{number:05d}.parquet"
-        for table, rows in (("sentences", sentence_rows), ("articles", article_rows), ("skipped", skipped)):
-            if rows:
-                _write_table(rows, output / table / name)
-        for article, _, _ in batch:
-            done[article.id] = content_hash(article.text)
-        manifest["parts"].append({"name": name, "articles": len(batch), "sentences": len(sentence_rows),
-                                  "skipped": len(skipped)})
-        _write_manifest(output, manifest)
-        counts["sentences"] += len(sentence_rows)
-        batch.clear()
-        skipped.clear()
-
-    pending = 0
-    bar = progress_bar(desc="tagging", unit="article", disable=not progress, mininterval=1.0)
-    for article in iter_articles(input, text_column, id_column, on_bad_encoding, skipped):
-        if article.id in seen:
-            raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "
-                            f"{article.where}; set --id-column or make the ids unique")
-        seen[article.id] = article.where
-        if done.get(article.id) == content_hash(article.text):
-            counts["reused"] += 1
-            continue
-        rows, removed = split_article(article, labeler)
-        if not rows:
-            skipped.append({"where": article.where, "reason": "empty_article"})
-            continue
-        batch.append((article, rows, removed))
-        counts["articles"] += 1
-        pending += len(rows)
-        bar.update(1)
-        bar.set_postfix(sentences=counts["sentences"] + pending, refresh=False)
-        if pending >= part_sentences:
-            flush()
-            pending = 0
-    total_skipped = len(skipped) + sum(p["skipped"] for p in manifest["parts"])
-    flush()
-    bar.close()
-    if counts["articles"] == 0 and counts["reused"] == 0:
-        raise DataError(f"{input}: expected articles to tag, found none that could be read "
-                        f"({total_skipped} skipped)")
-    return TagResult(output, counts["articles"], counts["sentences"], total_skipped, counts["reused"])
+    return manifest
 
 
 def read_tables(output: Path, table: str = "sentences") -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +31,9 @@ from trainer.errors import ConfigError, DataError
 from trainer.workflows.evaluate import evaluate_rows, rows_from_dataset
 from trainer.labels import LABEL2ID, LABELS
 from trainer.infra.locks import output_lock
-from trainer.metrics import compute_metrics, flat_metrics, reliability
-from trainer.models import create_backend
-from trainer.models.base import Backend, SteppedBackend
-from trainer.models.loop import EpochDone, StepDone
+from trainer.metrics import flat_metrics, reliability
 from trainer.workflows.predict import Classifier
-from trainer.outputs.report import REPORT_FILES, TABLES_DIR
+from trainer.workflows.recipe import pooled_sentences, prepare_run
 from trainer.outputs.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -52,11 +49,6 @@ class TrainResult:
     model_uri: str | None
     tracking_error: str | None = None
     seconds: float = 0.0
-
-
-def _texts_labels(split: Any) -> tuple[list[str], list[str]]:
-    names = split.features["label"].names
-    return list(split["text"]), [names[i] for i in split["label"]]
 
 
 def train(
@@ -92,31 +84,31 @@ def _train(
         distributed.barrier()
     if resume:
         _check_resumed_data(checkpointer, built.fingerprint)
-    train_texts, train_labels = _texts_labels(built.dataset["train"])
-    val_texts, val_labels = _texts_labels(built.dataset["validation"])
-    _warn_missing_labels(train_labels, config.data.name)
 
     log.info("2/5 model: %s backend", config.model.backend)
-    backend = create_backend(config)
+    run = prepare_run(config, built)
+    _warn_missing_labels(run.labels["train"], config.data.name)
+    backend = run.backend
     record = provenance.collect(getattr(backend, "precision", "fp32"))
     freeze = provenance.pip_freeze()
 
     tags = {"trainer.kind": "train", "trainer.backend": config.model.backend, "trainer.dataset": config.data.name}
-    with Tracker(config.tracking, config.run_name, {**tags, **provenance.tags(record)}, resume_run_id=resume_run) as tracker:
-        checkpointer.meta = {"run_id": tracker.run_id, "config": to_plain(config), "dataset_fingerprint": built.fingerprint}
+    tags |= provenance.tags(record)
+    with Tracker(config.tracking, config.run_name, tags, resume_run_id=resume_run) as tracker:
+        checkpointer.meta = {"run_id": tracker.run_id, "config": to_plain(config),
+                             "dataset_fingerprint": built.fingerprint}
         datasets = _log_inputs(tracker, config, built, record, freeze, resumed=resume_run is not None)
 
-        log.info("3/5 fit on %d sentences", len(train_texts))
-        fit(backend, train_texts, train_labels, (val_texts, val_labels), config, tracker, checkpointer)
+        log.info("3/5 fit on %d sentences", len(run.texts["train"]))
+        run.fit(tracker, checkpointer)
         if not distributed.is_main():
             return TrainResult(target, {}, None, None, "not rank 0", time.perf_counter() - started)
 
         log.info("4/5 evaluate on validation and test")
         classifier = Classifier(backend, str(target))
-        val_probabilities = backend.predict_proba(val_texts)
-        temperature = _calibrate(config, val_probabilities, val_labels)
+        val_probabilities, val_metrics = run.score("validation")
+        temperature = _calibrate(config, val_probabilities, run.labels["validation"])
         classifier.temperature = temperature
-        val_metrics = compute_metrics(val_labels, [LABELS[i] for i in val_probabilities.argmax(axis=1)])
 
         log.info("5/5 save to %s", target)
         test_rows = rows_from_dataset(built.dataset["test"], f"{config.data.name}:test")
@@ -130,10 +122,9 @@ def _train(
             report, _ = evaluate_rows(classifier, test_rows, report_dir, f"{target.name} on {test_rows.name}",
                                       provenance_block=block)
             metrics = {"validation": val_metrics, "test": report["metrics"]}
-            run = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "model_name": config.run_name,
-                   "dataset_fingerprint": built.fingerprint,
-                   "dataset": _dataset_summary(config, built.card)}
-            model_folder.write_training_files(tmp, to_plain(config), dump_yaml(config), metrics, run)
+            run_record = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "model_name": config.run_name,
+                          "dataset_fingerprint": built.fingerprint, "dataset": _dataset_summary(config, built.card)}
+            model_folder.write_training_files(tmp, to_plain(config), dump_yaml(config), metrics, run_record)
             provenance.write(tmp, record, freeze)
             write_card(tmp, target.name)
             model_folder.write_manifest(tmp)  # last: every file above, as saved
@@ -176,7 +167,8 @@ def _checkpointer(config: ExperimentConfig, overwrite: bool, resume: bool) -> tu
         _check_resumed_settings(meta, config)
         resume_run = meta.get("run_id")
     elif checkpointer.exists():
-        log.warning("an interrupted run left %s; starting afresh (pass --resume to continue it)", checkpointer.directory)
+        log.warning("an interrupted run left %s; starting afresh (pass --resume to continue it)",
+                    checkpointer.directory)
         checkpointer.remove()
     if target.exists() and not overwrite and not resume:
         raise ConfigError(
@@ -208,42 +200,6 @@ def _check_resumed_data(checkpointer: Checkpointer, fingerprint: str) -> None:
         )
 
 
-def fit(
-    backend: Backend,
-    texts: Sequence[str],
-    labels: Sequence[str],
-    validation: tuple[Sequence[str], Sequence[str]],
-    config: ExperimentConfig,
-    tracker: Tracker,
-    checkpointer: Checkpointer | None = None,
-    on_epoch: Callable[[EpochDone], None] | None = None,
-) -> Backend:
-    """Train `backend`. One that trains in steps runs its loop here, and this function decides:
-    per-epoch metrics to MLflow, a checkpoint every `checkpoint_every_steps` steps and at each epoch
-    end, early stopping after `early_stopping_patience` epochs without a better score. `on_epoch`
-    sees each epoch's event after it is logged (a sweep's pruner raises from it to stop the trial)."""
-    if not isinstance(backend, SteppedBackend):
-        return backend.fit(texts, labels)
-    loop = backend.training_loop(texts, labels, validation)
-    if checkpointer is not None and checkpointer.exists():
-        loop.load_state_dict(checkpointer.load())
-    save = checkpointer is not None and distributed.is_main()
-    for event in loop:
-        if isinstance(event, StepDone):
-            if save and event.step % checkpointer.every_steps == 0:
-                checkpointer.save(loop.state_dict())
-        elif isinstance(event, EpochDone):
-            tracker.log_metrics(event.metrics, step=event.epoch)
-            if on_epoch is not None:
-                on_epoch(event)
-            if event.stale >= config.training.early_stopping_patience:
-                log.info("early stopping after epoch %d (best epoch %d)", event.epoch, loop.best_epoch)
-                break
-            if save and not event.last:
-                checkpointer.save(loop.state_dict())  # resume at the start of the next epoch
-    return loop.finish()
-
-
 def _log_inputs(
     tracker: Tracker, config: ExperimentConfig, built: Any, record: dict[str, Any], freeze: str, resumed: bool
 ) -> dict[str, Any]:
@@ -257,8 +213,7 @@ def _log_inputs(
             plain["model"]["pretrained"] = plain["model"]["pretrained"] or encoders.DEFAULT
             tracker.set_tags({"trainer.base_model": str(encoders.hub_id(plain["model"]["pretrained"]))})
         tracker.log_config(plain)
-    tracker.log_dict(record, f"provenance/{model_folder.PROVENANCE_FILE}")
-    tracker.log_text(freeze, f"provenance/{model_folder.FREEZE_FILE}")
+    tracker.log_provenance(record, freeze)
     datasets = {}
     for name in () if resumed else SPLITS:
         datasets[name] = tracker.log_dataset(
@@ -277,10 +232,8 @@ def _log_outputs(
 ) -> str | None:
     """The resolved config, the test report, the card and the model itself to the run."""
     tracker.log_text(dump_yaml(config), "config/resolved_config.yaml")
-    for name in REPORT_FILES:
-        tracker.log_artifact(target / model_folder.TEST_REPORT_DIR / name, model_folder.TEST_REPORT_DIR)
-    tracker.log_artifact(target / model_folder.TEST_REPORT_DIR / TABLES_DIR, f"{model_folder.TEST_REPORT_DIR}/{TABLES_DIR}")
-    tracker.log_artifact(target / model_folder.CARD_FILE, "model_card")
+    tracker.log_report(target / model_folder.TEST_REPORT_DIR, model_folder.TEST_REPORT_DIR,
+                       card=target / model_folder.CARD_FILE)
     return tracker.log_model(target, examples or ["The minister said talks failed."], register_as=register_as,
                              alias=alias)
 
@@ -335,16 +288,10 @@ def cross_validate(config: ExperimentConfig, k: int) -> CVResult:
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-
     if k < 2:
         raise ConfigError(f"--cv: expected at least 2 folds, found {k}")
     built = build_dataset(config.data)
-    texts, labels, groups = [], [], []
-    for name in SPLITS:
-        t, y = _texts_labels(built.dataset[name])
-        texts += t
-        labels += y
-        groups += [f"{s}/{a}" for s, a in zip(built.dataset[name]["source"], built.dataset[name]["article"])]
+    _, labels, groups = pooled_sentences(built)
     if len(set(groups)) < k:
         raise DataError(f"--cv {k}: expected at least {k} articles, found {len(set(groups))}")
     y_arr, g_arr = np.array(labels), np.array(groups)
@@ -360,16 +307,9 @@ def cross_validate(config: ExperimentConfig, k: int) -> CVResult:
             fit_idx, val_idx = rest[fit_idx], rest[val_idx]
             log.info("fold %d/%d: %d train, %d validation, %d test", fold, k, len(fit_idx), len(val_idx), len(test))
             with parent.child(f"{config.run_name}-fold{fold}", {"trainer.fold": str(fold)}) as child:
-                backend = fit(
-                    create_backend(config),
-                    [texts[i] for i in fit_idx],
-                    [labels[i] for i in fit_idx],
-                    ([texts[i] for i in val_idx], [labels[i] for i in val_idx]),
-                    config,
-                    child,
-                )
-                probabilities = backend.predict_proba([texts[i] for i in test])
-                metrics = compute_metrics([labels[i] for i in test], [LABELS[i] for i in probabilities.argmax(axis=1)])
+                run = prepare_run(config, built, folds={"train": fit_idx, "validation": val_idx, "test": test})
+                run.fit(child)
+                _, metrics = run.score("test")
                 child.log_metrics(flat_metrics(metrics, "test"))
             folds.append(metrics)
         summary = _summarise(folds)
