@@ -1,0 +1,161 @@
+"""Accuracy per corpus: grouped cross-validation over the uniformly random halves of the news-outlets labels.
+
+Each fold holds out the random-half sentences of a fifth (by default) of those articles, grouped by article,
+and trains on everything else the experiment config's data holds, less every sentence of the held-out
+articles. The held-out predictions of all folds are pooled per corpus (AllSides, BBC, Syrian war) and
+scored: macro-F1 and unverified precision/recall, with 95% bootstrap intervals over articles. Since the
+random halves are proportional stratified samples, these figures estimate each corpus's sentence-level
+accuracy without the selection bias of the strategy half.
+
+With --baseline MODEL, the same sentences are also scored by an existing model (today's default, trained on
+the bundled corpus only), with a paired bootstrap of the difference. With --dev, each fold's model is also
+scored on the dev set.
+
+    python benchmarks/cv_by_corpus.py --config configs/minilm-news-outlets.yaml --folds 3 \\
+        --baseline models/minilm-bundled --dev ../shared/devset/real-news-dev.jsonl --out benchmarks/results/cv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from trainer.config import load_config
+from trainer.data.build import build_dataset
+from trainer.data.sentences import normalize
+from trainer.data.sources import read_text
+from trainer.metrics import bootstrap_ci, compute_metrics, paired_bootstrap, wilson
+from trainer.outputs.tracking import Tracker
+from trainer.workflows.recipe import pooled_sentences, prepare_run
+
+log = logging.getLogger("cv_by_corpus")
+
+CORPORA = {"allsides-labels.json": "allsides", "bbc-labels.json": "bbc", "syria-labels.json": "syria"}
+
+
+def random_half(config) -> dict[tuple[str, str], str]:
+    """(article, normalised sentence) -> corpus, for every random-half task of the news-outlets label files."""
+    keys: dict[tuple[str, str], str] = {}
+    for source in config.data.sources:
+        name = Path(str(getattr(source, "path", ""))).name
+        if name not in CORPORA:
+            continue
+        texts: dict[str, str] = {}
+        for task in json.loads(read_text(source.path)):
+            meta = task["data"]["meta"]
+            if meta.get("sample") != "random":
+                continue
+            article = meta["article"]
+            if article not in texts:
+                texts[article] = read_text(Path(source.articles) / f"{article}.txt")
+            keys[(article, normalize(texts[article][meta["start"]:meta["end"]]))] = CORPORA[name]
+    return keys
+
+
+def folds_of(groups: list[str], corpus_of: list[str | None], k: int, seed: int) -> list[dict[str, list[int]]]:
+    """k folds over the articles that hold random-half sentences; train excludes every held-out article."""
+    held_articles = sorted({g for g, c in zip(groups, corpus_of) if c is not None})
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(held_articles))
+    fold_of = {held_articles[i]: n % k for n, i in enumerate(order)}
+    folds = []
+    for fold in range(k):
+        test = [i for i, (g, c) in enumerate(zip(groups, corpus_of)) if c is not None and fold_of[g] == fold]
+        out = {g for g, f in fold_of.items() if f == fold}
+        train = [i for i, g in enumerate(groups) if g not in out]
+        folds.append({"train": train, "validation": [], "test": test})
+    return folds
+
+
+def score(gold: list[str], predicted: list[str], groups: list[str]) -> dict:
+    metrics = compute_metrics(gold, predicted)
+    ci = bootstrap_ci(gold, predicted, groups)
+    unverified = metrics["per_label"]["unverified"]
+    flagged = sum(p == "unverified" for p in predicted)
+    true_flags = sum(p == g == "unverified" for p, g in zip(predicted, gold))
+    actual = sum(g == "unverified" for g in gold)
+    return {"n": len(gold), "articles": len(set(groups)), "macro_f1": metrics["macro_f1"], "macro_f1_ci": ci["macro_f1"],
+            "unverified_precision": unverified["precision"], "unverified_precision_ci": wilson(true_flags, flagged),
+            "unverified_recall": unverified["recall"], "unverified_recall_ci": wilson(true_flags, actual),
+            "unverified_f1": unverified["f1"], "unverified_n": actual, "unverified_flagged": flagged}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--baseline", help="a model folder to score on the same held-out sentences")
+    parser.add_argument("--dev", type=Path, help="the dev set (JSONL), scored by each fold's model")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cv_by_corpus"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+    config = load_config(args.config, args.overrides)
+    built = build_dataset(config.data)
+    texts, labels, groups = pooled_sentences(built)
+    keys = random_half(config)
+    articles = [g.split("/", 1)[1] for g in groups]
+    corpus_of = [keys.get((a, normalize(t))) for a, t in zip(articles, texts)]
+    log.info("%d sentences, %d in the random halves (%s)", len(texts), sum(c is not None for c in corpus_of),
+             {c: corpus_of.count(c) for c in set(CORPORA.values())})
+    dev = [json.loads(line) for line in args.dev.read_text().splitlines()] if args.dev else []
+
+    predicted: dict[int, str] = {}
+    dev_scores = []
+    for number, fold in enumerate(folds_of(groups, corpus_of, args.folds, args.seed), 1):
+        log.info("fold %d/%d: %d train, %d held out", number, args.folds, len(fold["train"]), len(fold["test"]))
+        run = prepare_run(config, built, folds=fold)
+        run.fit(Tracker(config.tracking, "cv-by-corpus", error="a benchmark: not tracked"))
+        probabilities, _ = run.score("test")
+        labels_ = run.backend.labels
+        for i, p in zip(fold["test"], probabilities.argmax(axis=1)):
+            predicted[i] = labels_[p]
+        if dev:
+            dev_predicted = [labels_[p] for p in run.backend.predict_proba([d["text"] for d in dev]).argmax(axis=1)]
+            dev_scores.append(compute_metrics([d["label"] for d in dev], dev_predicted)["macro_f1"])
+            log.info("fold %d: dev macro-F1 %.3f", number, dev_scores[-1])
+
+    baseline = None
+    if args.baseline:
+        from trainer import load_classifier
+
+        classifier = load_classifier(args.baseline)
+        held = sorted(predicted)
+        baseline = dict(zip(held, (p.label for p in classifier.predict([texts[i] for i in held]))))
+
+    by_corpus: dict[str, list[int]] = defaultdict(list)
+    for i in sorted(predicted):
+        by_corpus[corpus_of[i]].append(i)
+    result = {"config": str(args.config), "folds": args.folds, "overrides": args.overrides, "corpora": {}}
+    for corpus, index in sorted(by_corpus.items()):
+        gold = [labels[i] for i in index]
+        group = [groups[i] for i in index]
+        entry = {"cv": score(gold, [predicted[i] for i in index], group)}
+        if baseline is not None:
+            entry["baseline"] = score(gold, [baseline[i] for i in index], group)
+            entry["paired_delta"] = paired_bootstrap(gold, [baseline[i] for i in index], [predicted[i] for i in index],
+                                                     group)
+        result["corpora"][corpus] = entry
+    if dev_scores:
+        result["dev_macro_f1_per_fold"] = dev_scores
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cv_by_corpus.json").write_text(json.dumps(result, indent=1))
+    print(f"\n{'corpus':10} {'n':>5} {'macro-F1 [95% CI]':>26} {'unverified P':>22} {'unverified R':>22}")
+    for corpus, entry in result["corpora"].items():
+        for name, s in [("cv", entry["cv"])] + ([("baseline", entry["baseline"])] if "baseline" in entry else []):
+            print(f"{corpus + ' ' + name:18} {s['n']:>5} {s['macro_f1']:.3f} [{s['macro_f1_ci'][0]:.3f}, "
+                  f"{s['macro_f1_ci'][1]:.3f}]  {s['unverified_precision']:.2f} ({s['unverified_flagged']})"
+                  f"  {s['unverified_recall']:.2f} ({s['unverified_n']})")
+    if dev_scores:
+        print(f"dev macro-F1 per fold: {', '.join(f'{x:.3f}' for x in dev_scores)}")
+
+
+if __name__ == "__main__":
+    main()
