@@ -242,7 +242,8 @@ def pick(
         pool = _capped(likely, candidates, settings.max_per_article, Counter(taken))[: k * POOL_PER_PICK]
         picks = _spread(pool, k, embed, settings)
         taken.update(candidates[i].article for i in picks)
-    rest = [i for i in order if i not in set(picks)]
+    chosen = set(picks)
+    rest = [i for i in order if i not in chosen]
     pool = _capped(rest, candidates, settings.max_per_article, taken)[: (settings.n - len(picks)) * POOL_PER_PICK]
     picks += _spread(pool, settings.n - len(picks), embed, settings)
     return sorted(picks, key=lambda i: (-score[i], tiebreak[i]))
