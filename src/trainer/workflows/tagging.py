@@ -43,6 +43,8 @@ MANIFEST = "manifest.json"
 TABLES = ("sentences", "articles", "skipped")
 # Sentences per part: a kill loses at most one part's work.
 PART_SENTENCES = 20_000
+# Sentences labeled in one go inside a part: the progress display moves after each.
+PROGRESS_CHUNK = 1024
 
 
 @dataclass
@@ -121,6 +123,30 @@ def file_article(path: Path, data: bytes, on_bad_encoding: str) -> Article:
         text = html_to_text(text)
     replaced = str(bool(result.skipped.get("decoded_with_replacement")))
     return Article(path.stem, text, {"path": str(path), "decoded_with_replacement": replaced}, str(path))
+
+
+def count_inputs(path: Path) -> int | None:
+    """How many articles `iter_articles` will read, where that is quick to know (a folder of files, a Parquet
+    or JSONL table; None for a data config or a CSV): the progress display's total."""
+    from trainer.data.sources import HTML_SUFFIXES, TABLE_SUFFIXES, TEXT_SUFFIXES
+
+    suffix = path.suffix.lower()
+    try:
+        if path.is_dir():
+            suffixes = [p.suffix.lower() for p in path.rglob("*")]
+            if any(s in TABLE_SUFFIXES for s in suffixes):  # tables inside: their rows are articles
+                return None
+            return sum(1 for s in suffixes if s in TEXT_SUFFIXES + HTML_SUFFIXES)
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if suffix == ".jsonl":
+            with path.open("rb") as handle:
+                return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
+    return None
 
 
 def undecodable(error: DataError) -> str:
@@ -221,7 +247,9 @@ def _tag(
     seen: dict[str, str] = {}
     counts = {"articles": 0, "reused": 0}
     pending = 0
-    bar = progress_bar(desc="tagging", unit="article", disable=not progress, mininterval=1.0)
+    # Counted as the model labels them (splitting is quick, the model is not), against the inputs' count.
+    parts.progress = progress_bar(total=count_inputs(input), desc="tagging", unit="article", disable=not progress,
+                                  mininterval=1.0)
     for article in iter_articles(input, text_column, id_column, on_bad_encoding, parts.skipped):
         if article.id in seen:
             raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "
@@ -229,22 +257,22 @@ def _tag(
         seen[article.id] = article.where
         if done.get(article.id) == content_hash(article.text):
             counts["reused"] += 1
+            parts.progress.update(1)
             continue
         rows, removed = split_article(article, labeler)
         if not rows:
             parts.skipped.append({"where": article.where, "reason": "empty_article"})
+            parts.progress.update(1)
             continue
         parts.batch.append((article, rows, removed))
         counts["articles"] += 1
         pending += len(rows)
-        bar.update(1)
-        bar.set_postfix(sentences=parts.sentences + pending, refresh=False)
         if pending >= part_sentences:
             parts.flush()
             pending = 0
     total_skipped = len(parts.skipped) + sum(p["skipped"] for p in parts.manifest["parts"])
     parts.flush()
-    bar.close()
+    parts.progress.close()
     if counts["articles"] == 0 and counts["reused"] == 0:
         raise DataError(f"{input}: expected articles to tag, found none that could be read "
                         f"({total_skipped} skipped)")
@@ -264,13 +292,15 @@ class _Parts:
     batch: list[tuple[Article, list[dict[str, Any]], Counter[str]]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     sentences: int = 0  # in the parts written by this run
+    progress: Any = None  # a progress bar (infra/progress.py), advanced as articles are labeled
 
     def flush(self) -> None:
         """Tag the batch and write it as the next part of each table; then list the part in the manifest."""
         if not self.batch and not self.skipped:
             return
         texts = [row["model_input"] for _, rows, _ in self.batch for row in rows]
-        predictions = iter(self.classifier.iter_predict(iter(texts)))
+        # Small chunks: the progress line moves every PROGRESS_CHUNK sentences, not once per part.
+        predictions = iter(self.classifier.iter_predict(iter(texts), chunk_size=PROGRESS_CHUNK))
         sentence_rows, article_rows = [], []
         for article, rows, removed in self.batch:
             for row in rows:
@@ -278,6 +308,9 @@ class _Parts:
                 row.update(label=p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, truncated=p.truncated)
                 sentence_rows.append(sentence_row(row, self.model_name, self.run_id))
             article_rows.append(article_row(article, Counter(row["label"] for row in rows), removed))
+            if self.progress is not None:
+                self.progress.update(1)
+                self.progress.set_postfix(sentences=self.sentences + len(sentence_rows), refresh=False)
         number = len(self.manifest["parts"])
         name = f"part-{number:05d}.parquet"
         for table, rows in (("sentences", sentence_rows), ("articles", article_rows), ("skipped", self.skipped)):
