@@ -317,16 +317,12 @@ def write_selection(
             writer.writerows(rows)
 
 
-# Sentences scored in one go: the progress display moves after each chunk.
-PROGRESS_CHUNK = 1024
-
-
 def scored(classifier: Any, texts: Sequence[str]) -> Iterator[Any]:
     """`classifier.iter_predict(texts)` with progress: sentences done, the total, the rate, the time left."""
     from trainer.infra.progress import bar
 
     progress = bar(total=len(texts), desc="scoring", unit="sentence", mininterval=1.0)
-    for prediction in classifier.iter_predict(texts, chunk_size=PROGRESS_CHUNK):
+    for prediction in classifier.iter_predict(texts, chunk_size=classifier.progress_chunk()):
         progress.update(1)
         yield prediction
     progress.close()

@@ -43,8 +43,6 @@ MANIFEST = "manifest.json"
 TABLES = ("sentences", "articles", "skipped")
 # Sentences per part: a kill loses at most one part's work.
 PART_SENTENCES = 20_000
-# Sentences labeled in one go inside a part: the progress display moves after each.
-PROGRESS_CHUNK = 1024
 
 
 @dataclass
@@ -299,8 +297,8 @@ class _Parts:
         if not self.batch and not self.skipped:
             return
         texts = [row["model_input"] for _, rows, _ in self.batch for row in rows]
-        # Small chunks: the progress line moves every PROGRESS_CHUNK sentences, not once per part.
-        predictions = iter(self.classifier.iter_predict(iter(texts), chunk_size=PROGRESS_CHUNK))
+        # Chunks small enough on the CPU that the progress line moves within a part.
+        predictions = iter(self.classifier.iter_predict(iter(texts), chunk_size=self.classifier.progress_chunk()))
         sentence_rows, article_rows = [], []
         for article, rows, removed in self.batch:
             for row in rows:
