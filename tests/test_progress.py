@@ -72,5 +72,16 @@ def test_label_issues_report_sentences_scored_fold_by_fold(every_line, project):
     label_issues.out_of_fold_probabilities(sentences, folds=4)
     lines = [line for line in every_line() if line.startswith("label issues, 4 folds:")]
     n = len(sentences.texts)
-    assert len(lines) == 4 + 1  # one per fold, and the closing line
+    assert len(lines) == 4  # one per fold; closing adds no line that repeats the last
     assert lines[-1].startswith(f"label issues, 4 folds: {n:,}/{n:,} sentences (100%)")
+
+
+def test_sweep_reports_trials_finished(every_line, project):
+    from tests.test_sweep import TFIDF_SPACE
+    from trainer.workflows.sweep import sweep
+
+    config = project.experiment("tfidf", {"backend": "sklearn"})
+    space = project.write("sweeps/space.yaml", TFIDF_SPACE)
+    sweep(config, space, 2)
+    lines = [line for line in every_line() if line.startswith("sweep tfidf-test:")]
+    assert [line.split(" (")[0] for line in lines] == ["sweep tfidf-test: 1/2 trials", "sweep tfidf-test: 2/2 trials"]

@@ -307,8 +307,8 @@ class _Parts:
                 sentence_rows.append(sentence_row(row, self.model_name, self.run_id))
             article_rows.append(article_row(article, Counter(row["label"] for row in rows), removed))
             if self.progress is not None:
-                self.progress.update(1)
                 self.progress.set_postfix(sentences=self.sentences + len(sentence_rows), refresh=False)
+                self.progress.update(1)
         number = len(self.manifest["parts"])
         name = f"part-{number:05d}.parquet"
         for table, rows in (("sentences", sentence_rows), ("articles", article_rows), ("skipped", self.skipped)):
