@@ -222,42 +222,40 @@ def tag(
     part_sentences: int = PART_SENTENCES,
     on_bad_encoding: str = "error",
     progress: bool = True,
+    split_workers: int | None = None,
 ) -> TagResult:
     """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable).
+
+    `split_workers`: processes that clean and split articles and find the rule cues while the model runs
+    (default: none on the CPU, where the model needs the cores; on a GPU the free cores less one).
 
     One `tag` writes into an output at a time (`.locks/NAME.lock` beside it): a second would number its
     parts like the first's and remove the part the first is writing.
     """
     with output_lock(output, f"--output {output}", "trainer tag into it"):
-        return _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding, progress)
+        return _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding, progress,
+                    split_workers)
 
 
 def _tag(
     model: str | Path, input: Path, output: Path, text_column: str, id_column: str | None, overwrite: bool,
-    part_sentences: int, on_bad_encoding: str, progress: bool,
+    part_sentences: int, on_bad_encoding: str, progress: bool, split_workers: int | None,
 ) -> TagResult:
-    from trainer.data.rules import RuleLabeler, rules_path
     from trainer.infra.progress import bar as progress_bar
+    from trainer.models.streaming import default_workers
 
     parts = _open_output(model, output, overwrite)
-    done: dict[str, str] = parts.manifest["done"]
-    labeler = RuleLabeler.from_yaml(rules_path(None))
-    seen: dict[str, str] = {}
+    if split_workers is None:
+        on_gpu = getattr(getattr(parts.classifier.backend, "device", None), "type", "cpu") == "cuda"
+        split_workers = default_workers() if on_gpu else 0
     counts = {"articles": 0, "reused": 0}
     pending = 0
     # Counted as the model labels them (splitting is quick, the model is not), against the inputs' count.
     parts.progress = progress_bar(total=count_inputs(input), desc="tagging", unit="article", disable=not progress,
                                   mininterval=1.0)
-    for article in iter_articles(input, text_column, id_column, on_bad_encoding, parts.skipped):
-        if article.id in seen:
-            raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "
-                            f"{article.where}; set --id-column or make the ids unique")
-        seen[article.id] = article.where
-        if done.get(article.id) == content_hash(article.text):
-            counts["reused"] += 1
-            parts.progress.update(1)
-            continue
-        rows, removed = split_article(article, labeler)
+    articles = iter_articles(input, text_column, id_column, on_bad_encoding, parts.skipped)
+    fresh = _fresh(articles, parts.manifest["done"], counts, parts.progress)
+    for article, (rows, removed) in split_articles(fresh, split_workers):
         if not rows:
             parts.skipped.append({"where": article.where, "reason": "empty_article"})
             parts.progress.update(1)
@@ -275,6 +273,62 @@ def _tag(
         raise DataError(f"{input}: expected articles to tag, found none that could be read "
                         f"({total_skipped} skipped)")
     return TagResult(output, counts["articles"], parts.sentences, total_skipped, counts["reused"])
+
+
+def _fresh(articles: Iterator[Article], done: dict[str, str], counts: dict[str, int], progress: Any) -> Iterator[Article]:
+    """The articles not tagged already (same id and content hash), refusing a repeated id."""
+    seen: dict[str, str] = {}
+    for article in articles:
+        if article.id in seen:
+            raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "
+                            f"{article.where}; set --id-column or make the ids unique")
+        seen[article.id] = article.where
+        if done.get(article.id) == content_hash(article.text):
+            counts["reused"] += 1
+            progress.update(1)
+            continue
+        yield article
+
+
+# Articles handed to the splitting processes at a time: the next window is split while this one is tagged.
+SPLIT_WINDOW = 512
+_worker_labeler: Any = None
+
+
+def split_articles(articles: Iterator[Article], workers: int) -> Iterator[tuple[Article, tuple[list[dict[str, Any]],
+                                                                                            Counter[str]]]]:
+    """`(article, split_article(article))` in input order; in `workers` processes (0: here), one window of
+    articles split ahead of the caller."""
+    from itertools import islice
+
+    from trainer.data.rules import RuleLabeler, rules_path
+
+    if not workers:
+        labeler = RuleLabeler.from_yaml(rules_path(None))
+        for article in articles:
+            yield article, split_article(article, labeler)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_start_splitter) as pool:
+        window = list(islice(articles, SPLIT_WINDOW))
+        pending = pool.map_async(_split_here, window, chunksize=8) if window else None
+        while pending is not None:
+            results, current = pending.get(), window
+            window = list(islice(articles, SPLIT_WINDOW))
+            pending = pool.map_async(_split_here, window, chunksize=8) if window else None
+            yield from zip(current, results)
+
+
+def _start_splitter() -> None:
+    from trainer.data.rules import RuleLabeler, rules_path
+
+    global _worker_labeler
+    _worker_labeler = RuleLabeler.from_yaml(rules_path(None))
+
+
+def _split_here(article: Article) -> tuple[list[dict[str, Any]], Counter[str]]:
+    return split_article(article, _worker_labeler)
 
 
 @dataclass
