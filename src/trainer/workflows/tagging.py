@@ -28,6 +28,7 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,19 +256,22 @@ def _tag(
                                   mininterval=1.0)
     articles = iter_articles(input, text_column, id_column, on_bad_encoding, parts.skipped)
     fresh = _fresh(articles, parts.manifest["done"], counts, parts.progress)
-    for article, (rows, removed) in split_articles(fresh, split_workers):
-        if not rows:
-            parts.skipped.append({"where": article.where, "reason": "empty_article"})
-            parts.progress.update(1)
-            continue
-        parts.batch.append((article, rows, removed))
-        counts["articles"] += 1
-        pending += len(rows)
-        if pending >= part_sentences:
-            parts.flush()
-            pending = 0
-    total_skipped = len(parts.skipped) + sum(p["skipped"] for p in parts.manifest["parts"])
-    parts.flush()
+    try:
+        for article, (rows, removed) in split_articles(fresh, split_workers):
+            if not rows:
+                parts.skipped.append({"where": article.where, "reason": "empty_article"})
+                parts.progress.update(1)
+                continue
+            parts.batch.append((article, rows, removed))
+            counts["articles"] += 1
+            pending += len(rows)
+            if pending >= part_sentences:
+                parts.flush()
+                pending = 0
+        total_skipped = len(parts.skipped) + sum(p["skipped"] for p in parts.manifest["parts"])
+        parts.flush()
+    finally:
+        parts.close()
     parts.progress.close()
     if counts["articles"] == 0 and counts["reused"] == 0:
         raise DataError(f"{input}: expected articles to tag, found none that could be read "
@@ -345,6 +349,8 @@ class _Parts:
     skipped: list[dict[str, str]] = field(default_factory=list)
     sentences: int = 0  # in the parts written by this run
     progress: Any = None  # a progress bar (infra/progress.py), advanced as articles are labeled
+    _writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tag-writer"))
+    _writing: Future[None] | None = None  # the part being written
 
     def flush(self) -> None:
         """Tag the batch and write it as the next part of each table; then list the part in the manifest."""
@@ -365,17 +371,38 @@ class _Parts:
                 self.progress.update(1)
         number = len(self.manifest["parts"])
         name = f"part-{number:05d}.parquet"
-        for table, rows in (("sentences", sentence_rows), ("articles", article_rows), ("skipped", self.skipped)):
-            if rows:
-                _write_table(rows, self.output / table / name)
+        tables = (("sentences", sentence_rows), ("articles", article_rows), ("skipped", list(self.skipped)))
         for article, _, _ in self.batch:
             self.manifest["done"][article.id] = content_hash(article.text)
         self.manifest["parts"].append({"name": name, "articles": len(self.batch), "sentences": len(sentence_rows),
                                        "skipped": len(self.skipped)})
-        _write_manifest(self.output, self.manifest)
+        # Written by one thread while the next part is tagged, in order: the tables, then the manifest that
+        # lists them (a copy of it as it is now), so a kill still loses at most the part in progress.
+        manifest = json.dumps(self.manifest, indent=1)
+        self.wait()
+        self._writing = self._writer.submit(self._write_part, name, tables, manifest)
         self.sentences += len(sentence_rows)
         self.batch.clear()
         self.skipped.clear()
+
+    def _write_part(self, name: str, tables: tuple[tuple[str, list[dict[str, Any]]], ...], manifest: str) -> None:
+        for table, rows in tables:
+            if rows:
+                _write_table(rows, self.output / table / name)
+        atomic_file(self.output / MANIFEST, lambda tmp: tmp.write_text(manifest, encoding="utf-8"))
+
+    def wait(self) -> None:
+        """Until the part being written is written (its error, if any, raised here)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
+
+    def close(self) -> None:
+        """Wait for the last part and stop the writing thread."""
+        try:
+            self.wait()
+        finally:
+            self._writer.shutdown(wait=True)
 
 
 def _open_output(model: str | Path, output: Path, overwrite: bool) -> _Parts:
