@@ -15,7 +15,7 @@ LS_STAMP := $(LS_VENV)/.installed
 DEVSET := ../shared/devset/real-news-dev.jsonl
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-mpnet setup-spark train train-mpnet baseline data test test-fast ui clean bench lock label-studio
+.PHONY: setup setup-gpu setup-mpnet setup-spark train train-mpnet baseline data test test-fast ui clean bench lock label-studio
 
 setup: $(STAMP)
 
@@ -53,6 +53,21 @@ setup-spark: $(SPARK_STAMP)
 $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,onnx,spark]"
 	touch $(SPARK_STAMP)
+
+# On a machine with an NVIDIA GPU, instead of `make setup`: the CUDA build of the locked torch version
+# from PyTorch's index (TORCH_INDEX: cu126, cu128, cu130 ... to match the driver), then everything else at
+# its locked version. The lock pins torch's CPU build (2.13.0+cpu), which a CUDA build does not meet, so
+# its torch line is left out of the constraints here; pip then keeps the CUDA torch (pyproject's range).
+TORCH_VERSION := 2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cu128
+setup-gpu:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --index-url $(TORCH_INDEX) torch==$(TORCH_VERSION)
+	grep -v '^torch==' $(LOCK) > $(VENV)/lock-without-torch.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/lock-without-torch.txt -e ".[dev,onnx]"
+	$(BIN)/python -c "import torch; assert torch.cuda.is_available(), 'torch ' + torch.__version__ + ' sees no GPU'; print('torch', torch.__version__, 'on', torch.cuda.get_device_name(0))"
+	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,onnx,bench]"

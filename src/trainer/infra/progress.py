@@ -57,9 +57,11 @@ class LogProgress:
         self.iterable = iterable
         self.total = total if total is not None else _length(iterable)
         self.desc, self.unit, self.every_s, self.silent = desc, unit, every_s, silent
-        self.n = initial
+        self.n = self.initial = initial
+        self.postfix = ""
         self._start = self._last = time.monotonic()
         self._closed = False
+        self._emitted: int | None = None  # the count the last line gave
 
     def __iter__(self) -> Iterator[Any]:
         for item in self.iterable or ():
@@ -80,33 +82,38 @@ class LogProgress:
             self._last = now
             self._emit(now)
 
-    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
-        """Accepted for tqdm compatibility; log lines carry counts and rates only."""
+    def set_postfix(self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kwargs: Any) -> None:
+        """What the next line adds after the counts, as tqdm shows it beside the bar (`sentences=1,200`)."""
+        items = {**(ordered_dict or {}), **kwargs}
+        self.postfix = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in items.items())
 
     def set_description(self, desc: str, refresh: bool = True) -> None:
         self.desc = desc
 
     def refresh(self) -> None:
-        """Accepted for tqdm compatibility."""
+        """After `n` was set directly (as on a tqdm bar): a line if one is due."""
+        self.update(0)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        # A loop that ends within one interval logs nothing: its result line says enough.
-        if not self.silent and time.monotonic() - self._start >= self.every_s:
+        # A loop that ends within one interval logs nothing: its result line says enough; nor does one whose
+        # last line already gave the final count.
+        if not self.silent and time.monotonic() - self._start >= self.every_s and self.n != self._emitted:
             self._emit(time.monotonic())
 
     def _emit(self, now: float) -> None:
+        self._emitted = self.n
         elapsed = now - self._start
-        rate = self.n / elapsed if elapsed > 0 else 0.0
+        rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0  # done by this run: a resume starts later
         units = _plural(self.unit)
         done = f"{self.n:,}/{self.total:,} {units} ({self.n / self.total:.0%})" if self.total else f"{self.n:,} {units}"
         left = ""
         if self.total and rate > 0 and self.n < self.total:
             left = f", about {_duration((self.total - self.n) / rate)} left"
-        log.info("%s: %s in %s, %s %s/s%s", self.desc or "progress", done, _duration(elapsed), f"{rate:.3g}", units,
-                 left)
+        log.info("%s: %s in %s, %s %s/s%s%s", self.desc or "progress", done, _duration(elapsed), f"{rate:.3g}", units,
+                 left, f" ({self.postfix})" if self.postfix else "")
 
 
 def _plural(unit: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from trainer.errors import ModelLoadError
+from trainer.infra import threads
 from trainer.labels import LABELS
 
 # Fewer tokens than this is not a real vocabulary: transformers builds a near-empty tokenizer from
@@ -85,6 +86,7 @@ def probabilities(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int, lo
     """Softmax of `logits_of` over length-sorted batches, rows back in input order, columns in LABELS order."""
     out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
     for batch in sorted_batches(ids, batch_size, token_budget):
+        threads.check()  # other work may have taken cores since the last batch, or given them back
         logits = logits_of(*pad([ids[i] for i in batch], pad_id)).astype(np.float32)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
@@ -98,5 +100,6 @@ def batched_rows(
     """`rows_of` (one `width`-wide row per text) over length-sorted batches, rows back in input order."""
     out = np.zeros((len(ids), width), dtype=np.float32)
     for batch in sorted_batches(ids, batch_size):
+        threads.check()
         out[batch] = rows_of(*pad([ids[i] for i in batch], pad_id))
     return out

@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import torch
 
-from trainer.infra import distributed
+from trainer.infra import distributed, threads
 from trainer.labels import LABEL2ID, LABELS
 from trainer.metrics import macro_f1
 from trainer.infra.progress import bar
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # Gradients are clipped to this global norm before every step.
 GRAD_CLIP_NORM = 1.0
+# The free cores are re-checked (infra/threads.py) every this many optimiser steps.
+THREAD_CHECK_STEPS = 4
 
 
 def seed_everything(seed: int) -> None:
@@ -213,6 +215,8 @@ class TrainingLoop(Generic[T]):
             progress = bar(range(self.batch_index, len(batches)), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
                             leave=False, disable=not distributed.is_main())
             for index in progress:
+                if self.step % THREAD_CHECK_STEPS == 0:
+                    threads.check()  # other work may have taken cores, or given them back
                 self._train_step(trained, batches[index])
                 self.batch_index = index + 1
                 if self.step >= self.total_steps:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trainer.errors import ConfigError, ModelLoadError
+from trainer.infra import threads
 from trainer.labels import LABELS
 from trainer.outputs import model_folder
 from trainer.models.batching import encode, load_tokenizer, probabilities
@@ -37,13 +38,6 @@ def _runtime() -> Any:
     return onnxruntime
 
 
-def _threads() -> int:
-    """As many threads as torch uses (OMP_NUM_THREADS, else the cores this process may run on)."""
-    import torch
-
-    return torch.get_num_threads()
-
-
 class OnnxBackend:
     """An exported model behind the backend interface (prediction only)."""
 
@@ -51,17 +45,26 @@ class OnnxBackend:
     labels = LABELS
 
     def __init__(self, model_path: Path, tokenizer: Any, max_length: int, base_model: str | None, quantize: str | None):
-        ort = _runtime()
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = _threads()
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self.model_path = model_path
+        self._sessions: dict[int, Any] = {}  # one per thread count the free cores asked for (infra/threads.py)
+        self.session = self.session_for(threads.check())
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.base_model = base_model
         self.quantize = quantize
         self.precision = f"onnx-{quantize or 'fp32'}"
+
+    def session_for(self, count: int) -> Any:
+        """A session computing with `count` threads (its thread pool is fixed when it is made), made once:
+        a batch runs on the session for the cores free when it starts."""
+        if count not in self._sessions:
+            ort = _runtime()
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = count
+            self._sessions[count] = ort.InferenceSession(str(self.model_path), options,
+                                                         providers=["CPUExecutionProvider"])
+        return self._sessions[count]
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> OnnxBackend:
         raise ConfigError(
@@ -80,6 +83,7 @@ class OnnxBackend:
         ids, cut = encode(self.tokenizer, texts, self.max_length)
 
         def logits_of(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            self.session = self.session_for(threads.governor().threads or threads.check())
             return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
 
         return probabilities(ids, batch_size or 64, self.tokenizer.pad_token_id or 0, logits_of), cut

@@ -24,6 +24,7 @@ from trainer.outputs.model_folder import write_meta
 from trainer.models import int8
 from trainer.models.batching import batched_rows, encode, load_tokenizer, pad, probabilities
 from trainer.models.loop import EpochDone, TrainingLoop, seed_everything
+from trainer.models.streaming import GPU_TOKEN_BUDGET, stream_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,9 @@ class TransformerBackend:
     ) -> tuple[np.ndarray, list[bool]]:
         """Probabilities, and which texts were longer than the model reads, from one tokeniser pass."""
         self.model.eval()
+        if self.device.type == "cuda":  # tokenising in worker processes while the GPU computes
+            return stream_probabilities(texts, self.tokenizer, self.max_length, self.device, self.forward,
+                                        token_budget=self.token_budget or GPU_TOKEN_BUDGET)
         ids, cut = encode(self.tokenizer, texts, self.max_length)
 
         def logits_of(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

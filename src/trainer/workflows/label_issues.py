@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from trainer.infra.atomic import atomic_file
+from trainer.infra.progress import bar
 from trainer.config import DEFAULT_SEED, SklearnModel, TrainingConfig
 from trainer.data.build import CARD_JSON, CARD_MD, SPLITS, BuiltDataset, card_markdown
 from trainer.errors import DataError
@@ -77,11 +78,15 @@ def out_of_fold_probabilities(
     out = np.zeros((len(y), len(LABELS)))
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     texts = np.array(sentences.texts, dtype=object)
+    # Every sentence is scored once, by the fold that holds it out: done, total, rate and time left in sentences.
+    progress = bar(total=len(y), desc=f"label issues, {folds} folds", unit="sentence")
     for fold, (fit, held) in enumerate(splitter.split(np.zeros(len(y)), y, sentences.groups), start=1):
         backend = BACKENDS.get(model.backend).create(model, training)
         backend.fit(list(texts[fit]), [sentences.labels[i] for i in fit])
         out[held] = backend.predict_proba(list(texts[held]))
+        progress.update(len(held))
         log.info("fold %d/%d: %d sentences scored", fold, folds, len(held))
+    progress.close()
     return out
 
 

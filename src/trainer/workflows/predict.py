@@ -25,6 +25,11 @@ from trainer.outputs.model_folder import load_temperature
 from trainer.models.base import Backend
 
 DEFAULT_BATCH_SIZE = 64
+# Texts per `iter_predict` chunk for a command that shows progress: on the CPU a chunk of this many takes
+# seconds, so the display moves; a GPU labels tens of thousands a second and needs large chunks to keep its
+# tokenising workers and batches full (models/streaming.py).
+PROGRESS_CHUNK = 1024
+GPU_CHUNK = 65_536
 MLFLOW_URI_PREFIXES = ("runs:/", "models:/")
 PRECISIONS: tuple[str, ...] = get_args(Precision)  # the config's Literal: auto first
 
@@ -81,6 +86,11 @@ class Classifier:
                 chunk = []
         if chunk:
             yield from self._predict_chunk(chunk, batch_size)
+
+    def progress_chunk(self) -> int:
+        """The chunk size for `iter_predict` in a command that shows progress (PROGRESS_CHUNK, or GPU_CHUNK)."""
+        device = getattr(self.backend, "device", None)
+        return GPU_CHUNK if getattr(device, "type", "cpu") == "cuda" else PROGRESS_CHUNK
 
     def _predict_chunk(self, texts: list[str], batch_size: int) -> Iterator[Prediction]:
         raw, truncated = self.backend.predict_proba_and_truncated(texts, batch_size=batch_size)

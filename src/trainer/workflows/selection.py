@@ -25,7 +25,7 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -318,6 +318,17 @@ def write_selection(
             writer.writerows(rows)
 
 
+def scored(classifier: Any, texts: Sequence[str]) -> Iterator[Any]:
+    """`classifier.iter_predict(texts)` with progress: sentences done, the total, the rate, the time left."""
+    from trainer.infra.progress import bar
+
+    progress = bar(total=len(texts), desc="scoring", unit="sentence", mininterval=1.0)
+    for prediction in classifier.iter_predict(texts, chunk_size=classifier.progress_chunk()):
+        progress.update(1)
+        yield prediction
+    progress.close()
+
+
 def select(
     model: str | Path,
     input: Path,
@@ -349,7 +360,7 @@ def select(
     log.info("scoring %d candidate sentences from %d articles", len(candidates), len({c.article for c in candidates}))
     classifier = load_classifier(model)
     texts = [c.text for c in candidates]
-    probabilities = np.array([list(p.probabilities.values()) for p in classifier.iter_predict(texts)])
+    probabilities = np.array([list(p.probabilities.values()) for p in scored(classifier, texts)])
     labeler = RuleLabeler.from_yaml(rules_path(None))
     rule_labels = [labeler.label(t).label for t in texts]
     backend = classifier.backend

@@ -387,8 +387,7 @@ def sweep(config_path: Path | None, space_path: Path, trials: int, overrides: li
         study.optimize(objective, n_trials=1, catch=(_Surplus,), gc_after_trial=True)
         if not surplus:
             ran += 1
-        bar.n = min(len(_finished(study)), trials)
-        bar.refresh()
+        bar.update(min(len(_finished(study)), trials) - bar.n)  # other workers' trials count too
     bar.close()
     return _finish(study, base, space, config_path, overrides, parent, url, keep, ran, trials)
 

@@ -28,6 +28,7 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,30 @@ def file_article(path: Path, data: bytes, on_bad_encoding: str) -> Article:
     return Article(path.stem, text, {"path": str(path), "decoded_with_replacement": replaced}, str(path))
 
 
+def count_inputs(path: Path) -> int | None:
+    """How many articles `iter_articles` will read, where that is quick to know (a folder of files, a Parquet
+    or JSONL table; None for a data config or a CSV): the progress display's total."""
+    from trainer.data.sources import HTML_SUFFIXES, TABLE_SUFFIXES, TEXT_SUFFIXES
+
+    suffix = path.suffix.lower()
+    try:
+        if path.is_dir():
+            suffixes = [p.suffix.lower() for p in path.rglob("*")]
+            if any(s in TABLE_SUFFIXES for s in suffixes):  # tables inside: their rows are articles
+                return None
+            return sum(1 for s in suffixes if s in TEXT_SUFFIXES + HTML_SUFFIXES)
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if suffix == ".jsonl":
+            with path.open("rb") as handle:
+                return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
+    return None
+
+
 def undecodable(error: DataError) -> str:
     """The `skipped` table's reason for a file that is not UTF-8 (with on_bad_encoding: error)."""
     return f"undecodable: {str(error)[:200]}"
@@ -198,57 +223,116 @@ def tag(
     part_sentences: int = PART_SENTENCES,
     on_bad_encoding: str = "error",
     progress: bool = True,
+    split_workers: int | None = None,
 ) -> TagResult:
     """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable).
+
+    `split_workers`: processes that clean and split articles and find the rule cues while the model runs
+    (default: none on the CPU, where the model needs the cores; on a GPU the free cores less one).
 
     One `tag` writes into an output at a time (`.locks/NAME.lock` beside it): a second would number its
     parts like the first's and remove the part the first is writing.
     """
     with output_lock(output, f"--output {output}", "trainer tag into it"):
-        return _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding, progress)
+        return _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding, progress,
+                    split_workers)
 
 
 def _tag(
     model: str | Path, input: Path, output: Path, text_column: str, id_column: str | None, overwrite: bool,
-    part_sentences: int, on_bad_encoding: str, progress: bool,
+    part_sentences: int, on_bad_encoding: str, progress: bool, split_workers: int | None,
 ) -> TagResult:
-    from trainer.data.rules import RuleLabeler, rules_path
     from trainer.infra.progress import bar as progress_bar
+    from trainer.models.streaming import default_workers
 
     parts = _open_output(model, output, overwrite)
-    done: dict[str, str] = parts.manifest["done"]
-    labeler = RuleLabeler.from_yaml(rules_path(None))
-    seen: dict[str, str] = {}
+    if split_workers is None:
+        on_gpu = getattr(getattr(parts.classifier.backend, "device", None), "type", "cpu") == "cuda"
+        split_workers = default_workers() if on_gpu else 0
     counts = {"articles": 0, "reused": 0}
     pending = 0
-    bar = progress_bar(desc="tagging", unit="article", disable=not progress, mininterval=1.0)
-    for article in iter_articles(input, text_column, id_column, on_bad_encoding, parts.skipped):
+    # Counted as the model labels them (splitting is quick, the model is not), against the inputs' count.
+    parts.progress = progress_bar(total=count_inputs(input), desc="tagging", unit="article", disable=not progress,
+                                  mininterval=1.0)
+    articles = iter_articles(input, text_column, id_column, on_bad_encoding, parts.skipped)
+    fresh = _fresh(articles, parts.manifest["done"], counts, parts.progress)
+    try:
+        for article, (rows, removed) in split_articles(fresh, split_workers):
+            if not rows:
+                parts.skipped.append({"where": article.where, "reason": "empty_article"})
+                parts.progress.update(1)
+                continue
+            parts.batch.append((article, rows, removed))
+            counts["articles"] += 1
+            pending += len(rows)
+            if pending >= part_sentences:
+                parts.flush()
+                pending = 0
+        total_skipped = len(parts.skipped) + sum(p["skipped"] for p in parts.manifest["parts"])
+        parts.flush()
+    finally:
+        parts.close()
+    parts.progress.close()
+    if counts["articles"] == 0 and counts["reused"] == 0:
+        raise DataError(f"{input}: expected articles to tag, found none that could be read "
+                        f"({total_skipped} skipped)")
+    return TagResult(output, counts["articles"], parts.sentences, total_skipped, counts["reused"])
+
+
+def _fresh(articles: Iterator[Article], done: dict[str, str], counts: dict[str, int], progress: Any) -> Iterator[Article]:
+    """The articles not tagged already (same id and content hash), refusing a repeated id."""
+    seen: dict[str, str] = {}
+    for article in articles:
         if article.id in seen:
             raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "
                             f"{article.where}; set --id-column or make the ids unique")
         seen[article.id] = article.where
         if done.get(article.id) == content_hash(article.text):
             counts["reused"] += 1
+            progress.update(1)
             continue
-        rows, removed = split_article(article, labeler)
-        if not rows:
-            parts.skipped.append({"where": article.where, "reason": "empty_article"})
-            continue
-        parts.batch.append((article, rows, removed))
-        counts["articles"] += 1
-        pending += len(rows)
-        bar.update(1)
-        bar.set_postfix(sentences=parts.sentences + pending, refresh=False)
-        if pending >= part_sentences:
-            parts.flush()
-            pending = 0
-    total_skipped = len(parts.skipped) + sum(p["skipped"] for p in parts.manifest["parts"])
-    parts.flush()
-    bar.close()
-    if counts["articles"] == 0 and counts["reused"] == 0:
-        raise DataError(f"{input}: expected articles to tag, found none that could be read "
-                        f"({total_skipped} skipped)")
-    return TagResult(output, counts["articles"], parts.sentences, total_skipped, counts["reused"])
+        yield article
+
+
+# Articles handed to the splitting processes at a time: the next window is split while this one is tagged.
+SPLIT_WINDOW = 512
+_worker_labeler: Any = None
+
+
+def split_articles(articles: Iterator[Article], workers: int) -> Iterator[tuple[Article, tuple[list[dict[str, Any]],
+                                                                                            Counter[str]]]]:
+    """`(article, split_article(article))` in input order; in `workers` processes (0: here), one window of
+    articles split ahead of the caller."""
+    from itertools import islice
+
+    from trainer.data.rules import RuleLabeler, rules_path
+
+    if not workers:
+        labeler = RuleLabeler.from_yaml(rules_path(None))
+        for article in articles:
+            yield article, split_article(article, labeler)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_start_splitter) as pool:
+        window = list(islice(articles, SPLIT_WINDOW))
+        pending = pool.map_async(_split_here, window, chunksize=8) if window else None
+        while pending is not None:
+            results, current = pending.get(), window
+            window = list(islice(articles, SPLIT_WINDOW))
+            pending = pool.map_async(_split_here, window, chunksize=8) if window else None
+            yield from zip(current, results)
+
+
+def _start_splitter() -> None:
+    from trainer.data.rules import RuleLabeler, rules_path
+
+    global _worker_labeler
+    _worker_labeler = RuleLabeler.from_yaml(rules_path(None))
+
+
+def _split_here(article: Article) -> tuple[list[dict[str, Any]], Counter[str]]:
+    return split_article(article, _worker_labeler)
 
 
 @dataclass
@@ -264,13 +348,17 @@ class _Parts:
     batch: list[tuple[Article, list[dict[str, Any]], Counter[str]]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     sentences: int = 0  # in the parts written by this run
+    progress: Any = None  # a progress bar (infra/progress.py), advanced as articles are labeled
+    _writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tag-writer"))
+    _writing: Future[None] | None = None  # the part being written
 
     def flush(self) -> None:
         """Tag the batch and write it as the next part of each table; then list the part in the manifest."""
         if not self.batch and not self.skipped:
             return
         texts = [row["model_input"] for _, rows, _ in self.batch for row in rows]
-        predictions = iter(self.classifier.iter_predict(iter(texts)))
+        # Chunks small enough on the CPU that the progress line moves within a part.
+        predictions = iter(self.classifier.iter_predict(iter(texts), chunk_size=self.classifier.progress_chunk()))
         sentence_rows, article_rows = [], []
         for article, rows, removed in self.batch:
             for row in rows:
@@ -278,19 +366,43 @@ class _Parts:
                 row.update(label=p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, truncated=p.truncated)
                 sentence_rows.append(sentence_row(row, self.model_name, self.run_id))
             article_rows.append(article_row(article, Counter(row["label"] for row in rows), removed))
+            if self.progress is not None:
+                self.progress.set_postfix(sentences=self.sentences + len(sentence_rows), refresh=False)
+                self.progress.update(1)
         number = len(self.manifest["parts"])
         name = f"part-{number:05d}.parquet"
-        for table, rows in (("sentences", sentence_rows), ("articles", article_rows), ("skipped", self.skipped)):
-            if rows:
-                _write_table(rows, self.output / table / name)
+        tables = (("sentences", sentence_rows), ("articles", article_rows), ("skipped", list(self.skipped)))
         for article, _, _ in self.batch:
             self.manifest["done"][article.id] = content_hash(article.text)
         self.manifest["parts"].append({"name": name, "articles": len(self.batch), "sentences": len(sentence_rows),
                                        "skipped": len(self.skipped)})
-        _write_manifest(self.output, self.manifest)
+        # Written by one thread while the next part is tagged, in order: the tables, then the manifest that
+        # lists them (a copy of it as it is now), so a kill still loses at most the part in progress.
+        manifest = json.dumps(self.manifest, indent=1)
+        self.wait()
+        self._writing = self._writer.submit(self._write_part, name, tables, manifest)
         self.sentences += len(sentence_rows)
         self.batch.clear()
         self.skipped.clear()
+
+    def _write_part(self, name: str, tables: tuple[tuple[str, list[dict[str, Any]]], ...], manifest: str) -> None:
+        for table, rows in tables:
+            if rows:
+                _write_table(rows, self.output / table / name)
+        atomic_file(self.output / MANIFEST, lambda tmp: tmp.write_text(manifest, encoding="utf-8"))
+
+    def wait(self) -> None:
+        """Until the part being written is written (its error, if any, raised here)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
+
+    def close(self) -> None:
+        """Wait for the last part and stop the writing thread."""
+        try:
+            self.wait()
+        finally:
+            self._writer.shutdown(wait=True)
 
 
 def _open_output(model: str | Path, output: Path, overwrite: bool) -> _Parts:

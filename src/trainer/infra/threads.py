@@ -1,0 +1,170 @@
+"""Compute threads from the cores actually free: affinity, the cgroup quota, and what else is running.
+
+torch starts one compute thread per core it may run on. On cores shared with other work that is the
+worst choice: at every parallel region each thread waits at a barrier for the others, and when the
+scheduler takes one core away the other thread spins until it comes back. `trainer train` on two
+cores ran 30 times slower beside three busy processes (benchmarks/README.md, "Shared cores").
+
+`choose_threads` is the policy, a pure function of what the machine says; `ThreadGovernor` samples
+the machine and calls `torch.set_num_threads` when the answer changes, between batches (prediction)
+or every few steps (training).
+
+>>> choose_threads(cores=2, quota=None, busy_elsewhere=0.0)
+2
+>>> choose_threads(cores=2, quota=None, busy_elsewhere=3.0)
+1
+>>> choose_threads(cores=16, quota=4.0, busy_elsewhere=1.0)
+3
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# A core that other processes keep busy less than this share of the time still counts as free: the
+# odd shell or editor beside a job should not halve its threads.
+BUSY_TOLERANCE = 0.25
+# Weight of the newest sample in the running estimate of the load from elsewhere; one sample is one
+# instant, and runnable counts jump between 0 and several from one instant to the next.
+SMOOTHING = 0.5
+# A thread count in the environment turns adapting off: TRAINER_THREADS, else OMP_NUM_THREADS.
+ENV_THREADS = ("TRAINER_THREADS", "OMP_NUM_THREADS")
+
+CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
+def choose_threads(cores: int, quota: float | None, busy_elsewhere: float) -> int:
+    """Threads to compute with: the free cores, never more, at least one.
+
+    `cores`: the CPUs this process may run on (affinity); `quota`: the cgroup's CPU limit in cores
+    (None: none); `busy_elsewhere`: runnable threads of other processes (a load, not ours).
+    """
+    usable = float(cores) if quota is None else min(float(cores), max(quota, 1.0))
+    free = usable - max(busy_elsewhere, 0.0)
+    return max(1, min(math.floor(usable), math.floor(free + BUSY_TOLERANCE)))
+
+
+def affinity_cores() -> int:
+    """The CPUs this process may run on (taskset, cpusets), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def parse_cpu_max(text: str) -> float | None:
+    """cgroup v2 `cpu.max` ("200000 100000": 2 cores; "max 100000": no limit) as cores, or None.
+
+    >>> parse_cpu_max("150000 100000")
+    1.5
+    >>> parse_cpu_max("max 100000") is None
+    True
+    """
+    parts = text.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    quota, period = float(parts[0]), float(parts[1])
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def cgroup_quota() -> float | None:
+    """This container's CPU limit in cores (cgroup v2, else v1), or None when it has none."""
+    try:
+        if CGROUP_V2.is_file():
+            return parse_cpu_max(CGROUP_V2.read_text())
+        quota, period = (int(p.read_text()) for p in CGROUP_V1)
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def runnable_elsewhere() -> float | None:
+    """Threads of other processes running or waiting for a core at this instant: the machine's runnable
+    count (/proc/stat `procs_running`) less this process's own runnable threads. None off Linux."""
+    try:
+        running = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                       if line.startswith("procs_running"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return float(max(running - _own_running(), 0))
+
+
+def _own_running() -> int:
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended while we looked
+            continue
+        count += stat[stat.rindex(")") + 2] == "R"  # the state follows the command name in parentheses
+    return count
+
+
+def load_elsewhere(own_threads: int) -> float:
+    """The 1-minute load average less this process's threads (off Linux, where /proc is missing)."""
+    if not hasattr(os, "getloadavg"):
+        return 0.0
+    return max(os.getloadavg()[0] - own_threads, 0.0)
+
+
+@dataclass
+class ThreadGovernor:
+    """Re-checks the free cores and sets torch's thread count when it changes. Call `check()` between
+    batches; `fixed` (TRAINER_THREADS or OMP_NUM_THREADS, or a number) turns adapting off."""
+
+    fixed: int | None = None
+    cores: int = field(default_factory=affinity_cores)
+    quota: float | None = field(default_factory=cgroup_quota)
+    busy: float | None = None  # the running estimate of other processes' runnable threads
+    threads: int = 0  # what torch was last set to here (0: not yet)
+
+    @classmethod
+    def from_environment(cls) -> ThreadGovernor:
+        for name in ENV_THREADS:
+            value = os.environ.get(name, "").strip()
+            if value.isdigit() and int(value) > 0:
+                return cls(fixed=int(value))
+        return cls()
+
+    def sample(self) -> float:
+        """Fold one sample of the load from elsewhere into the estimate, and return the estimate."""
+        now = runnable_elsewhere()
+        if now is None:
+            now = load_elsewhere(self.threads or self.cores)
+        self.busy = now if self.busy is None else SMOOTHING * now + (1 - SMOOTHING) * self.busy
+        return self.busy
+
+    def check(self) -> int:
+        """Sample the machine, choose the threads, set torch to them if they changed; returns them."""
+        import torch
+
+        wanted = self.fixed or choose_threads(self.cores, self.quota, self.sample())
+        if wanted != self.threads:
+            torch.set_num_threads(wanted)
+            self.threads = wanted
+        return wanted
+
+
+_governor: ThreadGovernor | None = None
+
+
+def governor() -> ThreadGovernor:
+    """The process's one governor (torch's thread count is process-wide)."""
+    global _governor
+    if _governor is None:
+        _governor = ThreadGovernor.from_environment()
+    return _governor
+
+
+def use(chosen: ThreadGovernor | None) -> None:
+    """Replace the process's governor (None: the environment's again); benchmarks compare policies so."""
+    global _governor
+    _governor = chosen
+
+
+def check() -> int:
+    """`governor().check()`: what the loops call between batches."""
+    return governor().check()
