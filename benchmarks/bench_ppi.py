@@ -1,0 +1,71 @@
+"""Proof by simulation: do the intervals of `trainer summarize --audit` hold the true label shares?
+
+    .venv/bin/python benchmarks/bench_ppi.py --model models/minilm-bundled [--draws 500] [--audits 200 400]
+
+The corpus is labeled real news, so its gold shares are the truth: the project's real-news labels
+(configs/data/real-news.yaml, 2,628 PolNeAR and seed sentences; the model was trained on the bundled
+corpus only, so these outlets differ from its training data), and the dev set's Reuters sentences
+(../shared/devset/real-news-dev.jsonl, a second set of outlets). The model predicts every sentence;
+each draw audits a simple random sample of the corpus. Per label and audit size the table gives the
+share of draws whose 95% interval covered the truth, for PPI (ppi-python, PPI++), the audit alone
+(Wilson) and classify-and-count (the model's labels, bootstrap over articles: one interval, so 0 or
+1), PPI's mean width over the audit's, and the draws that contained the label yet printed 0.0%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, save
+
+DEV = ROOT.parent / "shared" / "devset" / "real-news-dev.jsonl"
+
+
+def corpora() -> dict[str, tuple[list[str], np.ndarray]]:
+    """Name -> (sentences, gold label ids) of each labeled corpus."""
+    from trainer.config import load_data_config
+    from trainer.data.sources import read_source
+    from trainer.labels import LABELS
+
+    examples = [e for s in load_data_config(ROOT / "configs" / "data" / "real-news.yaml").sources
+                for e in read_source(s, progress=False).examples]
+    out = {"real-news (PolNeAR + seed)": ([e.text for e in examples], np.array([LABELS.index(e.label) for e in examples]))}
+    dev = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
+    reuters = [r for r in dev if r["source"] == "reuters"]
+    out["dev reuters"] = ([r["text"] for r in reuters], np.array([LABELS.index(r["label"]) for r in reuters]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", type=Path, required=True, help="the model that tags the corpus")
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--audits", type=int, nargs="+", default=[200, 400])
+    args = parser.parse_args()
+    from trainer.estimators import simulate
+    from trainer.workflows.predict import load_classifier
+
+    classifier = load_classifier(args.model)
+    results = []
+    print(f"{'corpus':28} {'label':11} {'audit':>5} {'truth':>6} {'PPI':>6} {'hand':>6} {'CC':>4} "
+          f"{'PPI/hand width':>14} {'0.0%':>5}")
+    for name, (texts, gold) in corpora().items():
+        probabilities = np.array([list(p.probabilities.values()) for p in classifier.predict(texts)])
+        accuracy = float((probabilities.argmax(axis=1) == gold).mean())
+        for audit in args.audits:
+            if audit >= len(gold):
+                print(f"{name:28} audit of {audit} skipped: the corpus has {len(gold)} sentences")
+                continue
+            for c in simulate(gold, probabilities, audit, args.draws):
+                ratio = c.width["ppi"] / c.width["hand"]
+                print(f"{name:28} {c.label:11} {audit:>5} {c.truth:>6.1%} {c.coverage['ppi']:>6.1%} "
+                      f"{c.coverage['hand']:>6.1%} {c.coverage['cc']:>4.0f} {ratio:>14.2f} {c.zero_printed:>5}")
+                results.append({"corpus": name, "sentences": len(gold), "model_accuracy": accuracy, **vars(c)})
+    save("ppi", {"model": str(args.model), "draws": args.draws, "results": results})
+
+
+if __name__ == "__main__":
+    main()
