@@ -103,6 +103,10 @@ def ppi_share(
     w = None if weights is None else np.asarray(weights, dtype=float)
     point = float(np.ravel(ppi_mean_pointestimate(y, yhat, yhat_all, w=w))[0])
     low, high = (float(np.ravel(b)[0]) for b in ppi_mean_ci(y, yhat, yhat_all, alpha=ALPHA, w=w))
+    if not y.any():
+        # no sentence of the label in the audit: its variance cannot be estimated, and the interval is at
+        # least as wide as what the audit alone allows (Wilson's for none in n)
+        high = max(high, wilson(0, len(y), Z)[1])
     low, high = _bounds(low, high, floor, ceiling)
     return Estimate("ppi", float(min(max(point, floor), ceiling)), low, high, len(y))
 
