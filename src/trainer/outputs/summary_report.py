@@ -20,6 +20,7 @@ from trainer.labels import LABELS
 
 COLOURS = {"ppi": "#1f77b4", "hand": "#9ecae1", "cc": "#bbbbbb", "acc": "#2ca02c", "pacc": "#2ca02c",
            "emq": "#2ca02c"}
+NUMERICAL_ZERO = 1e-9
 SHORT = {"ppi": "PPI", "hand": "hand-labeled only", "cc": "classify-and-count", "acc": "ACC (QuaPy)",
          "pacc": "PACC (QuaPy)", "emq": "EMQ (QuaPy)"}
 
@@ -27,12 +28,12 @@ SHORT = {"ppi": "PPI", "hand": "hand-labeled only", "cc": "classify-and-count", 
 def percent(share: float) -> str:
     """A share as a percentage that never shows 0.0% for a share above zero.
 
-    >>> [percent(x) for x in (0.25, 0.0004, 0.0)]
-    ['25.0%', '0.04%', '0%']
+    >>> [percent(x) for x in (0.25, 0.0004, 0.0, 2e-16)]
+    ['25.0%', '0.04%', '0%', '0%']
     """
     if share != share:  # nan
         return "n/a"
-    if share == 0:
+    if share < NUMERICAL_ZERO:  # a solver's rounding error (2e-16), not a share of any real corpus
         return "0%"
     if share < 0.001:
         return f"{share * 100:.2g}%"
