@@ -136,3 +136,12 @@ def test_summarize_gives_shares_per_group_with_intervals(trained_sklearn, tmp_pa
     assert all((tmp_path / "out" / "summary-publisher" / name).is_file() for name in SUMMARY_FILES)
     with pytest.raises(ConfigError, match="--by: expected a column of the articles table, found 'outlet'"):
         summarize(tmp_path / "out", "outlet")
+    # no audit: QuaPy's quantifier, fitted on the tagging model's probabilities over labeled sentences
+    project, trained = trained_sklearn
+    labeled = project.write("data/fixture.yaml", project.data_config())
+    quantified = summarize(tmp_path / "out", "publisher", report=tmp_path / "pacc", model=str(trained.model_dir),
+                           labeled=labeled, n_resamples=20)
+    assert quantified.primary == "pacc" and any("prior probability shift" in note for note in quantified.notes)
+    assert all(r["pacc_low"] <= r["pacc_share"] <= r["pacc_high"] for r in quantified.rows)
+    with pytest.raises(ConfigError, match="--model: expected the model that tagged this output"):
+        summarize(tmp_path / "out", "publisher", report=tmp_path / "other", model=str(tmp_path / "elsewhere"))
