@@ -210,3 +210,12 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     assert "--per-stratum: expected --by" in capsys.readouterr().err
     assert main(["audit", str(tagged), "--output", str(tmp_path / "b"), "--n", "12"]) == 0
     assert "12 sentences of 1200 to label" in capsys.readouterr().out
+
+
+def test_a_quantifier_that_collapses_a_label_to_zero_is_flagged():
+    from trainer.workflows.summary import collapsed
+
+    rows = [{"group": "P", "label": label, "pacc_high": 0.0 if label == "unverified" else 0.5,
+             "cc_share": 0.01} for label in LABELS]
+    (warning,) = collapsed(rows, "pacc")
+    assert "pacc puts unverified at 0 [0, 0] in 1 group(s) (P)" in warning and "assumption does not hold" in warning

@@ -163,7 +163,24 @@ def _estimate(articles: Any, sentences: Any, audited: Any, quantifiers: Any, qua
     if quantifiers is not None:
         notes.append(f"{quantifier} assumes {QUANTIFICATION_ASSUMPTION}. An audit of this corpus needs no such "
                      "assumption.")
+        for warning in collapsed(rows, quantifier):
+            log.warning(warning)
+            notes.append(warning)
     return Summary(by, str(manifest["model"]), primary, rows, notes)
+
+
+def collapsed(rows: list[dict[str, Any]], name: str) -> list[str]:
+    """A warning for each label that estimator `name` puts at 0 with a zero-width interval in some group
+    where the model does label sentences so: its assumption does not hold on this corpus."""
+    notes = []
+    for label in LABELS:
+        groups = [r["group"] for r in rows if r["label"] == label and r[f"{name}_high"] < 1e-6 and r["cc_share"] > 0]
+        if groups:
+            notes.append(f"Warning: {name} puts {label} at 0 [0, 0] in {len(groups)} group(s) ({', '.join(groups[:4])}"
+                         f"{', ...' if len(groups) > 4 else ''}) where the model labels sentences {label}: the labeled "
+                         f"set's error rates do not hold on this corpus, so its assumption does not hold here. Audit "
+                         "a random sample (trainer audit) instead.")
+    return notes
 
 
 def _estimators(row: dict[str, Any]) -> list[str]:
