@@ -140,7 +140,7 @@ def test_summarize_gives_shares_per_group_with_intervals(trained_sklearn, tmp_pa
     project, trained = trained_sklearn
     labeled = project.write("data/fixture.yaml", project.data_config())
     quantified = summarize(tmp_path / "out", "publisher", report=tmp_path / "pacc", model=str(trained.model_dir),
-                           labeled=labeled, n_resamples=20)
+                           labeled=labeled, quantifier="pacc", n_resamples=20)
     assert quantified.primary == "pacc" and any("prior probability shift" in note for note in quantified.notes)
     assert all(r["pacc_low"] <= r["pacc_share"] <= r["pacc_high"] for r in quantified.rows)
     with pytest.raises(ConfigError, match="--model: expected the model that tagged this output"):

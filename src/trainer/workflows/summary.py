@@ -6,8 +6,8 @@ Every share is given by a named estimator with a 95% interval (`trainer.estimato
   beside the audit alone (`hand`) and the model's raw classify-and-count (`cc`), with the number of
   audited sentences in each group. A stratified audit's sentences are weighted by 1 / their inclusion
   probability;
-- without an audit, with `--model` (the model that tagged): quantification with QuaPy (`pacc` by
-  default; `acc`, `emq`) fitted on labeled real news (`configs/data/real-news.yaml`, or `--labeled`),
+- without an audit, with `--model` (the model that tagged): quantification with QuaPy (`emq` by
+  default; `pacc`, `acc`) fitted on labeled real news (`configs/data/real-news.yaml`, or `--labeled`),
   which rests on an assumption the output states; plus `cc`;
 - with neither: `cc` only, which assumes the model makes no errors on this corpus (said so).
 
@@ -93,8 +93,8 @@ def audit_estimates(sentences: Any, audited: Any) -> tuple[dict[str, list[Estima
 
 def summarize(
     output: Path, by: str, report: Path | None = None, metadata: Path | None = None, key: str = "filename",
-    audit: Path | None = None, model: str | None = None, labeled: Path | None = None, quantifier: str = "pacc",
-    n_resamples: int = N_RESAMPLES, track: bool = False,
+    audit: Path | None = None, model: str | None = None, labeled: Path | None = None,
+    quantifier: str = QUANTIFIERS[0], n_resamples: int = N_RESAMPLES, track: bool = False,
 ) -> Summary:
     """Label shares per group of the tag output in `output`; files go to `report` (default output/summary-<by>)."""
     from trainer.workflows.groups import group_column, with_metadata
