@@ -219,3 +219,18 @@ def test_a_quantifier_that_collapses_a_label_to_zero_is_flagged():
              "cc_share": 0.01} for label in LABELS]
     (warning,) = collapsed(rows, "pacc")
     assert "pacc puts unverified at 0 [0, 0] in 1 group(s) (P)" in warning and "assumption does not hold" in warning
+
+
+def test_a_label_the_model_never_gives_but_the_audit_finds_is_not_shown_as_absent(tmp_path):
+    tagged, gold = _tag_output(tmp_path / "tagged")
+    articles = pd.read_parquet(tagged / "articles")  # a model that never says unverified
+    articles["n_verified"] += articles["n_unverified"]
+    articles["n_unverified"] = 0
+    articles.to_parquet(tagged / "articles" / "part-00000.parquet")
+    audit(tagged, tmp_path / "audit", n=300, seed=2)
+    labels = _label(tmp_path / "audit" / "tasks.csv", gold, tmp_path / "labels.csv")
+    summary = summarize(tagged, "publisher", audit=labels, n_resamples=50)
+    rows = {(r["group"], r["label"]): r for r in summary.rows}
+    assert rows["(all)", "unverified"]["audited_with_label"] > 0 and rows["(all)", "unverified"]["cc_share"] == 0
+    assert rows["(all)", "unverified"]["ppi_low"] > 0 and rows["(all)", "unverified"]["hand_low"] > 0
+    assert any("Classify-and-count is 0 where the audit finds the label (unverified in" in n for n in summary.notes)

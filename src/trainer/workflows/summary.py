@@ -62,12 +62,13 @@ class Summary:
 
 
 def _rows(group: str, articles: int, sentences: int, estimates: dict[str, list[Estimate]],
-          audited: int) -> list[dict[str, Any]]:
+          audited: Any) -> list[dict[str, Any]]:
     """One row per label: each estimator's share and interval side by side."""
     rows = []
     for i, label in enumerate(LABELS):
         row: dict[str, Any] = {"group": group, "label": label, "articles": articles, "sentences": sentences,
-                               "audited": audited}
+                               "audited": 0 if audited is None else len(audited),
+                               "audited_with_label": 0 if audited is None else int((audited["gold"] == label).sum())}
         for name, per_label in estimates.items():
             e = per_label[i]
             row |= {f"{name}_share": e.share, f"{name}_low": e.low, f"{name}_high": e.high}
@@ -75,7 +76,7 @@ def _rows(group: str, articles: int, sentences: int, estimates: dict[str, list[E
     return rows
 
 
-def audit_estimates(sentences: Any, audited: Any) -> tuple[dict[str, list[Estimate]], int]:
+def audit_estimates(sentences: Any, audited: Any) -> dict[str, list[Estimate]]:
     """PPI and hand-only estimates of each label's share over `sentences` (one group's tagged sentences)
     from `audited` (its audited sentences, with `gold` and `weight`)."""
     weights = audited["weight"].to_numpy(dtype=float) if len(audited) else None
@@ -88,7 +89,7 @@ def audit_estimates(sentences: Any, audited: Any) -> tuple[dict[str, list[Estima
         p = f"p_{label}"
         ppi.append(ppi_share(y, audited[p].to_numpy(), sentences[p].to_numpy(), weights, floor, ceiling))
         hand.append(hand_share(y, weights, floor))
-    return {"ppi": ppi, "hand": hand}, len(audited)
+    return {"ppi": ppi, "hand": hand}
 
 
 def summarize(
@@ -145,21 +146,24 @@ def _estimate(articles: Any, sentences: Any, audited: Any, quantifiers: Any, qua
         in_group = articles if group == ALL else articles[articles["group"] == group]
         group_sentences = sentences if group == ALL else sentences[sentences["group"] == group]
         estimates: dict[str, list[Estimate]] = {}
-        count = 0
+        group_audit = None
         if audited is not None:
             group_audit = audited if group == ALL else audited[audited["group"] == group]
-            found, count = audit_estimates(group_sentences, group_audit)
-            estimates |= found
+            estimates |= audit_estimates(group_sentences, group_audit)
         if quantifiers is not None:
             per_article = [g[[f"p_{k}" for k in LABELS]].to_numpy() for _, g in group_sentences.groupby("article_id")]
             estimates[quantifier] = quantify(quantifiers, quantifier, per_article)
         estimates["cc"] = classify_and_count(in_group[counts_columns].to_numpy(), n_resamples)
-        rows += _rows(group, len(in_group), len(group_sentences), estimates, count)
+        rows += _rows(group, len(in_group), len(group_sentences), estimates, group_audit)
     primary = "ppi" if audited is not None else quantifier if quantifiers is not None else "cc"
     notes = [f"{name}: {ESTIMATORS[name]}" for name in _estimators(rows[0])]
     if primary == "cc":
         notes.append("No audit and no --model: the shares are the model's labels counted, which assumes the model "
                      "makes no errors on this corpus. Audit a sample (trainer audit) for valid intervals.")
+    missed = [f"{r['label']} in {r['group']}" for r in rows if r["cc_share"] == 0 and r["audited_with_label"]]
+    if missed:
+        notes.append(f"Classify-and-count is 0 where the audit finds the label ({', '.join(missed[:4])}"
+                     f"{', ...' if len(missed) > 4 else ''}): the model misses it on this corpus.")
     if quantifiers is not None:
         notes.append(f"{quantifier} assumes {QUANTIFICATION_ASSUMPTION}. An audit of this corpus needs no such "
                      "assumption.")
