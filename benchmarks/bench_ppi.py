@@ -34,7 +34,8 @@ def corpora() -> dict[str, tuple[list[str], np.ndarray]]:
 
     examples = [e for s in load_data_config(ROOT / "configs" / "data" / "real-news.yaml").sources
                 for e in read_source(s, progress=False).examples]
-    out = {"real-news (PolNeAR + seed)": ([e.text for e in examples], np.array([LABELS.index(e.label) for e in examples]))}
+    gold = np.array([LABELS.index(e.label) for e in examples])
+    out = {"real-news (PolNeAR + seed)": ([e.text for e in examples], gold)}
     dev = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
     reuters = [r for r in dev if r["source"] == "reuters"]
     out["dev reuters"] = ([r["text"] for r in reuters], np.array([LABELS.index(r["label"]) for r in reuters]))

@@ -234,7 +234,8 @@ def simulate(
         for _ in range(draws):
             idx = rng.choice(len(gold), audit, replace=False)
             floor, ceiling = audited_bounds(y_all[idx], len(gold))
-            estimates = (ppi_share(y_all[idx], probabilities[idx, j], probabilities[:, j], floor=floor, ceiling=ceiling),
+            estimates = (ppi_share(y_all[idx], probabilities[idx, j], probabilities[:, j], floor=floor,
+                                   ceiling=ceiling),
                          hand_share(y_all[idx], floor=floor))
             for e in estimates:
                 hits[e.estimator] += int(e.low <= truth <= e.high)

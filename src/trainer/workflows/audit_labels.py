@@ -50,7 +50,8 @@ def read_audit(path: Path) -> Any:
     if suffix == ".json":
         return _from_labelstudio(path)
     if suffix not in (".csv", ".jsonl"):
-        raise DataError(f"--audit {path}: expected a .json (Label Studio export), .csv or .jsonl file, found {suffix!r}")
+        raise DataError(f"--audit {path}: expected a .json (Label Studio export), .csv or .jsonl file, "
+                        f"found {suffix!r}")
     frame = pd.read_json(path, lines=True, dtype=False) if suffix == ".jsonl" else pd.read_csv(path, dtype=str,
                                                                                                 keep_default_na=False)
     missing = [c for c in ("article_id", "label") if c not in frame.columns]
@@ -70,7 +71,8 @@ def join_audit(frame: Any, sentences: Any) -> tuple[Any, dict[str, Any]]:
 
     bad = sorted(set(frame["label"].astype(str)) - set(LABELS))
     if bad:
-        raise DataError(f"--audit: expected labels in {list(LABELS)}, found {bad}; fix the labels or the labeling config")
+        raise DataError(f"--audit: expected labels in {list(LABELS)}, found {bad}; fix the labels or the "
+                        "labeling config")
     if not len(frame):
         raise DataError("--audit: expected labeled sentences, found none (is the label column filled in?)")
     key = next(list(k) for k in KEYS if all(c in frame.columns for c in k))

@@ -22,7 +22,10 @@ def with_metadata(articles: Any, metadata: Path | None, key: str) -> Any:
     if not metadata.is_file():
         raise ConfigError(f"--metadata: expected a CSV/TSV/JSONL file, found nothing at {metadata}")
     sep = "\t" if metadata.suffix.lower() == ".tsv" else ","
-    extra = pd.read_json(metadata, lines=True) if metadata.suffix.lower() == ".jsonl" else pd.read_csv(metadata, sep=sep)
+    if metadata.suffix.lower() == ".jsonl":
+        extra = pd.read_json(metadata, lines=True)
+    else:
+        extra = pd.read_csv(metadata, sep=sep)
     if key not in extra.columns:
         raise ConfigError(f"--key: expected a column {key!r} in {metadata}, found {list(extra.columns)}")
     extra = extra.astype(str).rename(columns={key: "article_id"})
