@@ -42,6 +42,35 @@ def corpora() -> dict[str, tuple[list[str], np.ndarray]]:
     return out
 
 
+def stratified(draws: int, seed: int = 0) -> dict[str, float]:
+    """Coverage of the weighted estimators over a corpus's share from a stratified audit whose inclusion
+    probabilities differ tenfold: a synthetic corpus (stratum A: 20,000 sentences, 10% of the label, a
+    good model; B: 2,000, 40%, a poor one), 100 audited from each, weights 1 / inclusion probability."""
+    from trainer.estimators import hand_share, ppi_share
+
+    rng = np.random.default_rng(seed)
+    sizes, shares, separation, noise = (20_000, 2_000), (0.10, 0.40), ((0.7, 0.1), (0.5, 0.3)), (0.1, 0.2)
+    y = np.concatenate([(rng.random(n) < q).astype(float) for n, q in zip(sizes, shares, strict=True)])
+    parts = []
+    for stratum, n in enumerate(sizes):
+        labels = y[sum(sizes[:stratum]): sum(sizes[:stratum]) + n]
+        high, low = separation[stratum]
+        parts.append(np.clip(np.where(labels == 1, high, low) + rng.normal(0, noise[stratum], n), 0, 1))
+    f = np.concatenate(parts)
+    truth = float(y.mean())
+    hits = {"ppi": 0, "hand": 0}
+    widths = {"ppi": 0.0, "hand": 0.0}
+    for _ in range(draws):
+        idx = np.concatenate([rng.choice(sizes[0], 100, replace=False),
+                              sizes[0] + rng.choice(sizes[1], 100, replace=False)])
+        weights = np.concatenate([np.full(100, sizes[0] / 100), np.full(100, sizes[1] / 100)])
+        for e in (ppi_share(y[idx], f[idx], f, weights), hand_share(y[idx], weights)):
+            hits[e.estimator] += int(e.low <= truth <= e.high)
+            widths[e.estimator] += e.high - e.low
+    return {"truth": truth, **{f"{k}_coverage": v / draws for k, v in hits.items()},
+            "width_ratio": widths["ppi"] / widths["hand"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", type=Path, required=True, help="the model that tags the corpus")
@@ -67,7 +96,11 @@ def main() -> None:
                 print(f"{name:28} {c.label:11} {audit:>5} {c.truth:>6.1%} {c.coverage['ppi']:>6.1%} "
                       f"{c.coverage['hand']:>6.1%} {c.coverage['cc']:>4.0f} {ratio:>14.2f} {c.zero_printed:>5}")
                 results.append({"corpus": name, "sentences": len(gold), "model_accuracy": accuracy, **vars(c)})
-    save("ppi", {"model": str(args.model), "draws": args.draws, "results": results})
+    weighted = stratified(args.draws)
+    print(f"\nstratified audit, weighted (synthetic corpus, truth {weighted['truth']:.1%}): PPI covers "
+          f"{weighted['ppi_coverage']:.1%}, the audit alone {weighted['hand_coverage']:.1%}; PPI width / audit's "
+          f"{weighted['width_ratio']:.2f}")
+    save("ppi", {"model": str(args.model), "draws": args.draws, "results": results, "stratified": weighted})
 
 
 if __name__ == "__main__":
