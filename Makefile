@@ -137,8 +137,10 @@ $(BENCH_MODEL): | $(STAMP)
 	$(BIN)/trainer build-data --config configs/data/bundled.yaml
 	$(BIN)/trainer train --config configs/default.yaml
 
-# Speed benchmarks (each prints both sides and the ratio; results in benchmarks/results/)
+# Speed benchmarks (each prints both sides and the ratio; results in benchmarks/results/), and the
+# coverage simulation of the study estimators (bench_ppi.py)
 bench: $(BENCH_STAMP) $(BENCH_MODEL)
 	$(BIN)/python benchmarks/bench_build.py && $(BIN)/python benchmarks/bench_predict.py && \
 	$(BIN)/python benchmarks/bench_train.py --epochs 3 --seeds 13 14 15 && $(BIN)/python benchmarks/bench_memory.py && \
-	$(BIN)/python benchmarks/bench_tag.py
+	$(BIN)/python benchmarks/bench_tag.py && \
+	$(BIN)/python benchmarks/bench_ppi.py --model models/minilm-bundled

@@ -123,18 +123,28 @@ def test_summarize_gives_shares_per_group_with_intervals(trained_sklearn, tmp_pa
     table.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tag(trained_sklearn[1].model_dir, table, tmp_path / "out", id_column="id", progress=False)
     summary = summarize(tmp_path / "out", "publisher", n_resamples=100)
-    by_group = {r["group"]: r for r in summary}
-    assert set(by_group) == {"P", "Q"} and by_group["P"]["articles"] == 6 and by_group["Q"]["sentences"] == 8
-    for r in summary:
-        assert sum(r[f"{label}_share"] for label in LABELS) == pytest.approx(1.0)
-        assert sum(r[f"{label}_adjusted"] for label in LABELS) == pytest.approx(1.0, abs=1e-3)
-        assert all(r[f"{label}_low"] <= r[f"{label}_share"] <= r[f"{label}_high"] for label in LABELS)
+    assert summary.primary == "cc" and any("assumes the model makes no errors" in note for note in summary.notes)
+    by_group = {(r["group"], r["label"]): r for r in summary.rows}
+    assert {group for group, _ in by_group} == {"P", "Q", "(all)"}
+    assert by_group["P", "verified"]["articles"] == 6 and by_group["Q", "verified"]["sentences"] == 8
+    for group in ("P", "Q", "(all)"):
+        assert sum(by_group[group, label]["cc_share"] for label in LABELS) == pytest.approx(1.0)
+    assert all(r["cc_low"] <= r["cc_share"] <= r["cc_high"] for r in summary.rows)
     sentences = read_tables(tmp_path / "out")
     p_rows = sentences[sentences["article_id"].str.startswith("a")]
-    assert by_group["P"]["verified_share"] == pytest.approx((p_rows["label"] == "verified").mean())
+    assert by_group["P", "verified"]["cc_share"] == pytest.approx((p_rows["label"] == "verified").mean())
     assert all((tmp_path / "out" / "summary-publisher" / name).is_file() for name in SUMMARY_FILES)
     with pytest.raises(ConfigError, match="--by: expected a column of the articles table, found 'outlet'"):
         summarize(tmp_path / "out", "outlet")
+    # no audit: QuaPy's quantifier, fitted on the tagging model's probabilities over labeled sentences
+    project, trained = trained_sklearn
+    labeled = project.write("data/fixture.yaml", project.data_config())
+    quantified = summarize(tmp_path / "out", "publisher", report=tmp_path / "pacc", model=str(trained.model_dir),
+                           labeled=labeled, quantifier="pacc", n_resamples=20)
+    assert quantified.primary == "pacc" and any("prior probability shift" in note for note in quantified.notes)
+    assert all(r["pacc_low"] <= r["pacc_share"] <= r["pacc_high"] for r in quantified.rows)
+    with pytest.raises(ConfigError, match="--model: expected the model that tagged this output"):
+        summarize(tmp_path / "out", "publisher", report=tmp_path / "other", model=str(tmp_path / "elsewhere"))
 
 
 def test_splitting_in_worker_processes_gives_the_same_tables(trained_sklearn, tmp_path):

@@ -383,18 +383,52 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def _summarize_arguments(parser: argparse.ArgumentParser) -> None:
+    from trainer.estimators import QUANTIFIERS
+
     parser.add_argument("output", type=Path, help="the folder `trainer tag` wrote")
     parser.add_argument("--by", required=True, help="publisher, month, or any column of the articles table")
     parser.add_argument("--metadata", type=Path, help="a CSV/TSV/JSONL of article metadata to join on --key")
     parser.add_argument("--key", default="filename", help="the --metadata column that holds the article id")
     parser.add_argument("--report", type=Path, help="folder for the summary (default: OUTPUT/summary-<by>)")
+    parser.add_argument("--audit", type=Path, help="hand labels of a `trainer audit` sample (Label Studio JSON "
+                        "export, or CSV/JSONL with article_id, start/end or text, label): prediction-powered "
+                        "inference")
+    parser.add_argument("--model", help="without --audit: the model that tagged, to fit QuaPy's quantifier on "
+                        "labeled real news")
+    parser.add_argument("--labeled", type=Path, help="with --model: the data config of labeled real news to fit "
+                        "the quantifier on (default: configs/data/real-news.yaml)")
+    parser.add_argument("--quantifier", choices=QUANTIFIERS, default=QUANTIFIERS[0],
+                        help="with --model: QuaPy's method")
+    parser.add_argument("--track", action="store_true", help="log the summary and its audit to MLflow as a run")
 
 
 def _cmd_summarize(args: argparse.Namespace) -> None:
     from trainer.workflows.summary import summarize
 
-    rows = summarize(args.output, args.by, args.report, args.metadata, args.key)
-    cli_output.print_summary(rows, args.report or args.output / f"summary-{args.by}")
+    summary = summarize(args.output, args.by, args.report, args.metadata, args.key, audit=args.audit,
+                        model=args.model, labeled=args.labeled, quantifier=args.quantifier, track=args.track)
+    cli_output.print_summary(summary)
+
+
+def _audit_arguments(parser: argparse.ArgumentParser) -> None:
+    from trainer.workflows.audit import AUDIT_SEED
+
+    parser.add_argument("tagged", type=Path, help="the folder `trainer tag` wrote")
+    parser.add_argument("--output", required=True, type=Path, help="a new folder for the tasks, CSV and design")
+    parser.add_argument("--n", type=_whole(1), help="a simple random sample of this many sentences")
+    parser.add_argument("--by", help="stratify by this column of the articles (publisher, month, ...)")
+    parser.add_argument("--per-stratum", type=_whole(1), help="with --by: sentences drawn from each stratum")
+    parser.add_argument("--metadata", type=Path, help="a CSV/TSV/JSONL of article metadata to join on --key")
+    parser.add_argument("--key", default="filename", help="the --metadata column that holds the article id")
+    parser.add_argument("--seed", type=int, default=AUDIT_SEED)
+
+
+def _cmd_audit(args: argparse.Namespace) -> None:
+    from trainer.workflows.audit import audit
+
+    result = audit(args.tagged, args.output, n=args.n, by=args.by, per_stratum=args.per_stratum,
+                   metadata=args.metadata, key=args.key, seed=args.seed)
+    cli_output.print_audit(result)
 
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -460,8 +494,10 @@ TABLE: tuple[Command, ...] = (
             _tag_spark_arguments, _cmd_tag_spark),
     Command("sweep", "search hyperparameters with Optuna; every trial a nested MLflow run", _sweep_arguments,
             _cmd_sweep),
-    Command("summarize", "label shares per publisher, month or any column of a tagged corpus", _summarize_arguments,
-            _cmd_summarize, outputs=(("--report", "folder"),)),
+    Command("audit", "draw a random sample of a tagged corpus to label by hand (for valid shares)",
+            _audit_arguments, _cmd_audit, outputs=(("--output", "folder"),)),
+    Command("summarize", "label shares per publisher, month or any column of a tagged corpus, with named "
+            "estimators and 95% intervals", _summarize_arguments, _cmd_summarize, outputs=(("--report", "folder"),)),
     Command("predict", "label sentences or a whole article", _predict_arguments, _cmd_predict),
 )
 COMMANDS: dict[str, Handler] = {command.name: command.run for command in TABLE}

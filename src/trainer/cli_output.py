@@ -153,14 +153,32 @@ def print_sweep(result: Any) -> None:
     print(f"study: {result.storage}; MLflow parent run: {result.parent_run_id}")
 
 
-def print_summary(rows: list[dict[str, Any]], report: Path) -> None:
-    """`summarize`: each group's label shares (adjusted too, when the model's errors are known)."""
-    adjusted = any(f"{LABELS[0]}_adjusted" in r for r in rows)
-    for r in rows:
-        shares = "  ".join(f"{label} {r[f'{label}_share']:.1%}"
-                           + (f" (adjusted {r[f'{label}_adjusted']:.1%})" if adjusted else "") for label in LABELS)
-        print(f"{r['group']:<24} {r['articles']:>6} articles {r['sentences']:>8} sentences  {shares}")
-    print(f"\nraw{' and adjusted' if adjusted else ''} shares; intervals, plot and page: {report}/summary.html")
+def print_summary(summary: Any) -> None:
+    """`summarize`: each group's shares by the primary estimator (named), with the audit's size and the notes."""
+    from trainer.outputs.summary_report import SHORT, percent
+
+    name = summary.primary
+    print(f"{'group':<24} {'label':<11} {'audited':>7}  {SHORT[name]} [95% interval]")
+    for r in summary.rows:
+        print(f"{str(r['group']):<24} {r['label']:<11} {r['audited']:>7}  {percent(r[f'{name}_share'])} "
+              f"[{percent(r[f'{name}_low'])}, {percent(r[f'{name}_high'])}]")
+    print()
+    for note in summary.notes:
+        print(note)
+    if summary.audit:
+        print(f"audit: {summary.audit['sentences']} sentences, {summary.audit['design']}")
+    if summary.run_id:
+        print(f"MLflow run: {summary.run_id}")
+    print(f"estimators side by side, plot and page: {summary.report}/summary.html (and .csv, .xlsx, .json)")
+
+
+def print_audit(result: Any) -> None:
+    """`audit`: the sample drawn, per stratum, and where the tasks are."""
+    for stratum in result.strata:
+        print(f"{stratum['stratum']:<24} {stratum['sampled']:>5} of {stratum['sentences']:>7} sentences "
+              f"(inclusion probability {stratum['inclusion_probability']:.4f})")
+    print(f"\n{result.sentences} sentences of {result.population} to label: {result.output}/tasks.json (Label Studio, "
+          f"with labeling-config.xml) or {result.output}/tasks.csv; then trainer summarize --audit <export>")
 
 
 def print_export(check: Any, source: Path, output: Path, format: str) -> None:

@@ -555,3 +555,35 @@ def close_stale_runs(uri: str) -> list[str]:
         except Exception as exc:  # noqa: BLE001 - tidying up after others must not stop this run
             log.warning("MLflow tracking: could not end the stale run of %s (%s)", path.name, _reason(exc))
     return closed
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def log_summary(summary: Any, report: Path, audit: Path | None, audited: Any) -> str | None:
+    """One MLflow run for a `trainer summarize`: its settings, each group's primary share and interval as
+    metrics, the report's files, and the audit (its file and its labeled sentences as the dataset input)."""
+    import hashlib
+    import re
+
+    config = TrackingConfig()
+    with Tracker(config, f"summary-{summary.by}", tags={"trainer.kind": "summary"}) as tracker:
+        tracker.log_params({"by": summary.by, "model": summary.model, "primary_estimator": summary.primary,
+                            "audit": str(audit) if audit else "none",
+                            "audit_design": (summary.audit or {}).get("design", "none")})
+        metrics = {}
+        for row in summary.rows:
+            name = re.sub(r"[^A-Za-z0-9_\-. /]", "_", f"{row['group']}/{row['label']}")
+            for part in ("share", "low", "high"):
+                metrics[f"{summary.primary}_{part}/{name}"] = float(row[f"{summary.primary}_{part}"])
+            metrics[f"audited/{name}"] = float(row["audited"])
+        tracker.log_metrics(metrics)
+        tracker.log_artifact(report, "summary")
+        if audit is not None and audited is not None:
+            tracker.log_artifact(audit, "audit")
+            frame = audited[["article_id", "text", "gold", "weight"]].rename(columns={"gold": "label"})
+            fingerprint = hashlib.sha256(audit.read_bytes()).hexdigest()
+            tracker.log_dataset(frame, f"audit:{audit.name}", str(audit.resolve()), fingerprint, "audit")
+        if tracker.error:
+            log.warning("the summary was written but not tracked: %s", tracker.error)
+        return tracker.run_id if tracker.error is None else None

@@ -252,11 +252,17 @@ def pick(
 # ---------------------------------------------------------------- writing
 
 
-def label_studio_config() -> str:
-    """The labeling page: the paragraph as context, the sentence, and one choice per label with its definition."""
+def label_studio_config(highlighted: bool = False) -> str:
+    """The labeling page: the paragraph as context, the sentence, and one choice per label with its definition.
+
+    `highlighted`: the context is `$paragraph_html`, the paragraphs with the sentence marked (`task`'s
+    `context_html`), shown as HTML."""
     from xml.sax.saxutils import quoteattr
 
     from trainer.labels import LABEL_DEFINITIONS
+
+    context = ('<HyperText name="paragraph" value="$paragraph_html"/>' if highlighted
+               else '<Text name="paragraph" value="$paragraph"/>')
 
     choices = "\n".join(
         f"    <Choice value={quoteattr(label)} hint={quoteattr(LABEL_DEFINITIONS[label])}/>" for label in LABELS
@@ -264,7 +270,7 @@ def label_studio_config() -> str:
     legend = "; ".join(f"{label}: {LABEL_DEFINITIONS[label]}" for label in LABELS)
     return f"""<View>
   <Header value="The paragraph (context only)"/>
-  <Text name="paragraph" value="$paragraph"/>
+  {context}
   <Header value="Label the sourcing of this sentence's main claim"/>
   <Text name="text" value="$text"/>
   <Choices name="label" toName="text" choice="single" showInline="true" required="true">
@@ -275,12 +281,18 @@ def label_studio_config() -> str:
 """
 
 
-def task(candidate: Candidate, probabilities: np.ndarray | None, model_version: str) -> dict[str, Any]:
-    """One Label Studio task; with `probabilities`, the model's guess as a prediction to sort by."""
-    data = {"text": candidate.text, "paragraph": candidate.paragraph,
-            "meta": {"article": candidate.article, "start": candidate.start, "end": candidate.end,
-                     "sentence_index": candidate.sentence_index, "paragraph_index": candidate.paragraph_index,
-                     "source": candidate.source}}
+def task(candidate: Candidate, probabilities: np.ndarray | None, model_version: str,
+         context_html: str | None = None) -> dict[str, Any]:
+    """One Label Studio task; with `probabilities`, the model's guess as a prediction to sort by; with
+    `context_html`, the context with the sentence marked (for `label_studio_config(highlighted=True)`).
+    The candidate's `meta` goes into the task's `data.meta` beside its place in the article."""
+    data: dict[str, Any] = {
+        "text": candidate.text, "paragraph": candidate.paragraph,
+        "meta": {"article": candidate.article, "start": candidate.start, "end": candidate.end,
+                 "sentence_index": candidate.sentence_index, "paragraph_index": candidate.paragraph_index,
+                 "source": candidate.source, **candidate.meta}}
+    if context_html is not None:
+        data["paragraph_html"] = context_html
     out: dict[str, Any] = {"data": data}
     if probabilities is not None:
         best = int(probabilities.argmax())

@@ -244,7 +244,7 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
                                 f"({result['skipped']} skipped)")
             manifest = {"model": name, "run_id": run_id, "model_uri": uri, "labels": list(LABELS), "engine": "spark",
                         "master": spark.sparkContext.master, **{f"n_{k}": v for k, v in result.items()},
-                        # what `trainer summarize` adjusts the shares with, as for `trainer tag`
+                        # a record of the model's errors on its own validation split, as for `trainer tag`
                         "validation_confusion": _validation_confusion(model)}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         return result

@@ -1,166 +1,214 @@
 """`trainer summarize`: label shares per group (publisher, month, any column) of a tagged corpus.
 
-Each group's share of a label is its sentences with that label over all its sentences, with a 95%
-bootstrap interval over the group's articles (whole articles are resampled). Where the tag output
-carries the model's validation confusion matrix, the shares are also adjusted for the model's
-errors (adjusted classify-and-count). Writes a CSV, a JSON, a plot (PNG and SVG) and an HTML page.
+Every share is given by a named estimator with a 95% interval (`trainer.estimators`):
+
+- with `--audit FILE` (hand labels of a `trainer audit` sample): prediction-powered inference (`ppi`),
+  beside the audit alone (`hand`) and the model's raw classify-and-count (`cc`), with the number of
+  audited sentences in each group. A stratified audit's sentences are weighted by 1 / their inclusion
+  probability;
+- without an audit, with `--model` (the model that tagged): quantification with QuaPy (`emq` by
+  default; `pacc`, `acc`) fitted on labeled real news (`configs/data/real-news.yaml`, or `--labeled`),
+  which rests on an assumption the output states; plus `cc`;
+- with neither: `cc` only, which assumes the model makes no errors on this corpus (said so).
+
+Writes summary.csv, summary.xlsx, summary.json, a plot (PNG and SVG: one panel per label, each with
+its own scale) and summary.html, whole or not at all; with `--track`, the summary and its audit are
+logged to MLflow as a run whose dataset input is the audit.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trainer.infra.atomic import atomic_folder
 from trainer.errors import ConfigError, DataError
+from trainer.estimators import (
+    ESTIMATORS,
+    QUANTIFICATION_ASSUMPTION,
+    QUANTIFIERS,
+    Estimate,
+    audited_bounds,
+    classify_and_count,
+    hand_share,
+    ppi_share,
+)
 from trainer.labels import LABELS
-from trainer.metrics import BOOTSTRAP_SEED, N_RESAMPLES, adjusted_from_counts, confusion_rates
+from trainer.metrics import N_RESAMPLES
 
-SUMMARY_FILES = ("summary.csv", "summary.json", "summary.png", "summary.svg", "summary.html")
-DATE_COLUMNS = ("date", "publication_date", "published", "month")
+log = logging.getLogger(__name__)
 
-
-def _with_metadata(articles: Any, metadata: Path | None, key: str) -> Any:
-    import pandas as pd
-
-    if metadata is None:
-        return articles
-    sep = "\t" if metadata.suffix.lower() == ".tsv" else ","
-    extra = pd.read_json(metadata, lines=True) if metadata.suffix.lower() == ".jsonl" else pd.read_csv(metadata, sep=sep)
-    if key not in extra.columns:
-        raise ConfigError(f"--key: expected a column {key!r} in {metadata}, found {list(extra.columns)}")
-    extra = extra.astype(str).rename(columns={key: "article_id"})
-    overlap = [c for c in extra.columns if c in articles.columns and c != "article_id"]
-    return articles.drop(columns=overlap).merge(extra, on="article_id", how="left")
+SUMMARY_FILES = ("summary.csv", "summary.xlsx", "summary.json", "summary.png", "summary.svg", "summary.html")
+DEFAULT_LABELED = Path("configs/data/real-news.yaml")
+ALL = "(all)"
 
 
-def _group_column(articles: Any, by: str) -> Any:
-    if by != "month":
-        if by not in articles.columns:
-            raise ConfigError(f"--by: expected a column of the articles table, found {by!r}; "
-                              f"columns: {', '.join(sorted(articles.columns))}")
-        return articles[by].astype(str)
-    column = next((c for c in DATE_COLUMNS if c in articles.columns), None)
-    if column is None:
-        raise ConfigError(f"--by month: expected a date column ({', '.join(DATE_COLUMNS)}), found none; "
-                          "pass --metadata with dates")
-    return articles[column].astype(str).str.slice(0, 7)
+@dataclass
+class Summary:
+    """What `summarize` found: one row per group and label, the estimator each figure comes from, and notes."""
+
+    by: str
+    model: str
+    primary: str  # the estimator the plot and the headline use
+    rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    audit: dict[str, Any] | None = None
+    report: Path | None = None
+    run_id: str | None = None
 
 
-def summarize_shares(
-    articles: Any, groups: Any, rates: np.ndarray | None, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED
-) -> list[dict[str, Any]]:
-    """One row per group: articles, sentences, and each label's raw (and adjusted) share with its interval."""
-    rng = np.random.default_rng(seed)
-    counts_columns = [f"n_{label}" for label in LABELS]
+def _rows(group: str, articles: int, sentences: int, estimates: dict[str, list[Estimate]],
+          audited: Any) -> list[dict[str, Any]]:
+    """One row per label: each estimator's share and interval side by side."""
     rows = []
-    for group in sorted(set(groups)):
-        counts = articles.loc[groups == group, counts_columns].to_numpy(dtype=float)
-        total = counts.sum(axis=0)
-        row: dict[str, Any] = {"group": group, "articles": len(counts), "sentences": int(total.sum())}
-        draws = rng.integers(0, len(counts), size=(n_resamples, len(counts)))
-        sampled = counts[draws].sum(axis=1)  # (n_resamples, labels): sentences per label in each resample
-        raw = sampled / np.maximum(sampled.sum(axis=1, keepdims=True), 1)
-        point = total / max(total.sum(), 1)
-        adjusted = None
-        if rates is not None:
-            adjusted = np.array([adjusted_from_counts(s, rates) for s in sampled])
-            adjusted_point = adjusted_from_counts(total, rates)
-        for i, label in enumerate(LABELS):
-            low, high = np.percentile(raw[:, i], [2.5, 97.5])
-            row[f"{label}_share"], row[f"{label}_low"], row[f"{label}_high"] = float(point[i]), float(low), float(high)
-            if adjusted is not None:
-                low, high = np.percentile(adjusted[:, i], [2.5, 97.5])
-                row[f"{label}_adjusted"] = float(adjusted_point[i])
-                row[f"{label}_adjusted_low"], row[f"{label}_adjusted_high"] = float(low), float(high)
+    for i, label in enumerate(LABELS):
+        row: dict[str, Any] = {"group": group, "label": label, "articles": articles, "sentences": sentences,
+                               "audited": 0 if audited is None else len(audited),
+                               "audited_with_label": 0 if audited is None else int((audited["gold"] == label).sum())}
+        for name, per_label in estimates.items():
+            e = per_label[i]
+            row |= {f"{name}_share": e.share, f"{name}_low": e.low, f"{name}_high": e.high}
         rows.append(row)
     return rows
 
 
-def _plot(rows: list[dict[str, Any]], by: str, adjusted: bool, png: Path, svg: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kind = "adjusted" if adjusted else "share"
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) + 2), 4.5))
-    width = 0.8 / len(LABELS)
-    x = np.arange(len(rows))
-    for i, label in enumerate(LABELS):
-        key = f"{label}_adjusted" if adjusted else f"{label}_share"
-        low_key, high_key = (f"{label}_adjusted_low", f"{label}_adjusted_high") if adjusted else (f"{label}_low", f"{label}_high")
-        values = np.array([r[key] for r in rows])
-        errors = np.array([[r[key] - r[low_key] for r in rows], [r[high_key] - r[key] for r in rows]])
-        ax.bar(x + (i - 1) * width, values * 100, width, yerr=np.clip(errors, 0, None) * 100, capsize=3, label=label)
-    ax.set_xticks(x, [f"{r['group']}\n({r['articles']} art.)" for r in rows], fontsize=8)
-    ax.set_ylabel(f"share of sentences, % ({kind}; 95% CI over articles)")
-    ax.set_title(f"Sourcing by {by}", pad=28)
-    # above the bars, in one row: inside the axes it hides the tallest group's bars
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(LABELS), frameon=False, fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    fig.savefig(svg)
-    plt.close(fig)
+def audit_estimates(sentences: Any, audited: Any) -> dict[str, list[Estimate]]:
+    """PPI and hand-only estimates of each label's share over `sentences` (one group's tagged sentences)
+    from `audited` (its audited sentences, with `gold` and `weight`)."""
+    weights = audited["weight"].to_numpy(dtype=float) if len(audited) else None
+    if weights is not None and np.allclose(weights, weights[0]):
+        weights = None  # one inclusion probability: a simple random sample of this group
+    ppi, hand = [], []
+    for label in LABELS:
+        y = (audited["gold"] == label).to_numpy(dtype=float)
+        floor, ceiling = audited_bounds(y, len(sentences)) if len(y) else (0.0, 1.0)
+        p = f"p_{label}"
+        ppi.append(ppi_share(y, audited[p].to_numpy(), sentences[p].to_numpy(), weights, floor, ceiling))
+        hand.append(hand_share(y, weights, floor))
+    return {"ppi": ppi, "hand": hand}
 
 
-def summarize(output: Path, by: str, report: Path | None = None, metadata: Path | None = None, key: str = "filename",
-              n_resamples: int = N_RESAMPLES) -> list[dict[str, Any]]:
+def summarize(
+    output: Path, by: str, report: Path | None = None, metadata: Path | None = None, key: str = "filename",
+    audit: Path | None = None, model: str | None = None, labeled: Path | None = None,
+    quantifier: str = QUANTIFIERS[0], n_resamples: int = N_RESAMPLES, track: bool = False,
+) -> Summary:
     """Label shares per group of the tag output in `output`; files go to `report` (default output/summary-<by>)."""
-    import pandas as pd
-
+    from trainer.workflows.groups import group_column, with_metadata
     from trainer.workflows.tagging import MANIFEST, read_tables
 
+    if quantifier not in QUANTIFIERS:
+        raise ConfigError(f"--quantifier: expected one of {', '.join(QUANTIFIERS)}, found {quantifier!r}")
     manifest_path = output / MANIFEST
     if not manifest_path.is_file():
         raise DataError(f"{output}: expected the output of `trainer tag` (with {MANIFEST}), found none")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    articles = read_tables(output, "articles")
+    articles = with_metadata(read_tables(output, "articles"), metadata, key)
     if not len(articles):
         raise DataError(f"{output}: expected tagged articles, found none")
-    articles = _with_metadata(articles, metadata, key)
-    groups = _group_column(articles, by)
-    confusion = manifest.get("validation_confusion")
-    rates = confusion_rates(confusion) if confusion else None
-    rows = summarize_shares(articles, groups, rates, n_resamples)
+    articles["group"] = group_column(articles, by).to_numpy()
+    sentences = read_tables(output, "sentences")
+    sentences = sentences.merge(articles[["article_id", "group"]], on="article_id", how="left")
+    audited, audit_info = (None, None)
+    if audit is not None:
+        from trainer.workflows.audit_labels import join_audit, read_audit
+
+        audited, audit_info = join_audit(read_audit(audit), sentences)
+    quantifiers = None
+    if audit is None and model is not None:
+        quantifiers = _fit_quantifiers(model, manifest, labeled or DEFAULT_LABELED, quantifier, n_resamples)
+    summary = _estimate(articles, sentences, audited, quantifiers, quantifier, by, manifest, n_resamples)
+    summary.audit = audit_info
     target = report or output / f"summary-{by}"
-    with atomic_folder(target) as tmp:
-        pd.DataFrame(rows).to_csv(tmp / "summary.csv", index=False)
-        (tmp / "summary.json").write_text(json.dumps({"by": by, "model": manifest["model"], "groups": rows,
-                                                      "adjusted": rates is not None}, indent=2), encoding="utf-8")
-        _plot(rows, by, False, tmp / "summary.png", tmp / "summary.svg")
-        (tmp / "summary.html").write_text(_html(rows, by, manifest, tmp / "summary.png", rates is not None),
-                                          encoding="utf-8")
-    return rows
+    from trainer.outputs.summary_report import write_summary
+
+    write_summary(summary, target)
+    summary.report = target
+    if track:
+        from trainer.outputs.tracking import log_summary
+
+        summary.run_id = log_summary(summary, target, audit, audited)
+    return summary
 
 
-def _html(rows: list[dict[str, Any]], by: str, manifest: dict[str, Any], png: Path, adjusted: bool) -> str:
-    image = base64.b64encode(png.read_bytes()).decode()
-    head = "".join(f"<th>{html.escape(label)} raw</th>" + (f"<th>{html.escape(label)} adjusted</th>" if adjusted else "")
-                   for label in LABELS)
-    body = []
-    for r in rows:
-        cells = ""
-        for label in LABELS:
-            cells += f"<td>{r[f'{label}_share']:.1%} [{r[f'{label}_low']:.1%}, {r[f'{label}_high']:.1%}]</td>"
-            if adjusted:
-                cells += (f"<td>{r[f'{label}_adjusted']:.1%} [{r[f'{label}_adjusted_low']:.1%}, "
-                          f"{r[f'{label}_adjusted_high']:.1%}]</td>")
-        body.append(f"<tr><td>{html.escape(str(r['group']))}</td><td>{r['articles']}</td><td>{r['sentences']}</td>{cells}</tr>")
-    note = ("Adjusted: classify-and-count corrected with the model's confusion rates on its validation split."
-            if adjusted else "No confusion rates in the tag output: raw shares only.")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Sourcing by {html.escape(by)}</title>
-<style>body{{font-family:sans-serif;margin:2em auto;max-width:1100px;color:#222}}img{{max-width:100%}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
-</head><body><h1>Sourcing by {html.escape(by)}</h1>
-<p>Model <code>{html.escape(str(manifest['model']))}</code>. Shares of sentences with 95% bootstrap intervals over
-articles. {note}</p>
-<img src="data:image/png;base64,{image}" alt="label shares by {html.escape(by)}">
-<table><tr><th>{html.escape(by)}</th><th>articles</th><th>sentences</th>{head}</tr>{''.join(body)}</table>
-</body></html>
-"""
+def _estimate(articles: Any, sentences: Any, audited: Any, quantifiers: Any, quantifier: str, by: str,
+              manifest: dict[str, Any], n_resamples: int) -> Summary:
+    """Every group's (and the whole corpus's) estimates, and the notes that say what they rest on."""
+    from trainer.estimators import quantify
+
+    counts_columns = [f"n_{label}" for label in LABELS]
+    rows: list[dict[str, Any]] = []
+    for group in [*sorted(set(articles["group"])), ALL]:
+        in_group = articles if group == ALL else articles[articles["group"] == group]
+        group_sentences = sentences if group == ALL else sentences[sentences["group"] == group]
+        estimates: dict[str, list[Estimate]] = {}
+        group_audit = None
+        if audited is not None:
+            group_audit = audited if group == ALL else audited[audited["group"] == group]
+            estimates |= audit_estimates(group_sentences, group_audit)
+        if quantifiers is not None:
+            per_article = [g[[f"p_{k}" for k in LABELS]].to_numpy() for _, g in group_sentences.groupby("article_id")]
+            estimates[quantifier] = quantify(quantifiers, quantifier, per_article)
+        estimates["cc"] = classify_and_count(in_group[counts_columns].to_numpy(), n_resamples)
+        rows += _rows(group, len(in_group), len(group_sentences), estimates, group_audit)
+    primary = "ppi" if audited is not None else quantifier if quantifiers is not None else "cc"
+    notes = [f"{name}: {ESTIMATORS[name]}" for name in _estimators(rows[0])]
+    if primary == "cc":
+        notes.append("No audit and no --model: the shares are the model's labels counted, which assumes the model "
+                     "makes no errors on this corpus. Audit a sample (trainer audit) for valid intervals.")
+    missed = [f"{r['label']} in {r['group']}" for r in rows if r["cc_share"] == 0 and r["audited_with_label"]]
+    if missed:
+        notes.append(f"Classify-and-count is 0 where the audit finds the label ({', '.join(missed[:4])}"
+                     f"{', ...' if len(missed) > 4 else ''}): the model misses it on this corpus.")
+    if quantifiers is not None:
+        notes.append(f"{quantifier} assumes {QUANTIFICATION_ASSUMPTION}. An audit of this corpus needs no such "
+                     "assumption.")
+        for warning in collapsed(rows, quantifier):
+            log.warning(warning)
+            notes.append(warning)
+    return Summary(by, str(manifest["model"]), primary, rows, notes)
+
+
+def collapsed(rows: list[dict[str, Any]], name: str) -> list[str]:
+    """A warning for each label that estimator `name` puts at 0 with a zero-width interval in some group
+    where the model does label sentences so: its assumption does not hold on this corpus."""
+    notes = []
+    for label in LABELS:
+        groups = [r["group"] for r in rows if r["label"] == label and r[f"{name}_high"] < 1e-6 and r["cc_share"] > 0]
+        if groups:
+            notes.append(f"Warning: {name} puts {label} at 0 [0, 0] in {len(groups)} group(s) ({', '.join(groups[:4])}"
+                         f"{', ...' if len(groups) > 4 else ''}) where the model labels sentences {label}: the labeled "
+                         f"set's error rates do not hold on this corpus, so its assumption does not hold here. Audit "
+                         "a random sample (trainer audit) instead.")
+    return notes
+
+
+def _estimators(row: dict[str, Any]) -> list[str]:
+    return [name for name in ESTIMATORS if f"{name}_share" in row]
+
+
+def _fit_quantifiers(model: str, manifest: dict[str, Any], labeled: Path, name: str, n_resamples: int) -> list[Any]:
+    """The quantifier fitted on the model's probabilities over labeled real news, and on resamples of it."""
+    from trainer.config import load_data_config
+    from trainer.data.sources import read_source
+    from trainer.estimators import fit_quantifiers
+    from trainer.workflows.predict import load_classifier, model_label
+
+    if model_label(model) != manifest["model"]:
+        raise ConfigError(f"--model: expected the model that tagged this output ({manifest['model']!r}), found "
+                          f"{model_label(model)!r}; the quantifier must learn the errors of that model")
+    if not labeled.is_file():
+        raise ConfigError(f"--labeled: expected a data config of labeled real news, found nothing at {labeled}")
+    examples = [e for s in load_data_config(labeled).sources for e in read_source(s, progress=False).examples
+                if e.label_source != "rule"]
+    if not examples:
+        raise DataError(f"{labeled}: expected hand-labeled sentences to fit the quantifier on, found none")
+    log.info("fitting %s on %d labeled sentences of %s", name, len(examples), labeled)
+    classifier = load_classifier(model)
+    probabilities = np.array([list(p.probabilities.values()) for p in classifier.predict([e.text for e in examples])])
+    gold = np.array([LABELS.index(e.label) for e in examples])
+    return fit_quantifiers(name, probabilities, gold, min(n_resamples, 200))

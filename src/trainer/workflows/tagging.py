@@ -417,7 +417,8 @@ def _open_output(model: str | Path, output: Path, overwrite: bool) -> _Parts:
         validation = (model_folder.read_metrics(folder) or {}).get("validation")
     model_name = model_label(model)
     manifest = _earlier_manifest(output, model_name, run_id, overwrite)
-    # The model's confusion matrix on its validation split: what `summarize` adjusts the shares with.
+    # The model's confusion matrix on its validation split, as a record: `summarize` does not correct shares with
+    # it (those are the errors on the model's own data, not this corpus's; an audit measures these).
     manifest = manifest or {"model": model_name, "run_id": run_id, "labels": list(LABELS), "parts": [], "done": {},
                             "validation_confusion": validation["confusion_matrix"] if validation else None}
     listed = {part["name"] for part in manifest["parts"]}
