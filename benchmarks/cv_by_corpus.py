@@ -101,7 +101,7 @@ def main() -> None:
     built = build_dataset(config.data)
     texts, labels, groups = pooled_sentences(built)
     keys = random_half(config)
-    articles = [g.split("/", 1)[1] for g in groups]
+    articles = [g.rsplit("/", 1)[1] for g in groups]  # groups are "<source>/<article>"; sources hold slashes
     corpus_of = [keys.get((a, normalize(t))) for a, t in zip(articles, texts)]
     log.info("%d sentences, %d in the random halves (%s)", len(texts), sum(c is not None for c in corpus_of),
              {c: corpus_of.count(c) for c in set(CORPORA.values())})
