@@ -161,7 +161,7 @@ def provenance_rows(report: dict[str, Any]) -> list[list[str]]:
     """What produced the figures: model, training run, data fingerprints, code, packages, date."""
     where = report.get("provenance") or {}
     names = {"model": "model", "training_run": "training run (MLflow)", "model_dataset": "trained on (fingerprint)",
-             "data": "evaluated on", "data_fingerprint": "evaluated data (fingerprint)", "trainer_version": "trainer",
+             "dataset": "built dataset (fingerprint)", "data": "evaluated on", "data_fingerprint": "evaluated data (fingerprint)", "trainer_version": "trainer",
              "git_commit": "code (git commit)", "lock_sha256": "requirements/lock.txt (sha256)",
              "precision": "precision", "hardware": "hardware", "created": "evaluated at (UTC)"}
     return [[label, str(where[key])] for key, label in names.items() if where.get(key) not in (None, "")]

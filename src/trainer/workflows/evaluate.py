@@ -57,6 +57,7 @@ class LabeledRows:
     gold: list[str]
     groups: list[str] | None = None
     meta: dict[str, list[str]] = field(default_factory=dict)
+    dataset: dict[str, str] | None = None  # a built dataset's folder (relative to the project) and fingerprint
 
 
 @dataclass
@@ -117,6 +118,7 @@ def rows_from_data_config(path: Path) -> LabeledRows:
     from trainer.data.sources import read_source
 
     config = load_data_config(path)
+    root = config.project
     results = [read_source(s, num_proc=config.num_proc, progress=False) for s in config.sources]
     apply_rules(config, results)
     examples = [e for r in results for e in r.examples]
@@ -126,16 +128,18 @@ def rows_from_data_config(path: Path) -> LabeledRows:
         config.name,
         [e.text for e in examples],
         [e.label or "" for e in examples],
-        [f"{e.source}/{e.article}" for e in examples],
+        [f"{portable_source(e.source, root)}/{e.article}" for e in examples],
         {"source": [e.source.split(":", 1)[0] for e in examples], "label_source": [e.label_source for e in examples],
          "beat": [e.beat for e in examples]},
     )
 
 
 def rows_from_split(model_dir: Path, split: str, dataset: Path | None = None) -> LabeledRows:
-    """A split of a built dataset: `dataset` if given, else the one the model was trained on."""
+    """A split of a built dataset: `dataset` if given, else the one the model was trained on, built (or
+    reused) in the project the model folder lies in now, from that project's files."""
     from trainer.data.build import build_dataset, load_built
 
+    project = model_folder.project_of(model_dir)
     if dataset is not None:
         built = load_built(dataset)
     else:
@@ -145,22 +149,43 @@ def rows_from_split(model_dir: Path, split: str, dataset: Path | None = None) ->
                 f"{model_dir}: has no training config to find its dataset; pass --data FILE or --dataset DIR"
             )
         built = build_dataset(config.data, progress=False)
+        trained_on = model_folder.read_run(model_dir).get("dataset_fingerprint")
+        if trained_on and trained_on != built.fingerprint:
+            log.warning("%s: the dataset built here (%s, fingerprint %s) is not the one the model was trained on "
+                        "(fingerprint %s): its inputs or settings differ in this project", model_dir,
+                        model_folder.shown_path(built.path, project), built.fingerprint[:12], trained_on[:12])
     if split not in built.dataset:
         raise DataError(f"expected a split in {list(built.dataset)}, found {split!r}")
-    return rows_from_dataset(built.dataset[split], f"{built.card['name']}:{split}")
+    rows = rows_from_dataset(built.dataset[split], f"{built.card['name']}:{split}", project)
+    rows.dataset = {"path": model_folder.shown_path(built.path, project), "fingerprint": built.fingerprint}
+    log.info("data: split %s of %s (fingerprint %s)", split, rows.dataset["path"], built.fingerprint[:12])
+    return rows
 
 
-def rows_from_dataset(part: Any, name: str) -> LabeledRows:
-    """LabeledRows from one split of a built dataset (a `datasets.Dataset`)."""
+def rows_from_dataset(part: Any, name: str, root: Path | None = None) -> LabeledRows:
+    """LabeledRows from one split of a built dataset (a `datasets.Dataset`); article ids name their
+    source's files relative to `root` (the project), never by absolute path."""
     names = part.features["label"].names
     sources = [s.split(":", 1)[0] for s in part["source"]]
     return LabeledRows(
         name,
         list(part["text"]),
         [names[i] for i in part["label"]],
-        [f"{s}/{a}" for s, a in zip(part["source"], part["article"])],
+        [f"{portable_source(s, root)}/{a}" for s, a in zip(part["source"], part["article"])],
         {"source": sources, "beat": list(part["beat"]), "label_source": list(part["label_source"])},
     )
+
+
+def portable_source(source: str, root: Path | None) -> str:
+    """A source id (`kind:path`) with its path relative to `root`, as reports record it.
+
+    >>> portable_source("corpus:/p/data/corpus/articles", Path("/p"))
+    'corpus:data/corpus/articles'
+    """
+    kind, _, where = source.partition(":")
+    if root is None or not where or not Path(where).is_absolute():
+        return source
+    return f"{kind}:{model_folder.shown_path(where, root)}"
 
 
 # ---------------------------------------------------------------- scoring
@@ -324,6 +349,7 @@ class _Evaluation:
     card: Path | None
     training_run: str | None
     run: dict[str, Any]
+    store: str | None = None  # the training run's store, in the project the folder lies in now
 
 
 def evaluate(
@@ -376,7 +402,9 @@ def _write_evaluation(
     rates = confusion_rates(validation["confusion_matrix"]) if validation else None
     run = model_folder.read_run(model_dir)
     training_run = pinned.run_id if pinned is not None else run.get("run_id")
-    block = {"model": str(model), "training_run": training_run, "model_dataset": run.get("dataset_fingerprint"),
+    shown = model_folder.shown_path(model_dir, model_folder.project_of(model_dir)) if pinned is not None else str(model)
+    block = {"model": shown, "training_run": training_run, "model_dataset": run.get("dataset_fingerprint"),
+             **({"dataset": f"{rows.dataset['path']} ({rows.dataset['fingerprint']})"} if rows.dataset else {}),
              **provenance.summary(record)}
     # Written whole or not at all, and into the folder evaluated or nowhere.
     into = {"check": pinned.check, "lock": model_dir.parent} if in_folder else {}
@@ -391,7 +419,9 @@ def _write_evaluation(
             pinned.check()  # the folder, and the report begun in it, went away: say so
         raise
     card = _rewrite_card(pinned) if in_folder and (model_dir / model_folder.CARD_FILE).is_file() else None
-    return _Evaluation(model, name, rows, report, predicted, report_dir, record, freeze, card, training_run, run)
+    store = model_folder.training_store(model_dir) if pinned is not None else None
+    return _Evaluation(model, name, rows, report, predicted, report_dir, record, freeze, card, training_run, run,
+                       store)
 
 
 def _track_evaluation(done: _Evaluation, tracking: TrackingConfig | None, source: str, n_resamples: int) -> Tracker:
@@ -404,8 +434,9 @@ def _track_evaluation(done: _Evaluation, tracking: TrackingConfig | None, source
     if done.training_run:
         tags["trainer.training_run_id"] = done.training_run
     safe_name = rows.name.replace(":", "-")
-    with Tracker(tracking or _training_store(done.run), f"evaluate-{done.name}-{safe_name}", tags,
-                 parent_run_id=done.training_run) as tracker:
+    store = tracking or _training_store(done.store)
+    with Tracker(store, f"evaluate-{done.name}-{safe_name}", tags, parent_run_id=done.training_run) as tracker:
+        log.info("tracking: the evaluation run goes to %s", tracker.uri)
         replaced = tracker.replace_earlier({"trainer.kind": "evaluate", "trainer.model": model,
                                             "trainer.data_fingerprint": fingerprint})
         if replaced:
@@ -431,13 +462,15 @@ def _rows_frame(rows: LabeledRows) -> Any:
     return frame
 
 
-def _training_store(run: dict[str, Any]) -> TrackingConfig:
-    """Where the evaluation is tracked without a config: $MLFLOW_TRACKING_URI, else the store of the
-    model's training run (so that it nests under it), else mlflow.db in the current folder."""
+def _training_store(uri: str | None) -> TrackingConfig:
+    """Where the evaluation is tracked without a config: $MLFLOW_TRACKING_URI, else the SQLite store of the
+    model's training run in the project the folder lies in now (so that it nests under it there; a copied
+    folder logs into its new project, never back into the one it came from), else mlflow.db in the current
+    folder."""
     import os
 
-    if not os.environ.get("MLFLOW_TRACKING_URI") and str(run.get("tracking_uri", "")).startswith("sqlite:///"):
-        return TrackingConfig(uri=run["tracking_uri"])
+    if not os.environ.get("MLFLOW_TRACKING_URI") and uri and uri.startswith("sqlite:///"):
+        return TrackingConfig(uri=uri)
     return TrackingConfig()
 
 

@@ -50,7 +50,8 @@ def model_uri(model: str) -> tuple[str, str | None, str | None]:
     if not run.get("run_id"):
         raise ConfigError(f"--model: expected an MLflow model URI or a model folder logged to MLflow, found {model} "
                           "without a run (run.json); train it with tracking on, or pass runs:/<id>/<run name>")
-    return f"runs:/{run['run_id']}/{run.get('model_name', MODEL_ARTIFACT)}", run.get("tracking_uri"), run["run_id"]
+    store = model_folder.training_store(Path(model))  # in the project the folder lies in now
+    return f"runs:/{run['run_id']}/{run.get('model_name', MODEL_ARTIFACT)}", store, run["run_id"]
 
 
 # Warnings that ask nothing of the user, on the driver and (through the environment) in Spark's Python
