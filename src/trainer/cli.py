@@ -308,8 +308,10 @@ def _select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--skip-labeled", type=Path, action="append", default=[], metavar="DATA_CONFIG",
                         help="skip sentences these data configs label already (repeatable)")
-    parser.add_argument("--no-predictions", action="store_true",
-                        help="tasks without the model's guess, for labeling not anchored by it")
+    parser.add_argument("--predictions", action="store_true",
+                        help="add the model's guess to each task (Label Studio pre-selects it; off by default, "
+                        "so that annotators are not anchored by it)")
+    parser.add_argument("--no-predictions", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument("--text-column", default=DEFAULT_TEXT_COLUMN)
     parser.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article")
 
@@ -322,8 +324,34 @@ def _cmd_select(args: argparse.Namespace) -> None:
         diversity=args.diversity, max_per_article=args.max_per_article, rare_share=args.rare_share, seed=args.seed,
     )
     picks = select(args.model, args.input, args.n, args.output, settings, args.skip_labeled,
-                   with_predictions=not args.no_predictions, text_column=args.text_column, id_column=args.id_column)
+                   with_predictions=args.predictions and not args.no_predictions, text_column=args.text_column, id_column=args.id_column)
     cli_output.print_selection(picks, args.output)
+
+
+def _labelstudio_arguments(parser: argparse.ArgumentParser) -> None:
+    from trainer.workflows.annotation import DEFAULT_URL, TOKEN_ENV
+
+    actions = parser.add_subparsers(dest="action", required=True)
+    push = actions.add_parser("push", help="create a project with a select folder's labeling config; import its tasks")
+    push.add_argument("--tasks", required=True, type=Path, help="a folder written by `trainer select`")
+    push.add_argument("--title", help="the project's title (default: the folder's name)")
+    pull = actions.add_parser("pull", help="export a project's annotations as JSON, for a kind: labelstudio source")
+    pull.add_argument("--project", required=True, type=_whole(1), help="the project's id (push prints it)")
+    pull.add_argument("--output", required=True, type=Path, help="the JSON file to write (replaced whole)")
+    for action in (push, pull):
+        action.add_argument("--url", default=DEFAULT_URL, help=f"the Label Studio server; its access token is read "
+                            f"from ${TOKEN_ENV}")
+    parser.set_defaults(output=None)
+
+
+def _cmd_labelstudio(args: argparse.Namespace) -> None:
+    from trainer.workflows.annotation import LabelStudio, pull, push
+
+    client = LabelStudio.from_env(args.url)
+    if args.action == "push":
+        cli_output.print_pushed(push(args.tasks, args.title, client))
+    else:
+        cli_output.print_pulled(args.project, args.output, pull(args.project, args.output, client))
 
 
 def _tag_arguments(parser: argparse.ArgumentParser) -> None:
@@ -454,6 +482,8 @@ TABLE: tuple[Command, ...] = (
             _cmd_export, outputs=(("--output", "folder"),)),
     Command("select", "choose the sentences worth labeling next, as Label Studio tasks", _select_arguments,
             _cmd_select, outputs=(("--output", "folder"),)),
+    Command("labelstudio", "push select's tasks to a Label Studio project, or pull its annotations (its API)",
+            _labelstudio_arguments, _cmd_labelstudio, outputs=(("--output", "file"),)),
     Command("tag", "tag every sentence of a collection into Parquet tables (resumable)", _tag_arguments, _cmd_tag,
             outputs=(("--output", "folder"),)),
     Command("tag-spark", "the same tagging as a Spark job, with the logged MLflow model (pip install -e '.[spark]')",

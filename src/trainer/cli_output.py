@@ -136,6 +136,16 @@ def print_selection(picks: list[Any], output: Path) -> None:
           f"{CONFIG_FILE}, {ROWS_CSV}, {ROWS_JSONL}")
 
 
+def print_pushed(pushed: Any) -> None:
+    """`labelstudio push`: the project made, and where to label."""
+    print(f"Label Studio project {pushed.project}: {pushed.tasks} tasks imported; label at {pushed.url}")
+
+
+def print_pulled(project: int, output: Path, annotations: int) -> None:
+    """`labelstudio pull`: the export written."""
+    print(f"{output}: Label Studio project {project}, {annotations} annotations (a kind: labelstudio source reads it)")
+
+
 def print_tagging(result: Any) -> None:
     """`tag`: what was tagged, reused and skipped."""
     print(f"{result.articles} articles, {result.sentences} sentences tagged; {result.reused} already there; "

@@ -10,8 +10,9 @@ with its article id, paragraph and character offsets. The strategies, combinable
 - then diversity: at most `max_per_article` per article, and a spread over the encoder's
   embedding space (k-means clusters or farthest points over a pool of the best candidates).
 
-Fixed by a seed. The picks are written as Label Studio tasks (with the model's guess as a
-prediction, unless asked not to), the matching labeling config, and the same rows as CSV and JSONL.
+Fixed by a seed. The picks are written as Label Studio tasks (the target sentence highlighted in its
+paragraph; the model's guess as a prediction only when asked, since a pre-selected guess anchors the
+annotator), the matching labeling config, and the same rows as CSV and JSONL.
 
 >>> margin_uncertainty(np.array([[0.5, 0.4, 0.1], [0.9, 0.05, 0.05]])).round(2).tolist()
 [0.9, 0.15]
@@ -262,8 +263,11 @@ def label_studio_config() -> str:
     )
     legend = "; ".join(f"{label}: {LABEL_DEFINITIONS[label]}" for label in LABELS)
     return f"""<View>
-  <Header value="The paragraph (context only)"/>
-  <Text name="paragraph" value="$paragraph"/>
+  <Style>.trainer-context mark {{ background: #ffe58f; padding: 0 2px; font-weight: 600; }}</Style>
+  <Header value="The paragraph, with the sentence to label highlighted (context only)"/>
+  <View className="trainer-context">
+    <HyperText name="paragraph" value="$paragraph_html" inline="true"/>
+  </View>
   <Header value="Label the sourcing of this sentence's main claim"/>
   <Text name="text" value="$text"/>
   <Choices name="label" toName="text" choice="single" showInline="true" required="true">
@@ -274,9 +278,25 @@ def label_studio_config() -> str:
 """
 
 
+def marked_paragraph(paragraph: str, sentence: str) -> str:
+    """The paragraph as HTML with the sentence in a <mark> (all text escaped).
+
+    >>> marked_paragraph("Rain fell. <b>Roads</b> closed, police said.", "<b>Roads</b> closed, police said.")
+    'Rain fell. <mark>&lt;b&gt;Roads&lt;/b&gt; closed, police said.</mark>'
+    """
+    from html import escape
+
+    at = paragraph.find(sentence)
+    if at < 0:  # the sentence spans lines: the paragraph shown is its first line
+        return f"{escape(paragraph)}<br/><mark>{escape(sentence)}</mark>"
+    end = at + len(sentence)
+    return f"{escape(paragraph[:at])}<mark>{escape(sentence)}</mark>{escape(paragraph[end:])}"
+
+
 def task(candidate: Candidate, probabilities: np.ndarray | None, model_version: str) -> dict[str, Any]:
     """One Label Studio task; with `probabilities`, the model's guess as a prediction to sort by."""
     data = {"text": candidate.text, "paragraph": candidate.paragraph,
+            "paragraph_html": marked_paragraph(candidate.paragraph, candidate.text),
             "meta": {"article": candidate.article, "start": candidate.start, "end": candidate.end,
                      "sentence_index": candidate.sentence_index, "paragraph_index": candidate.paragraph_index,
                      "source": candidate.source}}
@@ -294,7 +314,7 @@ def task(candidate: Candidate, probabilities: np.ndarray | None, model_version: 
 
 def write_selection(
     output: Path, candidates: Sequence[Candidate], picks: Sequence[int], probabilities: np.ndarray,
-    model_version: str, with_predictions: bool = True,
+    model_version: str, with_predictions: bool = False,
 ) -> None:
     """Label Studio tasks and config, and the same rows as CSV and JSONL, written whole or not at all."""
     if output.exists():
@@ -324,7 +344,7 @@ def select(
     output: Path,
     settings: SelectSettings | None = None,
     skip_labeled: Sequence[Path] = (),
-    with_predictions: bool = True,
+    with_predictions: bool = False,
     text_column: str = "text",
     id_column: str | None = None,
 ) -> list[Candidate]:
