@@ -87,9 +87,13 @@ def test_predict_cli_jsonl_and_table(trained_sklearn, capsys, tmp_path):
     assert main(["predict", "--model", model, "--text", SENTENCES[0], "--text", SENTENCES[1], "--format", "jsonl"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["text"] for r in rows] == SENTENCES[:2] and all(r["label"] in LABELS for r in rows)
+    assert all(isinstance(r["probabilities"], dict) and list(r["probabilities"]) == list(LABELS) for r in rows)
+    assert all(isinstance(r["rule_cues"], list) for r in rows) and any("said" in c for c in rows[0]["rule_cues"])
     article = tmp_path / "a.txt"
     article.write_text("Storm hits coast\n\nThe storm hit at dawn. Officials said two people died.\n\nBack to top button\n")
     assert main(["predict", "--model", model, "--file", str(article)]) == 0
     out = capsys.readouterr().out
     assert "Officials said two people died." in out and "Back to top" not in out
+    said = next(line for line in out.splitlines() if "Officials said" in line)
+    assert said.endswith("]") and "said" in said.rsplit("[", 1)[1]  # its rule cues beside it
     assert main(["predict", "--model", model, "--file", str(tmp_path / "none.txt")]) == 2

@@ -135,3 +135,31 @@ def test_summarize_gives_shares_per_group_with_intervals(trained_sklearn, tmp_pa
     assert all((tmp_path / "out" / "summary-publisher" / name).is_file() for name in SUMMARY_FILES)
     with pytest.raises(ConfigError, match="--by: expected a column of the articles table, found 'outlet'"):
         summarize(tmp_path / "out", "outlet")
+
+
+@pytest.mark.parametrize("format", ["csv", "xlsx"])
+def test_tag_writes_whole_tables_in_the_format_asked(trained_sklearn, tmp_path, format):
+    import pandas as pd
+
+    from trainer.cli import main
+
+    rows = [{"id": "a", "text": "Officials said the road was closed.\n\nIt rained.", "publisher": "X"},
+            {"id": "b", "text": "Shares rose.", "publisher": "Y"}]
+    table = tmp_path / "articles.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert main(["tag", "--model", str(trained_sklearn[1].model_dir), "--input", str(table), "--output", str(out),
+                 "--id-column", "id", "--format", format]) == 0
+    parts = read_tables(out)
+    if format == "csv":
+        sentences, articles = pd.read_csv(out / "sentences.csv"), pd.read_csv(out / "articles.csv")
+        assert (out / "skipped.csv").is_file()
+    else:
+        sheets = pd.read_excel(out / "tagged.xlsx", sheet_name=None)
+        assert list(sheets) == ["sentences", "articles", "skipped"]
+        sentences, articles = sheets["sentences"], sheets["articles"]
+    assert list(sentences["text"]) == list(parts["text"]) and list(sentences["label"]) == list(parts["label"])
+    said = sentences.set_index("text").loc["Officials said the road was closed.", "rule_cues"]
+    assert "said" in said and not said.startswith("[")  # the cues as "; "-joined text, not a Python list
+    assert set(articles["publisher"]) == {"X", "Y"}
+    assert sentences["truncated"].dtype == bool

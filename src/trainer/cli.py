@@ -355,7 +355,7 @@ def _cmd_labelstudio(args: argparse.Namespace) -> None:
 
 
 def _tag_arguments(parser: argparse.ArgumentParser) -> None:
-    from trainer.workflows.tagging import PART_SENTENCES
+    from trainer.workflows.tagging import FORMATS, PART_SENTENCES
 
     parser.add_argument("--model", required=True, help="model folder or MLflow model URI")
     parser.add_argument("--input", required=True, type=Path,
@@ -365,6 +365,9 @@ def _tag_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-column", default=DEFAULT_TEXT_COLUMN)
     parser.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article (default: row number)")
     parser.add_argument("--overwrite", action="store_true", help="replace an output written by another model")
+    parser.add_argument("--format", choices=FORMATS, default="parquet",
+                        help="parquet parts (always written: a rerun resumes from them), plus the whole tables as "
+                        "CSV files or one Excel workbook")
     parser.add_argument("--part-sentences", type=_whole(1), default=PART_SENTENCES,
                         help="sentences per Parquet part (a kill loses at most one part's work)")
     parser.add_argument("--on-bad-encoding", choices=get_args(OnBadEncoding), default="replace",
@@ -375,7 +378,8 @@ def _cmd_tag(args: argparse.Namespace) -> None:
     from trainer.workflows.tagging import tag
 
     result = tag(args.model, args.input, args.output, args.text_column, args.id_column, overwrite=args.overwrite,
-                 part_sentences=args.part_sentences, on_bad_encoding=args.on_bad_encoding, progress=not args.quiet)
+                 part_sentences=args.part_sentences, on_bad_encoding=args.on_bad_encoding, progress=not args.quiet,
+                 format=args.format)
     cli_output.print_tagging(result)
 
 
@@ -445,7 +449,10 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         predictions = classifier.tag_article(read_text(args.file))
     else:
         predictions = classifier.predict(args.text)
-    cli_output.print_predictions(predictions, args.format)
+    from trainer.data.rules import RuleLabeler, rules_path
+
+    labeler = RuleLabeler.from_yaml(rules_path(None))  # the rule cues: evidence a reader can check
+    cli_output.print_predictions(predictions, args.format, [labeler.label(p.text).fired for p in predictions])
 
 
 # ---------------------------------------------------------------- the table, and the run of one command

@@ -185,14 +185,17 @@ def print_export(check: Any, source: Path, output: Path, format: str) -> None:
     )
 
 
-def print_predictions(predictions: list[Any], format: str) -> None:
-    """`predict`: one JSON line per sentence, or a table of label, probability and sentence."""
+def print_predictions(predictions: list[Any], format: str, cues: list[list[str]] | None = None) -> None:
+    """`predict`: one JSON line per sentence, or a table of label, probability and sentence; with each the
+    rule cues that matched it (`attributed.reporting_verb:said`)."""
+    cues = cues if cues is not None else [[] for _ in predictions]
     if format == "jsonl":
-        for p in predictions:
-            print(json.dumps({"text": p.text, "label": p.label, "probabilities": p.probabilities}, ensure_ascii=False))
+        for p, found in zip(predictions, cues):
+            print(json.dumps({"text": p.text, "label": p.label, "probabilities": p.probabilities,
+                              "rule_cues": found}, ensure_ascii=False))
         return
     width = PREDICTION_WIDTH
-    print(f"{'label':<11} {'p':>5}  sentence")
-    for p in predictions:
+    print(f"{'label':<11} {'p':>5}  sentence  [rule cues]")
+    for p, found in zip(predictions, cues):
         text = p.text if len(p.text) <= width else p.text[: width - 1] + "…"
-        print(f"{p.label:<11} {p.score:>5.2f}  {text}")
+        print(f"{p.label:<11} {p.score:>5.2f}  {text}" + (f"  [{', '.join(found)}]" if found else ""))

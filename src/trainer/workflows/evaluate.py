@@ -45,6 +45,8 @@ TEXT_KEYS = ("text", "sentence")
 GROUP_KEYS = ("article", "article_id", "doc", "document")
 # A metadata column is sliced on when it has at most this many distinct values (publisher, beat, source).
 MAX_SLICE_VALUES = 30
+# Columns of a labeled file that say where a sentence stands: shown with each mistake, never sliced on.
+CONTEXT_KEYS = ("paragraph", "sentence_index", "paragraph_index")
 TOP_MISTAKES = 5
 
 
@@ -58,6 +60,8 @@ class LabeledRows:
     groups: list[str] | None = None
     meta: dict[str, list[str]] = field(default_factory=dict)
     dataset: dict[str, str] | None = None  # a built dataset's folder (relative to the project) and fingerprint
+    # where each sentence stands, for reading a mistake (never sliced on): its paragraph or neighbours, index
+    context: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,14 +105,30 @@ def rows_from_file(path: Path, label_map: dict[str, str] | None = None) -> Label
     examples = result.examples
     if result.skipped:
         log.warning("%s: left out %s", path, ", ".join(f"{k}: {v}" for k, v in sorted(result.skipped.items())))
-    columns = sorted({k for e in examples for k in e.meta})
+    columns = sorted({k for e in examples for k in e.meta} - set(CONTEXT_KEYS))
     return LabeledRows(
         path.stem,
         [e.text for e in examples],
         [e.label or "" for e in examples],
         [e.article for e in examples] if group_column else None,
-        {c: [e.meta.get(c, "") for e in examples] for c in columns},
+        {c: typed_column([e.meta.get(c) for e in examples]) for c in columns},
+        context={c: [e.meta.get(c) for e in examples] for c in CONTEXT_KEYS if any(c in e.meta for e in examples)},
     )
+
+
+def typed_column(values: list[Any]) -> list[Any]:
+    """A metadata column as a report keeps it: true/false (JSON booleans, or a CSV's "True"/"false") as
+    booleans, None where a row has no value, anything else as text.
+
+    >>> typed_column([True, None, "False"]), typed_column(["x", 2, None])
+    ([True, None, False], ['x', '2', ''])
+    """
+    words = {"true": True, "false": False}
+    present = [v for v in values if v not in (None, "")]
+    if present and all(isinstance(v, bool) or str(v).strip().lower() in words for v in present):
+        return [None if v in (None, "") else v if isinstance(v, bool) else words[str(v).strip().lower()]
+                for v in values]
+    return ["" if v is None else str(v) for v in values]
 
 
 def rows_from_data_config(path: Path) -> LabeledRows:
@@ -124,13 +144,13 @@ def rows_from_data_config(path: Path) -> LabeledRows:
     examples = [e for r in results for e in r.examples]
     if not examples:
         raise DataError(f"{path}: expected labeled sentences in its sources, found none")
+    groups, texts = [f"{portable_source(e.source, root)}/{e.article}" for e in examples], [e.text for e in examples]
+    indices = [e.sentence_index for e in examples]
     return LabeledRows(
-        config.name,
-        [e.text for e in examples],
-        [e.label or "" for e in examples],
-        [f"{portable_source(e.source, root)}/{e.article}" for e in examples],
+        config.name, texts, [e.label or "" for e in examples], groups,
         {"source": [e.source.split(":", 1)[0] for e in examples], "label_source": [e.label_source for e in examples],
          "beat": [e.beat for e in examples]},
+        context={"sentence_index": indices, "context": neighbours(groups, indices, texts)},
     )
 
 
@@ -167,13 +187,25 @@ def rows_from_dataset(part: Any, name: str, root: Path | None = None) -> Labeled
     source's files relative to `root` (the project), never by absolute path."""
     names = part.features["label"].names
     sources = [s.split(":", 1)[0] for s in part["source"]]
+    groups = [f"{portable_source(s, root)}/{a}" for s, a in zip(part["source"], part["article"])]
+    texts, indices = list(part["text"]), list(part["sentence_index"])
     return LabeledRows(
-        name,
-        list(part["text"]),
-        [names[i] for i in part["label"]],
-        [f"{portable_source(s, root)}/{a}" for s, a in zip(part["source"], part["article"])],
+        name, texts, [names[i] for i in part["label"]], groups,
         {"source": sources, "beat": list(part["beat"]), "label_source": list(part["label_source"])},
+        context={"sentence_index": indices, "context": neighbours(groups, indices, texts)},
     )
+
+
+def neighbours(groups: list[str], indices: list[int], texts: list[str]) -> list[str]:
+    """Each sentence with the one before and after it in its article (a built dataset keeps sentences,
+    not paragraphs), the sentence itself in [brackets].
+
+    >>> neighbours(["a", "a", "a"], [0, 1, 2], ["One.", "Two.", "Three."])[1]
+    'One. [Two.] Three.'
+    """
+    position = {(g, i): t for g, i, t in zip(groups, indices, texts)}
+    return [" ".join(part for part in (position.get((g, i - 1), ""), f"[{t}]", position.get((g, i + 1), "")) if part)
+            for g, i, t in zip(groups, indices, texts)]
 
 
 def portable_source(source: str, root: Path | None) -> str:
@@ -205,6 +237,9 @@ def score_stream(
     probabilities = np.empty((n, len(LABELS)), dtype=np.float32)
     heaps: dict[tuple[str, str], list[tuple[float, int, dict[str, Any]]]] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
+    from trainer.data.rules import RuleLabeler, rules_path
+
+    labeler = RuleLabeler.from_yaml(rules_path(None))  # each mistake's rule cues, the evidence a reader checks
     with (out_dir / MISCLASSIFIED_FILE).open("w", encoding="utf-8") as handle:
         for i, prediction in enumerate(classifier.iter_predict(iter(rows.texts))):
             predicted[i] = LABEL2ID[prediction.label]
@@ -219,6 +254,8 @@ def score_stream(
                 "score": round(prediction.score, 4),
                 "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()},
                 **({"article": rows.groups[i]} if rows.groups is not None else {}),
+                **{column: values[i] for column, values in rows.context.items()},
+                "rule_cues": labeler.label(prediction.text).fired,
                 **{column: values[i] for column, values in rows.meta.items()},
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -245,8 +282,9 @@ def write_predictions(path: Path, rows: LabeledRows, predicted: np.ndarray, prob
     columns: dict[str, Any] = {"text": rows.texts}
     if rows.groups is not None:
         columns["article"] = rows.groups
-    columns.update({column: [str(v) for v in values] for column, values in rows.meta.items()
-                    if column not in ("text", "article")})
+    for column, values in rows.meta.items():
+        if column not in ("text", "article"):  # booleans stay booleans; anything else is text
+            columns[column] = values if all(v is None or isinstance(v, bool) for v in values) else list(map(str, values))
     columns["gold"] = rows.gold
     columns["predicted"] = [LABELS[i] for i in predicted]
     columns["correct"] = [g == LABELS[i] for g, i in zip(rows.gold, predicted)]

@@ -12,6 +12,10 @@ that are each written whole and then renamed into place:
   columns, its content hash, and what cleaning removed;
 - `skipped/part-NNNNN.parquet`: inputs that could not be tagged, with the reason.
 
+With `format="csv"` each table is also written as one `<table>.csv` when the run ends, and with
+`format="xlsx"` as a sheet of `tagged.xlsx` (list columns such as the rule cues joined by "; "); the
+Parquet parts stay, since they are what a rerun resumes from.
+
 `manifest.json` names the model and every finished part. A rerun skips articles already tagged
 (same id and content hash), so a killed run loses at most the part in progress.
 
@@ -43,6 +47,9 @@ MANIFEST = "manifest.json"
 TABLES = ("sentences", "articles", "skipped")
 # Sentences per part: a kill loses at most one part's work.
 PART_SENTENCES = 20_000
+FORMATS = ("parquet", "csv", "xlsx")  # the parts are Parquet; csv and xlsx add whole tables beside them
+WORKBOOK = "tagged.xlsx"
+EXCEL_MAX_ROWS = 1_048_575  # an Excel sheet's rows, less the header
 
 
 @dataclass
@@ -198,14 +205,54 @@ def tag(
     part_sentences: int = PART_SENTENCES,
     on_bad_encoding: str = "error",
     progress: bool = True,
+    format: str = "parquet",
 ) -> TagResult:
-    """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable).
+    """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable); with
+    `format` csv or xlsx, the whole tables too, in that format, once every article is tagged.
 
     One `tag` writes into an output at a time (`.locks/NAME.lock` beside it): a second would number its
     parts like the first's and remove the part the first is writing.
     """
+    if format not in FORMATS:
+        raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, found {format!r}")
     with output_lock(output, f"--output {output}", "trainer tag into it"):
-        return _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding, progress)
+        result = _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding,
+                      progress)
+        if format != "parquet":
+            export_tables(output, format)
+        return result
+
+
+def export_tables(output: Path, format: str) -> list[Path]:
+    """Every table of a tag output as one CSV file each, or as the sheets of one Excel workbook; each
+    file written whole. A table too long for an Excel sheet is refused before anything is written."""
+    frames = {table: _flat(read_tables(output, table)) for table in TABLES}
+    if format == "csv":
+        for table, frame in frames.items():
+            atomic_file(output / f"{table}.csv", lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+        return [output / f"{table}.csv" for table in TABLES]
+    too_long = [f"{table} ({len(frame):,} rows)" for table, frame in frames.items() if len(frame) > EXCEL_MAX_ROWS]
+    if too_long:
+        raise DataError(f"--format xlsx: expected at most {EXCEL_MAX_ROWS:,} rows per sheet, found "
+                        f"{', '.join(too_long)}; use --format csv or parquet for a corpus this size")
+
+    def write(tmp: Path) -> None:
+        import pandas as pd
+
+        with pd.ExcelWriter(tmp, engine="openpyxl") as workbook:
+            for table, frame in frames.items():
+                frame.to_excel(workbook, sheet_name=table, index=False)
+
+    atomic_file(output / WORKBOOK, write)
+    return [output / WORKBOOK]
+
+
+def _flat(frame: Any) -> Any:
+    """List columns (the rule cues) as "; "-joined text, which a spreadsheet cell holds."""
+    for column in frame.columns:
+        if len(frame) and frame[column].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
+            frame[column] = frame[column].map(lambda v: "; ".join(map(str, v)) if v is not None else "")
+    return frame
 
 
 def _tag(

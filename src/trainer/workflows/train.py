@@ -118,7 +118,8 @@ def _train(
             if config.training.temperature_scaling:
                 model_folder.save_temperature(tmp, temperature, f"{config.data.name}:validation")
             report_dir = tmp / model_folder.TEST_REPORT_DIR
-            block = {"model": model_folder.shown_path(target, project), "training_run": tracker.run_id, "model_dataset": built.fingerprint,
+            block = {"model": model_folder.shown_path(target, project), "training_run": tracker.run_id,
+                     "model_dataset": built.fingerprint,
                      **provenance.summary(record)}
             report, _ = evaluate_rows(classifier, test_rows, report_dir, f"{target.name} on {test_rows.name}",
                                       provenance_block=block)
