@@ -97,3 +97,16 @@ def test_predict_cli_jsonl_and_table(trained_sklearn, capsys, tmp_path):
     said = next(line for line in out.splitlines() if "Officials said" in line)
     assert said.endswith("]") and "said" in said.rsplit("[", 1)[1]  # its rule cues beside it
     assert main(["predict", "--model", model, "--file", str(tmp_path / "none.txt")]) == 2
+
+
+def test_predict_warns_on_inputs_that_are_not_english(trained_sklearn, capsys):
+    model = str(trained_sklearn[1].model_dir)
+    texts = ["Der Minister sagte, die Gespräche seien gescheitert.",
+             "Según fuentes no confirmadas, el ministro dimitió anoche.", SENTENCES[0]]
+    assert main(["predict", "--model", model, *sum((["--text", t] for t in texts), []), "--format", "jsonl"]) == 0
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["language"] for r in rows] == ["de", "es", "en"]
+    assert "2 of 3 inputs are not English (de 1, es 1)" in captured.err  # labeled, but never in silence
+    assert main(["predict", "--model", model, "--text", SENTENCES[0], "--text", "Ok."]) == 0
+    assert "not English" not in capsys.readouterr().err  # a short sentence is not flagged on a guess

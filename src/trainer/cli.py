@@ -439,6 +439,8 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
+    from trainer.data.language import detect, foreign_summary, warning
+    from trainer.data.rules import RuleLabeler, rules_path
     from trainer.data.sources import read_text
     from trainer.workflows.predict import load_classifier
 
@@ -446,13 +448,20 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     if args.file is not None:
         if not args.file.is_file():
             raise DataError(f"{args.file}: expected an article file, found nothing there (check the path)")
-        predictions = classifier.tag_article(read_text(args.file))
+        article = read_text(args.file)
+        predictions = classifier.tag_article(article)
+        languages = [detect(article)] * len(predictions)  # an article's language, read whole, for each sentence
+        counted, total, what = [languages[0]] if languages else [], 1, "articles"
     else:
         predictions = classifier.predict(args.text)
-    from trainer.data.rules import RuleLabeler, rules_path
-
+        languages = [detect(p.text) for p in predictions]
+        counted, total, what = languages, len(languages), "inputs"
+    foreign = foreign_summary(counted)
+    if foreign:  # never English labels on German in silence
+        cli_output.print_warning(warning(foreign, total, what))
     labeler = RuleLabeler.from_yaml(rules_path(None))  # the rule cues: evidence a reader can check
-    cli_output.print_predictions(predictions, args.format, [labeler.label(p.text).fired for p in predictions])
+    cli_output.print_predictions(predictions, args.format, [labeler.label(p.text).fired for p in predictions],
+                                 languages)
 
 
 # ---------------------------------------------------------------- the table, and the run of one command

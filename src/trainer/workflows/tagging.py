@@ -9,7 +9,9 @@ that are each written whole and then renamed into place:
   the label, one probability per label, the `truncated` flag, the rule cues that matched, and the
   model's name and MLflow run id;
 - `articles/part-NNNNN.parquet`: one row per article: counts and shares of each label, its metadata
-  columns, its content hash, and what cleaning removed;
+  columns, its content hash, what cleaning removed, and its language (`language`, an ISO 639-1 code,
+  and `language_confidence`; articles confidently not in English are counted and warned about, since
+  the models read English only);
 - `skipped/part-NNNNN.parquet`: inputs that could not be tagged, with the reason.
 
 With `format="csv"` each table is also written as one `<table>.csv` when the run ends, and with
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.data.language import ENGLISH, MIN_CONFIDENCE, detect, warning
 from trainer.infra.atomic import atomic_file
 from trainer.infra.locks import output_lock
 from trainer.errors import ConfigError, DataError
@@ -177,12 +180,14 @@ def sentence_row(row: dict[str, Any], model_name: str, run_id: str | None) -> di
 
 
 def article_row(article: Article, labels: Counter[str], removed: Counter[str]) -> dict[str, Any]:
-    """The `articles` table's row: counts and shares of each label, cleaning, metadata columns."""
+    """The `articles` table's row: counts and shares of each label, cleaning, language, metadata columns."""
     n = sum(labels.values())
+    language = detect(article.text)
     return {
         "article_id": article.id, "content_sha256": content_hash(article.text), "n_sentences": n,
         **{f"n_{k}": labels[k] for k in LABELS}, **{f"share_{k}": labels[k] / n if n else 0.0 for k in LABELS},
-        "cleaning_removed": json.dumps(dict(removed)), **{k: v for k, v in article.meta.items()},
+        "cleaning_removed": json.dumps(dict(removed)), "language": language.code,
+        "language_confidence": language.confidence, **{k: v for k, v in article.meta.items()},
     }
 
 
@@ -193,6 +198,7 @@ class TagResult:
     sentences: int
     skipped: int
     reused: int
+    non_english: dict[str, int] = field(default_factory=dict)  # articles tagged now, by confident language
 
 
 def tag(
@@ -295,7 +301,10 @@ def _tag(
     if counts["articles"] == 0 and counts["reused"] == 0:
         raise DataError(f"{input}: expected articles to tag, found none that could be read "
                         f"({total_skipped} skipped)")
-    return TagResult(output, counts["articles"], parts.sentences, total_skipped, counts["reused"])
+    if parts.non_english:
+        log.warning("%s", warning(parts.non_english, counts["articles"], "articles tagged"))
+    return TagResult(output, counts["articles"], parts.sentences, total_skipped, counts["reused"],
+                     dict(parts.non_english))
 
 
 @dataclass
@@ -310,6 +319,7 @@ class _Parts:
     manifest: dict[str, Any]
     batch: list[tuple[Article, list[dict[str, Any]], Counter[str]]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    non_english: Counter[str] = field(default_factory=Counter)  # articles confidently in another language
     sentences: int = 0  # in the parts written by this run
 
     def flush(self) -> None:
@@ -325,6 +335,8 @@ class _Parts:
                 row.update(label=p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, truncated=p.truncated)
                 sentence_rows.append(sentence_row(row, self.model_name, self.run_id))
             article_rows.append(article_row(article, Counter(row["label"] for row in rows), removed))
+            if article_rows[-1]["language"] != ENGLISH and article_rows[-1]["language_confidence"] >= MIN_CONFIDENCE:
+                self.non_english[article_rows[-1]["language"]] += 1
         number = len(self.manifest["parts"])
         name = f"part-{number:05d}.parquet"
         for table, rows in (("sentences", sentence_rows), ("articles", article_rows), ("skipped", self.skipped)):
