@@ -110,3 +110,14 @@ def test_predict_warns_on_inputs_that_are_not_english(trained_sklearn, capsys):
     assert "2 of 3 inputs are not English (de 1, es 1)" in captured.err  # labeled, but never in silence
     assert main(["predict", "--model", model, "--text", SENTENCES[0], "--text", "Ok."]) == 0
     assert "not English" not in capsys.readouterr().err  # a short sentence is not flagged on a guess
+
+
+def test_load_classifier_in_a_library_shows_no_loading_bar(trained_tiny, capsys):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()  # as in a notebook, where nothing has switched them off
+    capsys.readouterr()
+    clf = load_classifier(trained_tiny[1].model_dir)
+    assert clf.predict(SENTENCES[:1])[0].label in LABELS
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the caller's own setting is given back

@@ -46,6 +46,10 @@ def test_an_evaluation_nests_under_its_training_run_and_links_its_metrics_to_the
     client = MlflowClient(tracking_uri=project.tracking_uri)
     run = client.get_run(again.run_id)
     assert run.data.tags["mlflow.parentRunId"] == trained.run_id
+    figures = run.data.metrics  # each F1 with its interval, as the report has them
+    assert figures["eval_macro_f1_ci_low"] <= figures["eval_macro_f1"] <= figures["eval_macro_f1_ci_high"]
+    assert {f"eval_{label}_f1_ci_high" for label in LABELS} <= set(figures)
+    assert "test_macro_f1_ci_low" in client.get_run(trained.run_id).data.metrics
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.name == "dev" and dataset_input.dataset.digest == \
         json.loads((again.report_dir / "report.json").read_text())["provenance"]["data_fingerprint"][:36]

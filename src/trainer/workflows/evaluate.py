@@ -31,6 +31,7 @@ from trainer.metrics import (
     check_resamples,
     compute_metrics,
     confusion_rates,
+    flat_intervals,
     flat_metrics,
     reliability,
     share_intervals,
@@ -484,7 +485,8 @@ def _track_evaluation(done: _Evaluation, tracking: TrackingConfig | None, source
         model_id = tracker.logged_model_id(done.training_run)
         dataset = tracker.log_dataset(_rows_frame(rows), name=safe_name, source=source,
                                       fingerprint=fingerprint, context="evaluation", model_id=model_id)
-        figures = {**flat_metrics(done.report["metrics"], "eval"), "eval_ece": done.report["calibration"]["ece"]}
+        figures = {**flat_metrics(done.report["metrics"], "eval"), "eval_ece": done.report["calibration"]["ece"],
+                   **flat_intervals(done.report["ci"], "eval")}  # each F1's 95% interval, beside the F1
         tracker.log_metrics(figures, model_id=model_id, dataset=dataset)
         tracker.log_report(done.report_dir, "evaluation", (done.record, done.freeze), done.card)
     return tracker

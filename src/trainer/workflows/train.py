@@ -31,7 +31,7 @@ from trainer.errors import ConfigError, DataError
 from trainer.workflows.evaluate import evaluate_rows, rows_from_dataset
 from trainer.labels import LABEL2ID, LABELS
 from trainer.infra.locks import output_lock
-from trainer.metrics import flat_metrics, reliability
+from trainer.metrics import flat_intervals, flat_metrics, reliability
 from trainer.workflows.predict import Classifier
 from trainer.workflows.recipe import pooled_sentences, prepare_run
 from trainer.outputs.tracking import Tracker
@@ -137,8 +137,9 @@ def _train(
         # step is the last epoch, not the one kept), each linked to the logged model and its split.
         tracker.log_metrics(flat_metrics(val_metrics, "best_val"), model_id=tracker.model_id,
                             dataset=datasets.get("validation"))
-        tracker.log_metrics({**flat_metrics(report["metrics"], "test"), "test_ece": report["calibration"]["ece"]},
-                            model_id=tracker.model_id, dataset=datasets.get("test"))
+        tracker.log_metrics({**flat_metrics(report["metrics"], "test"), "test_ece": report["calibration"]["ece"],
+                             **flat_intervals(report["ci"], "test")}, model_id=tracker.model_id,
+                            dataset=datasets.get("test"))
         if config.training.temperature_scaling:
             tracker.log_metrics({"temperature": temperature})
 
