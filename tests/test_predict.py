@@ -87,9 +87,37 @@ def test_predict_cli_jsonl_and_table(trained_sklearn, capsys, tmp_path):
     assert main(["predict", "--model", model, "--text", SENTENCES[0], "--text", SENTENCES[1], "--format", "jsonl"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["text"] for r in rows] == SENTENCES[:2] and all(r["label"] in LABELS for r in rows)
+    assert all(isinstance(r["probabilities"], dict) and list(r["probabilities"]) == list(LABELS) for r in rows)
+    assert all(isinstance(r["rule_cues"], list) for r in rows) and any("said" in c for c in rows[0]["rule_cues"])
     article = tmp_path / "a.txt"
     article.write_text("Storm hits coast\n\nThe storm hit at dawn. Officials said two people died.\n\nBack to top button\n")
     assert main(["predict", "--model", model, "--file", str(article)]) == 0
     out = capsys.readouterr().out
     assert "Officials said two people died." in out and "Back to top" not in out
+    said = next(line for line in out.splitlines() if "Officials said" in line)
+    assert said.endswith("]") and "said" in said.rsplit("[", 1)[1]  # its rule cues beside it
     assert main(["predict", "--model", model, "--file", str(tmp_path / "none.txt")]) == 2
+
+
+def test_predict_warns_on_inputs_that_are_not_english(trained_sklearn, capsys):
+    model = str(trained_sklearn[1].model_dir)
+    texts = ["Der Minister sagte, die Gespräche seien gescheitert.",
+             "Según fuentes no confirmadas, el ministro dimitió anoche.", SENTENCES[0]]
+    assert main(["predict", "--model", model, *sum((["--text", t] for t in texts), []), "--format", "jsonl"]) == 0
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["language"] for r in rows] == ["de", "es", "en"]
+    assert "2 of 3 inputs are not English (de 1, es 1)" in captured.err  # labeled, but never in silence
+    assert main(["predict", "--model", model, "--text", SENTENCES[0], "--text", "Ok."]) == 0
+    assert "not English" not in capsys.readouterr().err  # a short sentence is not flagged on a guess
+
+
+def test_load_classifier_in_a_library_shows_no_loading_bar(trained_tiny, capsys):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()  # as in a notebook, where nothing has switched them off
+    capsys.readouterr()
+    clf = load_classifier(trained_tiny[1].model_dir)
+    assert clf.predict(SENTENCES[:1])[0].label in LABELS
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the caller's own setting is given back

@@ -46,6 +46,10 @@ def test_an_evaluation_nests_under_its_training_run_and_links_its_metrics_to_the
     client = MlflowClient(tracking_uri=project.tracking_uri)
     run = client.get_run(again.run_id)
     assert run.data.tags["mlflow.parentRunId"] == trained.run_id
+    figures = run.data.metrics  # each F1 with its interval, as the report has them
+    assert figures["eval_macro_f1_ci_low"] <= figures["eval_macro_f1"] <= figures["eval_macro_f1_ci_high"]
+    assert {f"eval_{label}_f1_ci_high" for label in LABELS} <= set(figures)
+    assert "test_macro_f1_ci_low" in client.get_run(trained.run_id).data.metrics
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.name == "dev" and dataset_input.dataset.digest == \
         json.loads((again.report_dir / "report.json").read_text())["provenance"]["data_fingerprint"][:36]
@@ -217,3 +221,43 @@ def test_a_data_config_means_the_same_through_its_experiment_config(project, tmp
     inlined = load_config(root / "exp.yaml", ["data.split.seed=13"]).data
     assert direct.sources[0].articles == inlined.sources[0].articles == root / "data" / "articles"
     assert fingerprint(direct) == fingerprint(inlined)
+
+
+def test_the_report_gives_shares_typed_columns_and_each_mistake_where_it_stands(trained_sklearn, tmp_path):
+    _, trained = trained_sklearn
+    rows = [json.loads(line) for line in _dev_file(tmp_path).read_text().splitlines()]
+    for n, row in enumerate(rows):
+        row["confident"] = n % 2 == 0  # a JSON boolean, as the real-news dev set has it
+        row["paragraph"] = f"Before. {row['text']} After."
+    data = tmp_path / "typed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = evaluate(trained.model_dir, data=data, output=tmp_path / "r", tracking=TrackingConfig(enabled=False),
+                      n_resamples=30)
+    folder = result.report_dir
+    frame = pd.read_parquet(folder / "predictions.parquet")
+    assert frame["confident"].dtype == bool and list(frame["confident"]) == [True, False, True, False, True]
+    assert "paragraph" not in frame and "paragraph" not in result.report["slices"]  # context, not a slice
+    wrong = [json.loads(line) for line in (folder / "misclassified.jsonl").read_text().splitlines()]
+    for mistake in wrong:
+        assert isinstance(mistake["confident"], bool) and mistake["article"] in {"a", "b", "c"}
+        assert mistake["paragraph"] == f"Before. {mistake['text']} After." and isinstance(mistake["rule_cues"], list)
+    said = [m for m in wrong if "said" in m["text"]]
+    assert all(any("said" in cue for cue in m["rule_cues"]) for m in said)
+    shares = pd.read_csv(folder / "tables" / "shares.csv")
+    assert list(shares["label"]) == list(LABELS)
+    gold = result.report["shares"]["gold"]
+    assert list(shares["true share"]) == pytest.approx([round(gold[label], 3) for label in LABELS])
+    assert all(" [" in cell for cell in shares["raw share [95% CI]"])
+    page = (folder / "report.html").read_text()
+    assert "<h2>Label shares</h2>" in page and "rule cues" in page
+
+
+def test_a_split_evaluation_shows_each_mistake_with_its_neighbours(trained_sklearn, tmp_path):
+    _, trained = trained_sklearn
+    result = evaluate(trained.model_dir, split="test", output=tmp_path / "r", tracking=TrackingConfig(enabled=False),
+                      n_resamples=20)
+    wrong = [json.loads(line) for line in (result.report_dir / "misclassified.jsonl").read_text().splitlines()]
+    assert wrong, "the tiny tf-idf model makes mistakes on the fixture's test split"
+    for mistake in wrong:
+        assert f"[{mistake['text']}]" in mistake["context"] and isinstance(mistake["sentence_index"], int)
+        assert mistake["article"].startswith("corpus:") and not mistake["article"].startswith("corpus:/")

@@ -682,7 +682,8 @@ def test_evaluate_refuses_damaged_files_beside_the_weights(trained_sklearn, tmp_
     from trainer.config import TrackingConfig
     from trainer.workflows.evaluate import evaluate
 
-    folder = tmp_path / "old"
+    # in the project it was trained in, whose files its config names (relative to the project)
+    folder = trained_sklearn[0].root / "models" / f"old-{tmp_path.name}"
     shutil.copytree(trained_sklearn[1].model_dir, folder)
     (folder / "manifest.json").unlink()  # an older folder: nothing checks these files before they are read
     (folder / name).write_text(content)

@@ -3,6 +3,8 @@ a killed sweep continues, and the training loop's epochs reach the pruner."""
 
 from __future__ import annotations
 
+import json
+
 import os
 import signal
 import subprocess
@@ -90,6 +92,10 @@ def test_two_workers_share_the_budget_and_the_parent_run(project):
     assert all(r.data.tags["trial_state"] == "complete" and "trial.model.C" in r.data.params for r in trials)
     best = max(complete, key=lambda t: t.value)
     assert parents[0].data.tags["best_trial"] == str(best.number)
+    shown = parents[0].data.params  # the parent says what was searched, over what, and where it ran from
+    assert shown["sweep.study"] == "tfidf-test" and shown["model.backend"] == "sklearn"
+    assert json.loads(shown["search.model.C"])["type"] == "float" and "model.C" not in shown
+    assert parents[0].data.tags["mlflow.source.type"] == "LOCAL" and parents[0].data.tags["mlflow.source.name"]
     folder = project.root / "models" / "sweeps" / "tfidf-test"
     assert (folder / "optimization_history.png").is_file() and (folder / "param_importances.png").is_file()
     best_config = yaml.safe_load((folder / "best.yaml").read_text())

@@ -155,3 +155,48 @@ def test_splitting_in_worker_processes_gives_the_same_tables(trained_sklearn, tm
     assert (here.articles, here.sentences, here.skipped) == (workers.articles, workers.sentences, workers.skipped)
     for table in ("sentences", "articles", "skipped"):
         assert read_tables(tmp_path / "here", table).equals(read_tables(tmp_path / "workers", table))
+
+
+@pytest.mark.parametrize("format", ["csv", "xlsx"])
+def test_tag_writes_whole_tables_in_the_format_asked(trained_sklearn, tmp_path, format):
+    import pandas as pd
+
+    from trainer.cli import main
+
+    rows = [{"id": "a", "text": "Officials said the road was closed.\n\nIt rained.", "publisher": "X"},
+            {"id": "b", "text": "Shares rose.", "publisher": "Y"}]
+    table = tmp_path / "articles.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert main(["tag", "--model", str(trained_sklearn[1].model_dir), "--input", str(table), "--output", str(out),
+                 "--id-column", "id", "--format", format]) == 0
+    parts = read_tables(out)
+    if format == "csv":
+        sentences, articles = pd.read_csv(out / "sentences.csv"), pd.read_csv(out / "articles.csv")
+        assert (out / "skipped.csv").is_file()
+    else:
+        sheets = pd.read_excel(out / "tagged.xlsx", sheet_name=None)
+        assert list(sheets) == ["sentences", "articles", "skipped"]
+        sentences, articles = sheets["sentences"], sheets["articles"]
+    assert list(sentences["text"]) == list(parts["text"]) and list(sentences["label"]) == list(parts["label"])
+    said = sentences.set_index("text").loc["Officials said the road was closed.", "rule_cues"]
+    assert "said" in said and not said.startswith("[")  # the cues as "; "-joined text, not a Python list
+    assert set(articles["publisher"]) == {"X", "Y"}
+    assert sentences["truncated"].dtype == bool
+
+
+def test_tag_records_each_articles_language_and_counts_the_foreign_ones(trained_sklearn, tmp_path, capsys):
+    from trainer.cli import main
+
+    rows = [{"id": "en", "text": "Officials said the road was closed.\n\nIt rained all day in the city."},
+            {"id": "de", "text": "Der Minister sagte, die Gespräche seien gescheitert.\n\nDie Straße bleibt gesperrt."}]
+    table = tmp_path / "articles.jsonl"
+    table.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = tag(trained_sklearn[1].model_dir, table, tmp_path / "out", id_column="id", progress=False)
+    assert result.non_english == {"de": 1}
+    articles = read_tables(tmp_path / "out", "articles").set_index("article_id")
+    assert articles.loc["de", "language"] == "de" and articles.loc["de", "language_confidence"] > 0.5
+    assert articles.loc["en", "language"] == "en"
+    assert main(["tag", "--model", str(trained_sklearn[1].model_dir), "--input", str(table), "--output",
+                 str(tmp_path / "again"), "--id-column", "id"]) == 0
+    assert "not English: 1 articles (de 1)" in capsys.readouterr().err

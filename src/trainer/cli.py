@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from trainer import cli_output
-from trainer.config import DEFAULT_SEED, DEFAULT_TEXT_COLUMN, SPLITS, OnBadEncoding
+from trainer.cli_args import add_config, add_eval_data, add_overrides, add_precision, fraction, label_map, whole
+from trainer.config import DEFAULT_SEED, DEFAULT_TEXT_COLUMN, OnBadEncoding
 from trainer.errors import EXIT_USAGE, ConfigError, DataError, TrainerError
 from trainer.infra.console import quiet_libraries, setup_logging
 from trainer.infra.crash import EXIT_BUG, EXIT_INTERRUPTED, bug_message, close_progress_bars, stop_on_sigterm
-from trainer.labels import LABELS
 from trainer.workflows.selection import STRATEGIES, Diversity, SelectSettings, Uncertainty
 
 __all__ = ["COMMANDS", "EXIT_BUG", "EXIT_INTERRUPTED", "OUTPUTS", "TABLE", "Command", "main"]
@@ -54,90 +54,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _whole(minimum: int) -> Any:
-    """An argparse type: a whole number of at least `minimum`."""
-
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, found {raw!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected at least {minimum}, found {value}")
-        return value
-
-    return parse
-
-
-def _fraction(low: float, high: float, low_open: bool = False) -> Any:
-    """An argparse type: a number in [low, high] (or (low, high] with `low_open`)."""
-
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, found {raw!r}") from None
-        if not (low < value if low_open else low <= value) or not value <= high:
-            raise argparse.ArgumentTypeError(f"expected a number {'above' if low_open else 'from'} {low:g} "
-                                             f"{'and at most' if low_open else 'to'} {high:g}, found {raw}")
-        return value
-
-    return parse
-
-
-def _add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
-
-
-def _add_config(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--config", required=True, type=Path, help=f"{what} YAML file")
-    _add_overrides(parser, "override a config value, e.g. --set training.epochs=2 (repeatable)")
-
-
-def _add_precision(parser: argparse.ArgumentParser) -> None:
-    from trainer.workflows.predict import PRECISIONS
-
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=PRECISIONS[0],
-        help="transformer models: auto = bf16 on a GPU or a CPU with AMX/AVX512-BF16, fp16 on a GPU without "
-        "bf16, else fp32; fp32 forces full precision",
-    )
-
-
-def _add_eval_data(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--data", type=Path, help="labeled JSONL/CSV with text and label fields")
-    group.add_argument("--data-config", type=Path, help="a data config: evaluate on all its sentences, no split")
-    parser.add_argument("--split", default="test", choices=SPLITS)
-    parser.add_argument("--dataset", type=Path, help="a built dataset folder whose --split to use")
-    parser.add_argument(
-        "--label-map", action="append", default=[], metavar="THEIRS=OURS", help="rename labels in --data (repeatable)"
-    )
-    from trainer.metrics import N_RESAMPLES
-
-    # checked by metrics.check_resamples (at least MIN_RESAMPLES), for the API and the command line alike
-    parser.add_argument("--resamples", type=int, default=N_RESAMPLES, help="bootstrap resamples for the intervals")
-
-
-def _label_map(pairs: list[str]) -> dict[str, str]:
-    mapping = {}
-    for pair in pairs:
-        theirs, sep, ours = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--label-map {pair!r}: expected THEIRS=OURS, e.g. --label-map FACT=verified")
-        if ours not in LABELS:
-            raise ConfigError(f"--label-map {pair!r}: expected OURS to be one of {list(LABELS)}, found {ours!r}")
-        mapping[theirs] = ours
-    return mapping
-
-
 # ---------------------------------------------------------------- the commands: options, then what runs
 
 
 def _validate_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_config(parser, "experiment or data config")
+    add_config(parser, "experiment or data config")
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:
@@ -148,7 +69,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 
 
 def _build_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_config(parser, "data config")
+    add_config(parser, "data config")
     parser.add_argument("--force", action="store_true", help="rebuild even if the fingerprint is unchanged")
 
 
@@ -161,14 +82,14 @@ def _cmd_build(args: argparse.Namespace) -> None:
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_config(parser, "data config")
+    add_config(parser, "data config")
     parser.add_argument("--label-issues", action="store_true",
                         help="also find probable label errors (cleanlab on out-of-fold probabilities)")
     parser.add_argument("--issues-output", type=Path, help="folder for the ranked CSV and review tasks "
                         "(default: <output_dir>/<name>-label-issues)")
     parser.add_argument("--backend", default="sklearn", help="the model that gives the out-of-fold probabilities")
-    parser.add_argument("--folds", type=_whole(2), default=5, help="cross-validation folds, grouped by article")
-    parser.add_argument("--inject-flips", type=_fraction(0, 1, low_open=True), metavar="RATE",
+    parser.add_argument("--folds", type=whole(2), default=5, help="cross-validation folds, grouped by article")
+    parser.add_argument("--inject-flips", type=fraction(0, 1, low_open=True), metavar="RATE",
                         help="check the finder instead: flip this share of labels and report how many it finds")
 
 
@@ -203,10 +124,10 @@ def _label_issues(args: argparse.Namespace, config: Any, built: Any) -> None:
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_config(parser, "experiment config")
+    add_config(parser, "experiment config")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
-    parser.add_argument("--cv", type=_whole(2), metavar="K", help="k-fold cross-validation grouped by article instead")
+    parser.add_argument("--cv", type=whole(2), metavar="K", help="k-fold cross-validation grouped by article instead")
     parser.add_argument("--register-as", metavar="NAME", help="register the logged model under this name")
     parser.add_argument("--alias", metavar="ALIAS", help="with --register-as: point this alias (e.g. champion) at it")
 
@@ -232,9 +153,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder or MLflow model URI")
-    _add_eval_data(parser)
+    add_eval_data(parser)
     parser.add_argument("--output", type=Path, help="folder for the report (default: inside the model folder)")
-    _add_precision(parser)
+    add_precision(parser)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -242,7 +163,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
     result = evaluate(
         args.model, split=args.split, data=args.data, dataset=args.dataset, data_config=args.data_config,
-        label_map=_label_map(args.label_map), output=args.output, n_resamples=args.resamples,
+        label_map=label_map(args.label_map), output=args.output, n_resamples=args.resamples,
         precision=args.precision,
     )
     cli_output.print_evaluation(result)
@@ -251,7 +172,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", required=True, help="model folders or MLflow model URIs")
     parser.add_argument("--reference", help="the model the others are tested against (default: the first)")
-    _add_eval_data(parser)
+    add_eval_data(parser)
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
 
 
@@ -260,7 +181,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
     table = compare(
         args.models, reference=args.reference, split=args.split, data=args.data, dataset=args.dataset,
-        data_config=args.data_config, label_map=_label_map(args.label_map), n_resamples=args.resamples,
+        data_config=args.data_config, label_map=label_map(args.label_map), n_resamples=args.resamples,
     )
     cli_output.print_comparison(table)
     if args.markdown:
@@ -295,21 +216,23 @@ def _select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder or MLflow model URI")
     parser.add_argument("--input", required=True, type=Path,
                         help="a folder of articles, a JSONL/CSV/Parquet file of articles, or a data config")
-    parser.add_argument("--n", required=True, type=_whole(1), help="how many sentences to select")
+    parser.add_argument("--n", required=True, type=whole(1), help="how many sentences to select")
     parser.add_argument("--output", required=True, type=Path, help="a new folder for the tasks")
     parser.add_argument("--strategy", action="append", choices=STRATEGIES,
                         help="uncertainty (default), disagreement (model vs rules), rare (repeatable)")
     parser.add_argument("--uncertainty", choices=get_args(Uncertainty), default=SelectSettings.uncertainty)
     parser.add_argument("--diversity", choices=get_args(Diversity), default=SelectSettings.diversity,
                         help="spread the picks over the encoder's embedding space")
-    parser.add_argument("--max-per-article", type=_whole(1), default=SelectSettings.max_per_article)
-    parser.add_argument("--rare-share", type=_fraction(0, 1), default=SelectSettings.rare_share,
+    parser.add_argument("--max-per-article", type=whole(1), default=SelectSettings.max_per_article)
+    parser.add_argument("--rare-share", type=fraction(0, 1), default=SelectSettings.rare_share,
                         help="with rare: share of picks kept for it")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--skip-labeled", type=Path, action="append", default=[], metavar="DATA_CONFIG",
                         help="skip sentences these data configs label already (repeatable)")
-    parser.add_argument("--no-predictions", action="store_true",
-                        help="tasks without the model's guess, for labeling not anchored by it")
+    parser.add_argument("--predictions", action="store_true",
+                        help="add the model's guess to each task (Label Studio pre-selects it; off by default, "
+                        "so that annotators are not anchored by it)")
+    parser.add_argument("--no-predictions", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument("--text-column", default=DEFAULT_TEXT_COLUMN)
     parser.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article")
 
@@ -322,12 +245,38 @@ def _cmd_select(args: argparse.Namespace) -> None:
         diversity=args.diversity, max_per_article=args.max_per_article, rare_share=args.rare_share, seed=args.seed,
     )
     picks = select(args.model, args.input, args.n, args.output, settings, args.skip_labeled,
-                   with_predictions=not args.no_predictions, text_column=args.text_column, id_column=args.id_column)
+                   with_predictions=args.predictions and not args.no_predictions, text_column=args.text_column, id_column=args.id_column)
     cli_output.print_selection(picks, args.output)
 
 
+def _labelstudio_arguments(parser: argparse.ArgumentParser) -> None:
+    from trainer.workflows.annotation import DEFAULT_URL, TOKEN_ENV
+
+    actions = parser.add_subparsers(dest="action", required=True)
+    push = actions.add_parser("push", help="create a project with a select folder's labeling config; import its tasks")
+    push.add_argument("--tasks", required=True, type=Path, help="a folder written by `trainer select`")
+    push.add_argument("--title", help="the project's title (default: the folder's name)")
+    pull = actions.add_parser("pull", help="export a project's annotations as JSON, for a kind: labelstudio source")
+    pull.add_argument("--project", required=True, type=whole(1), help="the project's id (push prints it)")
+    pull.add_argument("--output", required=True, type=Path, help="the JSON file to write (replaced whole)")
+    for action in (push, pull):
+        action.add_argument("--url", default=DEFAULT_URL, help=f"the Label Studio server; its access token is read "
+                            f"from ${TOKEN_ENV}")
+    parser.set_defaults(output=None)
+
+
+def _cmd_labelstudio(args: argparse.Namespace) -> None:
+    from trainer.workflows.annotation import LabelStudio, pull, push
+
+    client = LabelStudio.from_env(args.url)
+    if args.action == "push":
+        cli_output.print_pushed(push(args.tasks, args.title, client))
+    else:
+        cli_output.print_pulled(args.project, args.output, pull(args.project, args.output, client))
+
+
 def _tag_arguments(parser: argparse.ArgumentParser) -> None:
-    from trainer.workflows.tagging import PART_SENTENCES
+    from trainer.workflows.tagging import FORMATS, PART_SENTENCES
 
     parser.add_argument("--model", required=True, help="model folder or MLflow model URI")
     parser.add_argument("--input", required=True, type=Path,
@@ -337,7 +286,10 @@ def _tag_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-column", default=DEFAULT_TEXT_COLUMN)
     parser.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article (default: row number)")
     parser.add_argument("--overwrite", action="store_true", help="replace an output written by another model")
-    parser.add_argument("--part-sentences", type=_whole(1), default=PART_SENTENCES,
+    parser.add_argument("--format", choices=FORMATS, default="parquet",
+                        help="parquet parts (always written: a rerun resumes from them), plus the whole tables as "
+                        "CSV files or one Excel workbook")
+    parser.add_argument("--part-sentences", type=whole(1), default=PART_SENTENCES,
                         help="sentences per Parquet part (a kill loses at most one part's work)")
     parser.add_argument("--on-bad-encoding", choices=get_args(OnBadEncoding), default="replace",
                         help="files that are not UTF-8: skip them (counted) or decode with replacement characters")
@@ -347,7 +299,8 @@ def _cmd_tag(args: argparse.Namespace) -> None:
     from trainer.workflows.tagging import tag
 
     result = tag(args.model, args.input, args.output, args.text_column, args.id_column, overwrite=args.overwrite,
-                 part_sentences=args.part_sentences, on_bad_encoding=args.on_bad_encoding, progress=not args.quiet)
+                 part_sentences=args.part_sentences, on_bad_encoding=args.on_bad_encoding, progress=not args.quiet,
+                 format=args.format)
     cli_output.print_tagging(result)
 
 
@@ -365,9 +318,9 @@ def _cmd_tag_spark(args: argparse.Namespace) -> None:
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="the base experiment config (default: the space's config: key)")
-    _add_overrides(parser, "override a base config value for every trial (repeatable)")
+    add_overrides(parser, "override a base config value for every trial (repeatable)")
     parser.add_argument("--space", required=True, type=Path, help="search space YAML (configs/sweeps/)")
-    parser.add_argument("--trials", required=True, type=_whole(1), help="the study's budget of finished trials, "
+    parser.add_argument("--trials", required=True, type=whole(1), help="the study's budget of finished trials, "
                         "shared by every worker on the same storage")
     parser.add_argument("--storage", help="Optuna RDB storage URL (default: sqlite under "
                         "<output_dir>/sweeps/<study>/; postgresql://... for many machines)")
@@ -415,9 +368,9 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("tagged", type=Path, help="the folder `trainer tag` wrote")
     parser.add_argument("--output", required=True, type=Path, help="a new folder for the tasks, CSV and design")
-    parser.add_argument("--n", type=_whole(1), help="a simple random sample of this many sentences")
+    parser.add_argument("--n", type=whole(1), help="a simple random sample of this many sentences")
     parser.add_argument("--by", help="stratify by this column of the articles (publisher, month, ...)")
-    parser.add_argument("--per-stratum", type=_whole(1), help="with --by: sentences drawn from each stratum")
+    parser.add_argument("--per-stratum", type=whole(1), help="with --by: sentences drawn from each stratum")
     parser.add_argument("--metadata", type=Path, help="a CSV/TSV/JSONL of article metadata to join on --key")
     parser.add_argument("--key", default="filename", help="the --metadata column that holds the article id")
     parser.add_argument("--seed", type=int, default=AUDIT_SEED)
@@ -437,10 +390,12 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--text", action="append", help="a sentence (repeatable)")
     source.add_argument("--file", type=Path, help="a raw article: cleaned, split and tagged")
     parser.add_argument("--format", choices=cli_output.PREDICTION_FORMATS, default=cli_output.PREDICTION_FORMATS[0])
-    _add_precision(parser)
+    add_precision(parser)
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
+    from trainer.data.language import detect, foreign_summary, warning
+    from trainer.data.rules import RuleLabeler, rules_path
     from trainer.data.sources import read_text
     from trainer.workflows.predict import load_classifier
 
@@ -448,10 +403,20 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     if args.file is not None:
         if not args.file.is_file():
             raise DataError(f"{args.file}: expected an article file, found nothing there (check the path)")
-        predictions = classifier.tag_article(read_text(args.file))
+        article = read_text(args.file)
+        predictions = classifier.tag_article(article)
+        languages = [detect(article)] * len(predictions)  # an article's language, read whole, for each sentence
+        counted, total, what = [languages[0]] if languages else [], 1, "articles"
     else:
         predictions = classifier.predict(args.text)
-    cli_output.print_predictions(predictions, args.format)
+        languages = [detect(p.text) for p in predictions]
+        counted, total, what = languages, len(languages), "inputs"
+    foreign = foreign_summary(counted)
+    if foreign:  # never English labels on German in silence
+        cli_output.print_warning(warning(foreign, total, what))
+    labeler = RuleLabeler.from_yaml(rules_path(None))  # the rule cues: evidence a reader can check
+    cli_output.print_predictions(predictions, args.format, [labeler.label(p.text).fired for p in predictions],
+                                 languages)
 
 
 # ---------------------------------------------------------------- the table, and the run of one command
@@ -488,6 +453,8 @@ TABLE: tuple[Command, ...] = (
             _cmd_export, outputs=(("--output", "folder"),)),
     Command("select", "choose the sentences worth labeling next, as Label Studio tasks", _select_arguments,
             _cmd_select, outputs=(("--output", "folder"),)),
+    Command("labelstudio", "push select's tasks to a Label Studio project, or pull its annotations (its API)",
+            _labelstudio_arguments, _cmd_labelstudio, outputs=(("--output", "file"),)),
     Command("tag", "tag every sentence of a collection into Parquet tables (resumable)", _tag_arguments, _cmd_tag,
             outputs=(("--output", "folder"),)),
     Command("tag-spark", "the same tagging as a Spark job, with the logged MLflow model (pip install -e '.[spark]')",

@@ -136,10 +136,29 @@ def print_selection(picks: list[Any], output: Path) -> None:
           f"{CONFIG_FILE}, {ROWS_CSV}, {ROWS_JSONL}")
 
 
+def print_warning(line: str) -> None:
+    """A warning the user must see even with -q (it is about the results, not progress)."""
+    print(f"warning: {line}", file=sys.stderr)
+
+
+def print_pushed(pushed: Any) -> None:
+    """`labelstudio push`: the project made, and where to label."""
+    print(f"Label Studio project {pushed.project}: {pushed.tasks} tasks imported; label at {pushed.url}")
+
+
+def print_pulled(project: int, output: Path, annotations: int) -> None:
+    """`labelstudio pull`: the export written."""
+    print(f"{output}: Label Studio project {project}, {annotations} annotations (a kind: labelstudio source reads it)")
+
+
 def print_tagging(result: Any) -> None:
     """`tag`: what was tagged, reused and skipped."""
     print(f"{result.articles} articles, {result.sentences} sentences tagged; {result.reused} already there; "
           f"{result.skipped} inputs skipped (see skipped/): {result.output}")
+    if result.non_english:
+        found = ", ".join(f"{code} {n}" for code, n in sorted(result.non_english.items(), key=lambda x: -x[1]))
+        print(f"not English: {sum(result.non_english.values())} articles ({found}); see the language column of "
+              "articles/", file=sys.stderr)
 
 
 def print_sweep(result: Any) -> None:
@@ -193,14 +212,20 @@ def print_export(check: Any, source: Path, output: Path, format: str) -> None:
     )
 
 
-def print_predictions(predictions: list[Any], format: str) -> None:
-    """`predict`: one JSON line per sentence, or a table of label, probability and sentence."""
+def print_predictions(predictions: list[Any], format: str, cues: list[list[str]] | None = None,
+                      languages: list[Any] | None = None) -> None:
+    """`predict`: one JSON line per sentence, or a table of label, probability and sentence; with each the
+    rule cues that matched it (`attributed.reporting_verb:said`) and, in JSON, its detected language."""
+    cues = cues if cues is not None else [[] for _ in predictions]
+    languages = languages if languages is not None else [None for _ in predictions]
     if format == "jsonl":
-        for p in predictions:
-            print(json.dumps({"text": p.text, "label": p.label, "probabilities": p.probabilities}, ensure_ascii=False))
+        for p, found, language in zip(predictions, cues, languages):
+            extra = {"language": language.code, "language_confidence": language.confidence} if language else {}
+            print(json.dumps({"text": p.text, "label": p.label, "probabilities": p.probabilities,
+                              "rule_cues": found, **extra}, ensure_ascii=False))
         return
     width = PREDICTION_WIDTH
-    print(f"{'label':<11} {'p':>5}  sentence")
-    for p in predictions:
+    print(f"{'label':<11} {'p':>5}  sentence  [rule cues]")
+    for p, found in zip(predictions, cues):
         text = p.text if len(p.text) <= width else p.text[: width - 1] + "…"
-        print(f"{p.label:<11} {p.score:>5.2f}  {text}")
+        print(f"{p.label:<11} {p.score:>5.2f}  {text}" + (f"  [{', '.join(found)}]" if found else ""))

@@ -72,6 +72,18 @@ def flat_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
     return flat
 
 
+def flat_intervals(ci: dict[str, Any], prefix: str) -> dict[str, float]:
+    """Each interval's ends as two metrics, `{prefix}_{figure}_ci_low` and `_ci_high` (for tracking).
+
+    >>> flat_intervals({"macro_f1": (0.81, 0.89)}, "eval")
+    {'eval_macro_f1_ci_low': 0.81, 'eval_macro_f1_ci_high': 0.89}
+    """
+    flat = {}
+    for figure, (low, high) in ci.items():
+        flat[f"{prefix}_{figure}_ci_low"], flat[f"{prefix}_{figure}_ci_high"] = float(low), float(high)
+    return flat
+
+
 def format_table(metrics: dict[str, Any]) -> str:
     """A plain-text table of per-label precision/recall/F1/support and the summary figures."""
     lines = [f"{'label':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]

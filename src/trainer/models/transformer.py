@@ -81,12 +81,15 @@ def load_sequence_classifier(path: str | Path, **kwargs: Any) -> Any:
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
-    previous = hf_logging.get_verbosity()
+    previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar: noise in a library call, a second long
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(path, output_loading_info=True, **kwargs)
     finally:
         hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
     missing = set(info.get("missing_keys") or ())
     head = {key for key in missing if key.startswith(_HEAD_PREFIXES)}
     if head:

@@ -8,6 +8,10 @@ Classifier, and `evaluate` `predict`'s model loading, for what they do, not for 
       model.safetensors, ...     the backend's own files
       training_config.json/.yaml the resolved config (read_training_config)
       run.json                   MLflow run id, tracking URI, dataset fingerprint and summary (read_run)
+
+Nothing in the folder names an absolute path: the config's paths and a SQLite tracking store are written
+relative to the folder's project (`project_of`) and read back against the project it lies in now, so a
+folder copied into another clone uses that clone's data and store, never the original's.
       metrics.json               validation and test figures (read_metrics)
       temperature.json           the fitted temperature, when there is one (load_temperature)
       provenance.json, pip-freeze.txt
@@ -182,12 +186,25 @@ def verify_manifest(directory: Path) -> None:
 
 
 def write_training_files(
-    directory: Path, plain_config: dict[str, Any], config_yaml: str, metrics: dict[str, Any], run: dict[str, Any]
+    directory: Path, plain_config: dict[str, Any], metrics: dict[str, Any], run: dict[str, Any], project: Path
 ) -> None:
-    """The resolved config (JSON and YAML), the metrics and the run record, beside the weights."""
-    _write_json(directory / RESOLVED_CONFIG, plain_config)
-    (directory / RESOLVED_CONFIG_YAML).write_text(config_yaml, encoding="utf-8")
+    """The resolved config (JSON and YAML), the metrics and the run record, beside the weights.
+
+    `plain_config` has its paths relative to `project` already (config.portable); the tracking URIs of
+    the config and the run become relative to it here."""
+    import yaml
+
+    plain = dict(plain_config)
+    if isinstance(plain.get("tracking"), dict) and plain["tracking"].get("uri"):
+        plain["tracking"] = {**plain["tracking"], "uri": portable_uri(plain["tracking"]["uri"], project)}
+    model = plain.get("model")
+    if isinstance(model, dict) and isinstance(model.get("pretrained"), str) and os.path.isabs(model["pretrained"]):
+        plain["model"] = {**model, "pretrained": os.path.relpath(model["pretrained"], project)}
+    _write_json(directory / RESOLVED_CONFIG, plain)
+    (directory / RESOLVED_CONFIG_YAML).write_text(yaml.safe_dump(plain, sort_keys=False), encoding="utf-8")
     _write_json(directory / METRICS_FILE, metrics)
+    if run.get("tracking_uri"):
+        run = {**run, "tracking_uri": portable_uri(run["tracking_uri"], project)}
     _write_json(directory / RUN_FILE, {**run, "labels": list(LABELS)})
 
 
@@ -196,19 +213,88 @@ def read_run(directory: Path) -> dict[str, Any]:
     return _read_json(directory / RUN_FILE) or {}
 
 
+# ---------------------------------------------------------------- the project a folder is used in
+
+_SQLITE = "sqlite:///"
+
+
+def project_of(directory: Path) -> Path:
+    """The project a model folder lies in: the nearest folder above it with a pyproject.toml, else the
+    folder that holds its models folder (`<root>/models/<run>` -> `<root>`).
+
+    >>> project_of(Path("/nowhere/models/run")).as_posix()
+    '/nowhere'
+    """
+    folder = Path(os.path.abspath(directory))
+    for candidate in folder.parents:
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    return folder.parent.parent
+
+
+def shown_path(path: Path | str, project: Path) -> str:
+    """A path as a model folder records it: relative to the project (with `..` if need be).
+
+    >>> shown_path(Path("/p/models/run"), Path("/p"))
+    'models/run'
+    """
+    return os.path.relpath(os.path.abspath(path), project)
+
+
+def portable_uri(uri: str, project: Path) -> str:
+    """A tracking URI as a model folder records it: a SQLite file relative to the project, others as they are.
+
+    >>> portable_uri("sqlite:////p/mlflow.db", Path("/p"))
+    'sqlite:///mlflow.db'
+    >>> portable_uri("http://127.0.0.1:5000", Path("/p"))
+    'http://127.0.0.1:5000'
+    """
+    if not uri.startswith(_SQLITE):
+        return uri
+    path = uri.removeprefix(_SQLITE)
+    return _SQLITE + (os.path.relpath(path, project) if os.path.isabs(path) else path)
+
+
+def anchored_uri(uri: str, project: Path) -> str | None:
+    """A tracking URI read from a model folder, for the project the folder is used in: a relative SQLite
+    file is taken from that project. An absolute SQLite file outside it (a folder saved by an older trainer
+    in another checkout) gives None: the caller uses the current store rather than write into another project.
+
+    >>> anchored_uri("sqlite:///mlflow.db", Path("/q"))
+    'sqlite:////q/mlflow.db'
+    >>> anchored_uri("sqlite:////p/mlflow.db", Path("/q")) is None
+    True
+    """
+    if not uri.startswith(_SQLITE):
+        return uri
+    path = Path(uri.removeprefix(_SQLITE))
+    if not path.is_absolute():
+        return _SQLITE + os.path.normpath(project / path)
+    return uri if path.is_relative_to(project) else None
+
+
+def training_store(directory: Path) -> str | None:
+    """The tracking URI of the folder's training run, for the project the folder lies in now (None: none
+    recorded, or one in another checkout)."""
+    uri = read_run(directory).get("tracking_uri")
+    return anchored_uri(uri, project_of(directory)) if isinstance(uri, str) and uri else None
+
+
 def read_metrics(directory: Path) -> dict[str, Any] | None:
     return _read_json(directory / METRICS_FILE)
 
 
 def read_training_config(directory: Path) -> Any:
-    """The resolved ExperimentConfig the model was trained with, or None (exports, old folders)."""
-    from trainer.config import ExperimentConfig
+    """The resolved ExperimentConfig the model was trained with, or None (exports, old folders); its
+    relative paths are taken from the project the folder lies in now."""
+    from trainer.config import ROOT, ExperimentConfig
 
     from pydantic import ValidationError
 
     plain = _read_json(directory / RESOLVED_CONFIG)
+    project = project_of(directory)  # relative paths name files of the project the folder is used in
     try:
-        return None if plain is None else ExperimentConfig.model_validate(plain)
+        return None if plain is None else ExperimentConfig.model_validate(plain, context={ROOT: project})
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"]) or "the top level"

@@ -157,11 +157,32 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+SHARES_HEADER = ["label", "true share", "raw share [95% CI]", "adjusted share [95% CI]"]
+
+
+def share_rows(report: dict[str, Any]) -> list[list[str]]:
+    """What a study counts, per label: the true share (gold), the raw classify-and-count share and the
+    share adjusted for the model's errors, each with its interval ("" where there is none)."""
+    shares = report.get("shares") or {}
+
+    def cell(kind: str, label: str) -> str:
+        value = (shares.get(kind) or {}).get(label)
+        if value is None:
+            return ""
+        if isinstance(value, dict):
+            low, high = value["ci"]
+            return f"{value['share']:.3f} [{low:.3f}, {high:.3f}]"
+        return f"{value:.3f}"
+
+    return [[label, cell("gold", label), cell("raw", label), cell("adjusted", label)] for label in LABELS
+            if shares.get("raw")]
+
+
 def provenance_rows(report: dict[str, Any]) -> list[list[str]]:
     """What produced the figures: model, training run, data fingerprints, code, packages, date."""
     where = report.get("provenance") or {}
     names = {"model": "model", "training_run": "training run (MLflow)", "model_dataset": "trained on (fingerprint)",
-             "data": "evaluated on", "data_fingerprint": "evaluated data (fingerprint)", "trainer_version": "trainer",
+             "dataset": "built dataset (fingerprint)", "data": "evaluated on", "data_fingerprint": "evaluated data (fingerprint)", "trainer_version": "trainer",
              "git_commit": "code (git commit)", "lock_sha256": "requirements/lock.txt (sha256)",
              "precision": "precision", "hardware": "hardware", "created": "evaluated at (UTC)"}
     return [[label, str(where[key])] for key, label in names.items() if where.get(key) not in (None, "")]
@@ -170,6 +191,8 @@ def provenance_rows(report: dict[str, Any]) -> list[list[str]]:
 def tables(report: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]:
     """Every table of the report by file stem: (header, rows)."""
     found = {"per_label": (PER_LABEL_HEADER, per_label_rows(report))}
+    if report.get("shares", {}).get("raw"):
+        found["shares"] = (SHARES_HEADER, share_rows(report))
     for column, slices in report.get("slices", {}).items():
         found[f"by_{column}"] = ([column, *SLICE_HEADER], slice_rows(slices))
     if report.get("provenance"):
@@ -191,6 +214,19 @@ def write_tables(out_dir: Path, report: dict[str, Any]) -> None:
             frame.to_latex(index=False, caption=caption, label=f"tab:{stem}", escape=True), encoding="utf-8")
 
 
+def _shares_section(report: dict[str, Any]) -> list[str]:
+    """The label shares a study counts, with what the adjustment assumed."""
+    rows = share_rows(report)
+    if not rows:
+        return []
+    adjusted = (report.get("shares") or {}).get("adjusted_with")
+    note = (f"Adjusted: adjusted classify-and-count with {html.escape(adjusted)}; it assumes those error rates "
+            "hold on these sentences." if adjusted else "No adjusted shares: the model has no validation confusion "
+            "matrix.")
+    return ["<h2>Label shares</h2>", f"<p>Share of sentences per label; intervals are 95% bootstraps over "
+            f"{html.escape(report.get('ci_unit', 'sentences'))}. {note}</p>", _table(SHARES_HEADER, rows)]
+
+
 def write_html(out_dir: Path, report: dict[str, Any]) -> None:
     """One self-contained HTML page (plots embedded) with every figure of the report."""
     parts = [
@@ -200,6 +236,7 @@ def write_html(out_dir: Path, report: dict[str, Any]) -> None:
         f"{html.escape(report['ci_unit'])} ({report['n_resamples']} resamples). Tables as CSV and LaTeX in "
         f"{TABLES_DIR}/, figures as SVG beside this page, every prediction in {PREDICTIONS_FILE}.</p>",
         _table(PER_LABEL_HEADER, per_label_rows(report)),
+        *_shares_section(report),
         _image(out_dir / CONFUSION_FILE),
         _image(out_dir / RELIABILITY_FILE),
     ]
@@ -207,8 +244,11 @@ def write_html(out_dir: Path, report: dict[str, Any]) -> None:
         parts += [f"<h2>By {html.escape(column)}</h2>", _table([column, *SLICE_HEADER], slice_rows(slices))]
     parts.append("<h2>Most confident mistakes</h2>")
     for pair, mistakes in report.get("confident_mistakes", {}).items():
-        rows = [[f"{m['score']:.3f}", m["text"]] for m in mistakes]
-        parts += [f"<h3>{html.escape(pair)}</h3>", _table(["p(predicted)", "sentence"], rows)]
+        rows = [[f"{m['score']:.3f}", m["text"], str(m.get("article", "")),
+                 str(m.get("context") or m.get("paragraph") or ""), ", ".join(m.get("rule_cues") or [])]
+                for m in mistakes]
+        parts += [f"<h3>{html.escape(pair)}</h3>",
+                  _table(["p(predicted)", "sentence", "article", "in context", "rule cues"], rows)]
     if report.get("provenance"):
         parts += ["<h2>Provenance</h2>", _table(["", ""], provenance_rows(report))]
     style = (

@@ -29,7 +29,7 @@ from trainer.outputs.report import REPORT_FILES, TABLES_DIR
 log = logging.getLogger(__name__)
 
 # MLflow rejects longer param values; longer ones go to an artifact instead of being cut.
-_MAX_PARAM_CHARS = 500
+MAX_PARAM_CHARS = 500
 # The logged model's name in runs logged before it was named after the run.
 MODEL_ARTIFACT = "model"
 # The experiment tag MLflow's UI reads to open an experiment in its model-training view (runs, metrics,
@@ -153,10 +153,10 @@ class Tracker:
 
         def do() -> None:
             flat = flatten(plain_config)
-            params = {k: v for k, v in flat.items() if len(str(v)) <= _MAX_PARAM_CHARS}
+            params = {k: v for k, v in flat.items() if len(str(v)) <= MAX_PARAM_CHARS}
             long = sorted(set(flat) - set(params))
             if long:
-                params["long_params_in_artifact"] = ",".join(long)[:_MAX_PARAM_CHARS]
+                params["long_params_in_artifact"] = ",".join(long)[:MAX_PARAM_CHARS]
             mlflow.log_params(params)
             mlflow.log_dict(plain_config, "config/resolved_config.json")
 

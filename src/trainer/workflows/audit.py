@@ -137,7 +137,7 @@ def _write(destination: Path, picked: Any, strata: np.ndarray, probability: dict
         tasks.append(task(candidate, None, "", context_html=marked))
     with atomic_folder(destination) as tmp:
         (tmp / TASKS_FILE).write_text(json.dumps(tasks, indent=2, ensure_ascii=False), encoding="utf-8")
-        (tmp / CONFIG_FILE).write_text(label_studio_config(highlighted=True), encoding="utf-8")
+        (tmp / CONFIG_FILE).write_text(label_studio_config(), encoding="utf-8")
         (tmp / AUDIT_MANIFEST).write_text(json.dumps({**design, "sentences": len(rows)}, indent=2), encoding="utf-8")
         with (tmp / ROWS_CSV).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(ROW_COLUMNS))

@@ -31,6 +31,7 @@ from trainer.metrics import (
     check_resamples,
     compute_metrics,
     confusion_rates,
+    flat_intervals,
     flat_metrics,
     reliability,
     share_intervals,
@@ -45,6 +46,8 @@ TEXT_KEYS = ("text", "sentence")
 GROUP_KEYS = ("article", "article_id", "doc", "document")
 # A metadata column is sliced on when it has at most this many distinct values (publisher, beat, source).
 MAX_SLICE_VALUES = 30
+# Columns of a labeled file that say where a sentence stands: shown with each mistake, never sliced on.
+CONTEXT_KEYS = ("paragraph", "sentence_index", "paragraph_index")
 TOP_MISTAKES = 5
 
 
@@ -57,6 +60,9 @@ class LabeledRows:
     gold: list[str]
     groups: list[str] | None = None
     meta: dict[str, list[str]] = field(default_factory=dict)
+    dataset: dict[str, str] | None = None  # a built dataset's folder (relative to the project) and fingerprint
+    # where each sentence stands, for reading a mistake (never sliced on): its paragraph or neighbours, index
+    context: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,14 +106,30 @@ def rows_from_file(path: Path, label_map: dict[str, str] | None = None) -> Label
     examples = result.examples
     if result.skipped:
         log.warning("%s: left out %s", path, ", ".join(f"{k}: {v}" for k, v in sorted(result.skipped.items())))
-    columns = sorted({k for e in examples for k in e.meta})
+    columns = sorted({k for e in examples for k in e.meta} - set(CONTEXT_KEYS))
     return LabeledRows(
         path.stem,
         [e.text for e in examples],
         [e.label or "" for e in examples],
         [e.article for e in examples] if group_column else None,
-        {c: [e.meta.get(c, "") for e in examples] for c in columns},
+        {c: typed_column([e.meta.get(c) for e in examples]) for c in columns},
+        context={c: [e.meta.get(c) for e in examples] for c in CONTEXT_KEYS if any(c in e.meta for e in examples)},
     )
+
+
+def typed_column(values: list[Any]) -> list[Any]:
+    """A metadata column as a report keeps it: true/false (JSON booleans, or a CSV's "True"/"false") as
+    booleans, None where a row has no value, anything else as text.
+
+    >>> typed_column([True, None, "False"]), typed_column(["x", 2, None])
+    ([True, None, False], ['x', '2', ''])
+    """
+    words = {"true": True, "false": False}
+    present = [v for v in values if v not in (None, "")]
+    if present and all(isinstance(v, bool) or str(v).strip().lower() in words for v in present):
+        return [None if v in (None, "") else v if isinstance(v, bool) else words[str(v).strip().lower()]
+                for v in values]
+    return ["" if v is None else str(v) for v in values]
 
 
 def rows_from_data_config(path: Path) -> LabeledRows:
@@ -117,25 +139,28 @@ def rows_from_data_config(path: Path) -> LabeledRows:
     from trainer.data.sources import read_source
 
     config = load_data_config(path)
+    root = config.project
     results = [read_source(s, num_proc=config.num_proc, progress=False) for s in config.sources]
     apply_rules(config, results)
     examples = [e for r in results for e in r.examples]
     if not examples:
         raise DataError(f"{path}: expected labeled sentences in its sources, found none")
+    groups, texts = [f"{portable_source(e.source, root)}/{e.article}" for e in examples], [e.text for e in examples]
+    indices = [e.sentence_index for e in examples]
     return LabeledRows(
-        config.name,
-        [e.text for e in examples],
-        [e.label or "" for e in examples],
-        [f"{e.source}/{e.article}" for e in examples],
+        config.name, texts, [e.label or "" for e in examples], groups,
         {"source": [e.source.split(":", 1)[0] for e in examples], "label_source": [e.label_source for e in examples],
          "beat": [e.beat for e in examples]},
+        context={"sentence_index": indices, "context": neighbours(groups, indices, texts)},
     )
 
 
 def rows_from_split(model_dir: Path, split: str, dataset: Path | None = None) -> LabeledRows:
-    """A split of a built dataset: `dataset` if given, else the one the model was trained on."""
+    """A split of a built dataset: `dataset` if given, else the one the model was trained on, built (or
+    reused) in the project the model folder lies in now, from that project's files."""
     from trainer.data.build import build_dataset, load_built
 
+    project = model_folder.project_of(model_dir)
     if dataset is not None:
         built = load_built(dataset)
     else:
@@ -145,22 +170,55 @@ def rows_from_split(model_dir: Path, split: str, dataset: Path | None = None) ->
                 f"{model_dir}: has no training config to find its dataset; pass --data FILE or --dataset DIR"
             )
         built = build_dataset(config.data, progress=False)
+        trained_on = model_folder.read_run(model_dir).get("dataset_fingerprint")
+        if trained_on and trained_on != built.fingerprint:
+            log.warning("%s: the dataset built here (%s, fingerprint %s) is not the one the model was trained on "
+                        "(fingerprint %s): its inputs or settings differ in this project", model_dir,
+                        model_folder.shown_path(built.path, project), built.fingerprint[:12], trained_on[:12])
     if split not in built.dataset:
         raise DataError(f"expected a split in {list(built.dataset)}, found {split!r}")
-    return rows_from_dataset(built.dataset[split], f"{built.card['name']}:{split}")
+    rows = rows_from_dataset(built.dataset[split], f"{built.card['name']}:{split}", project)
+    rows.dataset = {"path": model_folder.shown_path(built.path, project), "fingerprint": built.fingerprint}
+    log.info("data: split %s of %s (fingerprint %s)", split, rows.dataset["path"], built.fingerprint[:12])
+    return rows
 
 
-def rows_from_dataset(part: Any, name: str) -> LabeledRows:
-    """LabeledRows from one split of a built dataset (a `datasets.Dataset`)."""
+def rows_from_dataset(part: Any, name: str, root: Path | None = None) -> LabeledRows:
+    """LabeledRows from one split of a built dataset (a `datasets.Dataset`); article ids name their
+    source's files relative to `root` (the project), never by absolute path."""
     names = part.features["label"].names
     sources = [s.split(":", 1)[0] for s in part["source"]]
+    groups = [f"{portable_source(s, root)}/{a}" for s, a in zip(part["source"], part["article"])]
+    texts, indices = list(part["text"]), list(part["sentence_index"])
     return LabeledRows(
-        name,
-        list(part["text"]),
-        [names[i] for i in part["label"]],
-        [f"{s}/{a}" for s, a in zip(part["source"], part["article"])],
+        name, texts, [names[i] for i in part["label"]], groups,
         {"source": sources, "beat": list(part["beat"]), "label_source": list(part["label_source"])},
+        context={"sentence_index": indices, "context": neighbours(groups, indices, texts)},
     )
+
+
+def neighbours(groups: list[str], indices: list[int], texts: list[str]) -> list[str]:
+    """Each sentence with the one before and after it in its article (a built dataset keeps sentences,
+    not paragraphs), the sentence itself in [brackets].
+
+    >>> neighbours(["a", "a", "a"], [0, 1, 2], ["One.", "Two.", "Three."])[1]
+    'One. [Two.] Three.'
+    """
+    position = {(g, i): t for g, i, t in zip(groups, indices, texts)}
+    return [" ".join(part for part in (position.get((g, i - 1), ""), f"[{t}]", position.get((g, i + 1), "")) if part)
+            for g, i, t in zip(groups, indices, texts)]
+
+
+def portable_source(source: str, root: Path | None) -> str:
+    """A source id (`kind:path`) with its path relative to `root`, as reports record it.
+
+    >>> portable_source("corpus:/p/data/corpus/articles", Path("/p"))
+    'corpus:data/corpus/articles'
+    """
+    kind, _, where = source.partition(":")
+    if root is None or not where or not Path(where).is_absolute():
+        return source
+    return f"{kind}:{model_folder.shown_path(where, root)}"
 
 
 # ---------------------------------------------------------------- scoring
@@ -180,6 +238,9 @@ def score_stream(
     probabilities = np.empty((n, len(LABELS)), dtype=np.float32)
     heaps: dict[tuple[str, str], list[tuple[float, int, dict[str, Any]]]] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
+    from trainer.data.rules import RuleLabeler, rules_path
+
+    labeler = RuleLabeler.from_yaml(rules_path(None))  # each mistake's rule cues, the evidence a reader checks
     with (out_dir / MISCLASSIFIED_FILE).open("w", encoding="utf-8") as handle:
         for i, prediction in enumerate(classifier.iter_predict(iter(rows.texts))):
             predicted[i] = LABEL2ID[prediction.label]
@@ -194,6 +255,8 @@ def score_stream(
                 "score": round(prediction.score, 4),
                 "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()},
                 **({"article": rows.groups[i]} if rows.groups is not None else {}),
+                **{column: values[i] for column, values in rows.context.items()},
+                "rule_cues": labeler.label(prediction.text).fired,
                 **{column: values[i] for column, values in rows.meta.items()},
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -220,8 +283,9 @@ def write_predictions(path: Path, rows: LabeledRows, predicted: np.ndarray, prob
     columns: dict[str, Any] = {"text": rows.texts}
     if rows.groups is not None:
         columns["article"] = rows.groups
-    columns.update({column: [str(v) for v in values] for column, values in rows.meta.items()
-                    if column not in ("text", "article")})
+    for column, values in rows.meta.items():
+        if column not in ("text", "article"):  # booleans stay booleans; anything else is text
+            columns[column] = values if all(v is None or isinstance(v, bool) for v in values) else list(map(str, values))
     columns["gold"] = rows.gold
     columns["predicted"] = [LABELS[i] for i in predicted]
     columns["correct"] = [g == LABELS[i] for g, i in zip(rows.gold, predicted)]
@@ -324,6 +388,7 @@ class _Evaluation:
     card: Path | None
     training_run: str | None
     run: dict[str, Any]
+    store: str | None = None  # the training run's store, in the project the folder lies in now
 
 
 def evaluate(
@@ -376,7 +441,9 @@ def _write_evaluation(
     rates = confusion_rates(validation["confusion_matrix"]) if validation else None
     run = model_folder.read_run(model_dir)
     training_run = pinned.run_id if pinned is not None else run.get("run_id")
-    block = {"model": str(model), "training_run": training_run, "model_dataset": run.get("dataset_fingerprint"),
+    shown = model_folder.shown_path(model_dir, model_folder.project_of(model_dir)) if pinned is not None else str(model)
+    block = {"model": shown, "training_run": training_run, "model_dataset": run.get("dataset_fingerprint"),
+             **({"dataset": f"{rows.dataset['path']} ({rows.dataset['fingerprint']})"} if rows.dataset else {}),
              **provenance.summary(record)}
     # Written whole or not at all, and into the folder evaluated or nowhere.
     into = {"check": pinned.check, "lock": model_dir.parent} if in_folder else {}
@@ -391,7 +458,9 @@ def _write_evaluation(
             pinned.check()  # the folder, and the report begun in it, went away: say so
         raise
     card = _rewrite_card(pinned) if in_folder and (model_dir / model_folder.CARD_FILE).is_file() else None
-    return _Evaluation(model, name, rows, report, predicted, report_dir, record, freeze, card, training_run, run)
+    store = model_folder.training_store(model_dir) if pinned is not None else None
+    return _Evaluation(model, name, rows, report, predicted, report_dir, record, freeze, card, training_run, run,
+                       store)
 
 
 def _track_evaluation(done: _Evaluation, tracking: TrackingConfig | None, source: str, n_resamples: int) -> Tracker:
@@ -404,8 +473,9 @@ def _track_evaluation(done: _Evaluation, tracking: TrackingConfig | None, source
     if done.training_run:
         tags["trainer.training_run_id"] = done.training_run
     safe_name = rows.name.replace(":", "-")
-    with Tracker(tracking or _training_store(done.run), f"evaluate-{done.name}-{safe_name}", tags,
-                 parent_run_id=done.training_run) as tracker:
+    store = tracking or _training_store(done.store)
+    with Tracker(store, f"evaluate-{done.name}-{safe_name}", tags, parent_run_id=done.training_run) as tracker:
+        log.info("tracking: the evaluation run goes to %s", tracker.uri)
         replaced = tracker.replace_earlier({"trainer.kind": "evaluate", "trainer.model": model,
                                             "trainer.data_fingerprint": fingerprint})
         if replaced:
@@ -415,7 +485,8 @@ def _track_evaluation(done: _Evaluation, tracking: TrackingConfig | None, source
         model_id = tracker.logged_model_id(done.training_run)
         dataset = tracker.log_dataset(_rows_frame(rows), name=safe_name, source=source,
                                       fingerprint=fingerprint, context="evaluation", model_id=model_id)
-        figures = {**flat_metrics(done.report["metrics"], "eval"), "eval_ece": done.report["calibration"]["ece"]}
+        figures = {**flat_metrics(done.report["metrics"], "eval"), "eval_ece": done.report["calibration"]["ece"],
+                   **flat_intervals(done.report["ci"], "eval")}  # each F1's 95% interval, beside the F1
         tracker.log_metrics(figures, model_id=model_id, dataset=dataset)
         tracker.log_report(done.report_dir, "evaluation", (done.record, done.freeze), done.card)
     return tracker
@@ -431,13 +502,15 @@ def _rows_frame(rows: LabeledRows) -> Any:
     return frame
 
 
-def _training_store(run: dict[str, Any]) -> TrackingConfig:
-    """Where the evaluation is tracked without a config: $MLFLOW_TRACKING_URI, else the store of the
-    model's training run (so that it nests under it), else mlflow.db in the current folder."""
+def _training_store(uri: str | None) -> TrackingConfig:
+    """Where the evaluation is tracked without a config: $MLFLOW_TRACKING_URI, else the SQLite store of the
+    model's training run in the project the folder lies in now (so that it nests under it there; a copied
+    folder logs into its new project, never back into the one it came from), else mlflow.db in the current
+    folder."""
     import os
 
-    if not os.environ.get("MLFLOW_TRACKING_URI") and str(run.get("tracking_uri", "")).startswith("sqlite:///"):
-        return TrackingConfig(uri=run["tracking_uri"])
+    if not os.environ.get("MLFLOW_TRACKING_URI") and uri and uri.startswith("sqlite:///"):
+        return TrackingConfig(uri=uri)
     return TrackingConfig()
 
 

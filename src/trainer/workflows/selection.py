@@ -10,8 +10,9 @@ with its article id, paragraph and character offsets. The strategies, combinable
 - then diversity: at most `max_per_article` per article, and a spread over the encoder's
   embedding space (k-means clusters or farthest points over a pool of the best candidates).
 
-Fixed by a seed. The picks are written as Label Studio tasks (with the model's guess as a
-prediction, unless asked not to), the matching labeling config, and the same rows as CSV and JSONL.
+Fixed by a seed. The picks are written as Label Studio tasks (the target sentence highlighted in its
+paragraph; the model's guess as a prediction only when asked, since a pre-selected guess anchors the
+annotator), the matching labeling config, and the same rows as CSV and JSONL.
 
 >>> margin_uncertainty(np.array([[0.5, 0.4, 0.1], [0.9, 0.05, 0.05]])).round(2).tolist()
 [0.9, 0.15]
@@ -269,8 +270,11 @@ def label_studio_config(highlighted: bool = False) -> str:
     )
     legend = "; ".join(f"{label}: {LABEL_DEFINITIONS[label]}" for label in LABELS)
     return f"""<View>
-  <Header value="The paragraph (context only)"/>
-  {context}
+  <Style>.trainer-context mark {{ background: #ffe58f; padding: 0 2px; font-weight: 600; }}</Style>
+  <Header value="The paragraph, with the sentence to label highlighted (context only)"/>
+  <View className="trainer-context">
+    <HyperText name="paragraph" value="$paragraph_html" inline="true"/>
+  </View>
   <Header value="Label the sourcing of this sentence's main claim"/>
   <Text name="text" value="$text"/>
   <Choices name="label" toName="text" choice="single" showInline="true" required="true">
@@ -281,18 +285,34 @@ def label_studio_config(highlighted: bool = False) -> str:
 """
 
 
+def marked_paragraph(paragraph: str, sentence: str) -> str:
+    """The paragraph as HTML with the sentence in a <mark> (all text escaped).
+
+    >>> marked_paragraph("Rain fell. <b>Roads</b> closed, police said.", "<b>Roads</b> closed, police said.")
+    'Rain fell. <mark>&lt;b&gt;Roads&lt;/b&gt; closed, police said.</mark>'
+    """
+    from html import escape
+
+    at = paragraph.find(sentence)
+    if at < 0:  # the sentence spans lines: the paragraph shown is its first line
+        return f"{escape(paragraph)}<br/><mark>{escape(sentence)}</mark>"
+    end = at + len(sentence)
+    return f"{escape(paragraph[:at])}<mark>{escape(sentence)}</mark>{escape(paragraph[end:])}"
+
+
 def task(candidate: Candidate, probabilities: np.ndarray | None, model_version: str,
          context_html: str | None = None) -> dict[str, Any]:
-    """One Label Studio task; with `probabilities`, the model's guess as a prediction to sort by; with
-    `context_html`, the context with the sentence marked (for `label_studio_config(highlighted=True)`).
-    The candidate's `meta` goes into the task's `data.meta` beside its place in the article."""
+    """One Label Studio task; with `probabilities`, the model's guess as a prediction to sort by.
+    `context_html` is the context shown with the sentence marked (default: its paragraph,
+    `marked_paragraph`). The candidate's `meta` goes into the task's `data.meta` beside its place in the
+    article."""
     data: dict[str, Any] = {
         "text": candidate.text, "paragraph": candidate.paragraph,
+        "paragraph_html": context_html if context_html is not None
+        else marked_paragraph(candidate.paragraph, candidate.text),
         "meta": {"article": candidate.article, "start": candidate.start, "end": candidate.end,
                  "sentence_index": candidate.sentence_index, "paragraph_index": candidate.paragraph_index,
                  "source": candidate.source, **candidate.meta}}
-    if context_html is not None:
-        data["paragraph_html"] = context_html
     out: dict[str, Any] = {"data": data}
     if probabilities is not None:
         best = int(probabilities.argmax())
@@ -307,7 +327,7 @@ def task(candidate: Candidate, probabilities: np.ndarray | None, model_version: 
 
 def write_selection(
     output: Path, candidates: Sequence[Candidate], picks: Sequence[int], probabilities: np.ndarray,
-    model_version: str, with_predictions: bool = True,
+    model_version: str, with_predictions: bool = False,
 ) -> None:
     """Label Studio tasks and config, and the same rows as CSV and JSONL, written whole or not at all."""
     if output.exists():
@@ -348,7 +368,7 @@ def select(
     output: Path,
     settings: SelectSettings | None = None,
     skip_labeled: Sequence[Path] = (),
-    with_predictions: bool = True,
+    with_predictions: bool = False,
     text_column: str = "text",
     id_column: str | None = None,
 ) -> list[Candidate]:

@@ -50,7 +50,8 @@ def model_uri(model: str) -> tuple[str, str | None, str | None]:
     if not run.get("run_id"):
         raise ConfigError(f"--model: expected an MLflow model URI or a model folder logged to MLflow, found {model} "
                           "without a run (run.json); train it with tracking on, or pass runs:/<id>/<run name>")
-    return f"runs:/{run['run_id']}/{run.get('model_name', MODEL_ARTIFACT)}", run.get("tracking_uri"), run["run_id"]
+    store = model_folder.training_store(Path(model))  # in the project the folder lies in now
+    return f"runs:/{run['run_id']}/{run.get('model_name', MODEL_ARTIFACT)}", store, run["run_id"]
 
 
 # Warnings that ask nothing of the user, on the driver and (through the environment) in Spark's Python
@@ -104,7 +105,8 @@ def _check_model(uri: str) -> None:
 _ROW_TYPE = (("kind", "string"), ("article_id", "string"), ("paragraph_index", "long"), ("sentence_index", "long"),
              ("start", "long"), ("end", "long"), ("text", "string"), ("rule_cues", "array<string>"),
              ("model_input", "string"), ("content_sha256", "string"), ("n_sentences", "long"),
-             ("cleaning_removed", "string"), ("where", "string"), ("reason", "string"))
+             ("cleaning_removed", "string"), ("language", "string"), ("language_confidence", "double"),
+             ("where", "string"), ("reason", "string"))
 
 
 def _columns(meta_columns: list[str]) -> list[str]:
@@ -122,6 +124,7 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
     """mapInPandas: article rows in, sentence/article/skipped rows out (see `_schema`)."""
     import pandas as pd
 
+    from trainer.data.language import detect
     from trainer.data.rules import RuleLabeler, rules_path
     from trainer.workflows.tagging import Article, content_hash, file_article, split_article, undecodable
 
@@ -149,9 +152,11 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
                             "where": article.where, "reason": "empty_article"})
                 continue
             out.extend({**empty, **metadata, **row, "kind": "sentence"} for row in rows)
+            language = detect(article.text)  # as `trainer tag` records it
             out.append({**empty, **metadata, "kind": "article", "article_id": article.id,
                         "content_sha256": content_hash(article.text), "n_sentences": len(rows),
-                        "cleaning_removed": json.dumps(dict(removed)), "where": article.where})
+                        "cleaning_removed": json.dumps(dict(removed)), "language": language.code,
+                        "language_confidence": language.confidence, "where": article.where})
         yield pd.DataFrame(out, columns=columns)
 
 
@@ -264,7 +269,8 @@ def _write_tables(spark: Any, staging: Path, rows: Any, sentences: Any, meta: li
                      .select("article_id", "content_sha256", "n_sentences",
                              *[F.coalesce(F.col(k), F.lit(0)).alias(f"n_{k}") for k in LABELS],
                              *[(F.coalesce(F.col(k), F.lit(0)) / n).alias(f"share_{k}") for k in LABELS],
-                             "cleaning_removed", *[F.col(f"`meta_{c}`").alias(c) for c in meta]))
+                             "cleaning_removed", "language", "language_confidence",
+                             *[F.col(f"`meta_{c}`").alias(c) for c in meta]))
     article_table.write.parquet(str(staging / "articles"))
     rows.filter("kind = 'skipped'").select("where", "reason").write.parquet(str(staging / "skipped"))
 

@@ -49,6 +49,7 @@ from trainer.config import (
     SweepSpace,
     dump_yaml,
     load_config,
+    portable,
     project_root,
     read_yaml,
     validate_config,
@@ -224,9 +225,14 @@ def _parent_run(base: ExperimentConfig, space: SweepSpace, space_path: Path, stu
     found = existing()
     if found:
         return found[0].info.run_id
-    mine = client.create_run(experiment.experiment_id, run_name=f"sweep-{space.study}",
-                             tags={"trainer.kind": "sweep", "trainer.study": space.study, "trainer.study_uid": uid,
-                                   "trainer.backend": base.model.backend})
+    from mlflow.entities import Param
+    from mlflow.tracking.context.registry import resolve_tags
+
+    # the source (entry point, git commit, user) as MLflow's own start_run fills it for the trial runs
+    tags = resolve_tags({"trainer.kind": "sweep", "trainer.study": space.study, "trainer.study_uid": uid,
+                         "trainer.backend": base.model.backend})
+    mine = client.create_run(experiment.experiment_id, run_name=f"sweep-{space.study}", tags=tags)
+    client.log_batch(mine.info.run_id, params=[Param(k, v) for k, v in _parent_params(base, space).items()])
     client.log_text(mine.info.run_id, yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False),
                     f"sweep/{space_path.name}")
     client.log_text(mine.info.run_id, dump_yaml(base), "sweep/base_config.yaml")
@@ -234,6 +240,21 @@ def _parent_run(base: ExperimentConfig, space: SweepSpace, space_path: Path, stu
     if winner != mine.info.run_id:
         client.delete_run(mine.info.run_id)  # another worker's parent came first
     return winner
+
+
+def _parent_params(base: ExperimentConfig, space: SweepSpace) -> dict[str, str]:
+    """What the parent run shows as its parameters: the study's settings, each searched key's range
+    (`search.<key>`) and the base config's values (as the trials' own runs log them); a value too long for
+    a param is left to sweep/base_config.yaml.
+
+    The searched keys' base values are left out: each trial draws its own."""
+    from trainer.outputs.tracking import MAX_PARAM_CHARS, flatten
+
+    params = {f"sweep.{k}": v for k, v in space.model_dump(mode="json", exclude={"params", "config"}).items()}
+    params |= {f"search.{key}": json.dumps(param.model_dump(mode="json", exclude_none=True))
+               for key, param in space.params.items()}
+    params |= {k: v for k, v in flatten(portable(base, base.data.project)).items() if k not in space.params}
+    return {k: str(v) for k, v in params.items() if len(str(v)) <= MAX_PARAM_CHARS}
 
 
 def _suggest(trial: Any, key: str, param: FloatParam | IntParam | CategoricalParam) -> Any:

@@ -9,8 +9,14 @@ that are each written whole and then renamed into place:
   the label, one probability per label, the `truncated` flag, the rule cues that matched, and the
   model's name and MLflow run id;
 - `articles/part-NNNNN.parquet`: one row per article: counts and shares of each label, its metadata
-  columns, its content hash, and what cleaning removed;
+  columns, its content hash, what cleaning removed, and its language (`language`, an ISO 639-1 code,
+  and `language_confidence`; articles confidently not in English are counted and warned about, since
+  the models read English only);
 - `skipped/part-NNNNN.parquet`: inputs that could not be tagged, with the reason.
+
+With `format="csv"` each table is also written as one `<table>.csv` when the run ends, and with
+`format="xlsx"` as a sheet of `tagged.xlsx` (list columns such as the rule cues joined by "; "); the
+Parquet parts stay, since they are what a rerun resumes from.
 
 `manifest.json` names the model and every finished part. A rerun skips articles already tagged
 (same id and content hash), so a killed run loses at most the part in progress.
@@ -33,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.data.language import ENGLISH, MIN_CONFIDENCE, detect, warning
 from trainer.infra.atomic import atomic_file
 from trainer.infra.locks import output_lock
 from trainer.errors import ConfigError, DataError
@@ -44,6 +51,9 @@ MANIFEST = "manifest.json"
 TABLES = ("sentences", "articles", "skipped")
 # Sentences per part: a kill loses at most one part's work.
 PART_SENTENCES = 20_000
+FORMATS = ("parquet", "csv", "xlsx")  # the parts are Parquet; csv and xlsx add whole tables beside them
+WORKBOOK = "tagged.xlsx"
+EXCEL_MAX_ROWS = 1_048_575  # an Excel sheet's rows, less the header
 
 
 @dataclass
@@ -195,12 +205,14 @@ def sentence_row(row: dict[str, Any], model_name: str, run_id: str | None) -> di
 
 
 def article_row(article: Article, labels: Counter[str], removed: Counter[str]) -> dict[str, Any]:
-    """The `articles` table's row: counts and shares of each label, cleaning, metadata columns."""
+    """The `articles` table's row: counts and shares of each label, cleaning, language, metadata columns."""
     n = sum(labels.values())
+    language = detect(article.text)
     return {
         "article_id": article.id, "content_sha256": content_hash(article.text), "n_sentences": n,
         **{f"n_{k}": labels[k] for k in LABELS}, **{f"share_{k}": labels[k] / n if n else 0.0 for k in LABELS},
-        "cleaning_removed": json.dumps(dict(removed)), **{k: v for k, v in article.meta.items()},
+        "cleaning_removed": json.dumps(dict(removed)), "language": language.code,
+        "language_confidence": language.confidence, **{k: v for k, v in article.meta.items()},
     }
 
 
@@ -211,6 +223,7 @@ class TagResult:
     sentences: int
     skipped: int
     reused: int
+    non_english: dict[str, int] = field(default_factory=dict)  # articles tagged now, by confident language
 
 
 def tag(
@@ -224,8 +237,10 @@ def tag(
     on_bad_encoding: str = "error",
     progress: bool = True,
     split_workers: int | None = None,
+    format: str = "parquet",
 ) -> TagResult:
-    """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable).
+    """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable); with
+    `format` csv or xlsx, the whole tables too, in that format, once every article is tagged.
 
     `split_workers`: processes that clean and split articles and find the rule cues while the model runs
     (default: none on the CPU, where the model needs the cores; on a GPU the free cores less one).
@@ -233,9 +248,46 @@ def tag(
     One `tag` writes into an output at a time (`.locks/NAME.lock` beside it): a second would number its
     parts like the first's and remove the part the first is writing.
     """
+    if format not in FORMATS:
+        raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, found {format!r}")
     with output_lock(output, f"--output {output}", "trainer tag into it"):
-        return _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding, progress,
-                    split_workers)
+        result = _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding,
+                      progress, split_workers)
+        if format != "parquet":
+            export_tables(output, format)
+        return result
+
+
+def export_tables(output: Path, format: str) -> list[Path]:
+    """Every table of a tag output as one CSV file each, or as the sheets of one Excel workbook; each
+    file written whole. A table too long for an Excel sheet is refused before anything is written."""
+    frames = {table: _flat(read_tables(output, table)) for table in TABLES}
+    if format == "csv":
+        for table, frame in frames.items():
+            atomic_file(output / f"{table}.csv", lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+        return [output / f"{table}.csv" for table in TABLES]
+    too_long = [f"{table} ({len(frame):,} rows)" for table, frame in frames.items() if len(frame) > EXCEL_MAX_ROWS]
+    if too_long:
+        raise DataError(f"--format xlsx: expected at most {EXCEL_MAX_ROWS:,} rows per sheet, found "
+                        f"{', '.join(too_long)}; use --format csv or parquet for a corpus this size")
+
+    def write(tmp: Path) -> None:
+        import pandas as pd
+
+        with pd.ExcelWriter(tmp, engine="openpyxl") as workbook:
+            for table, frame in frames.items():
+                frame.to_excel(workbook, sheet_name=table, index=False)
+
+    atomic_file(output / WORKBOOK, write)
+    return [output / WORKBOOK]
+
+
+def _flat(frame: Any) -> Any:
+    """List columns (the rule cues) as "; "-joined text, which a spreadsheet cell holds."""
+    for column in frame.columns:
+        if len(frame) and frame[column].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
+            frame[column] = frame[column].map(lambda v: "; ".join(map(str, v)) if v is not None else "")
+    return frame
 
 
 def _tag(
@@ -276,7 +328,10 @@ def _tag(
     if counts["articles"] == 0 and counts["reused"] == 0:
         raise DataError(f"{input}: expected articles to tag, found none that could be read "
                         f"({total_skipped} skipped)")
-    return TagResult(output, counts["articles"], parts.sentences, total_skipped, counts["reused"])
+    if parts.non_english:
+        log.warning("%s", warning(parts.non_english, counts["articles"], "articles tagged"))
+    return TagResult(output, counts["articles"], parts.sentences, total_skipped, counts["reused"],
+                     dict(parts.non_english))
 
 
 def _fresh(articles: Iterator[Article], done: dict[str, str], counts: dict[str, int], progress: Any) -> Iterator[Article]:
@@ -347,6 +402,7 @@ class _Parts:
     manifest: dict[str, Any]
     batch: list[tuple[Article, list[dict[str, Any]], Counter[str]]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    non_english: Counter[str] = field(default_factory=Counter)  # articles confidently in another language
     sentences: int = 0  # in the parts written by this run
     progress: Any = None  # a progress bar (infra/progress.py), advanced as articles are labeled
     _writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tag-writer"))
@@ -369,6 +425,8 @@ class _Parts:
             if self.progress is not None:
                 self.progress.set_postfix(sentences=self.sentences + len(sentence_rows), refresh=False)
                 self.progress.update(1)
+            if article_rows[-1]["language"] != ENGLISH and article_rows[-1]["language_confidence"] >= MIN_CONFIDENCE:
+                self.non_english[article_rows[-1]["language"]] += 1
         number = len(self.manifest["parts"])
         name = f"part-{number:05d}.parquet"
         tables = (("sentences", sentence_rows), ("articles", article_rows), ("skipped", list(self.skipped)))

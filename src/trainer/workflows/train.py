@@ -31,7 +31,7 @@ from trainer.errors import ConfigError, DataError
 from trainer.workflows.evaluate import evaluate_rows, rows_from_dataset
 from trainer.labels import LABEL2ID, LABELS
 from trainer.infra.locks import output_lock
-from trainer.metrics import flat_metrics, reliability
+from trainer.metrics import flat_intervals, flat_metrics, reliability
 from trainer.workflows.predict import Classifier
 from trainer.workflows.recipe import pooled_sentences, prepare_run
 from trainer.outputs.tracking import Tracker
@@ -111,20 +111,22 @@ def _train(
         classifier.temperature = temperature
 
         log.info("5/5 save to %s", target)
-        test_rows = rows_from_dataset(built.dataset["test"], f"{config.data.name}:test")
+        project = model_folder.project_of(target)  # the folder records paths relative to it, none absolute
+        test_rows = rows_from_dataset(built.dataset["test"], f"{config.data.name}:test", project)
         with atomic_folder(target) as tmp:
             backend.save(tmp)
             if config.training.temperature_scaling:
                 model_folder.save_temperature(tmp, temperature, f"{config.data.name}:validation")
             report_dir = tmp / model_folder.TEST_REPORT_DIR
-            block = {"model": str(target), "training_run": tracker.run_id, "model_dataset": built.fingerprint,
+            block = {"model": model_folder.shown_path(target, project), "training_run": tracker.run_id,
+                     "model_dataset": built.fingerprint,
                      **provenance.summary(record)}
             report, _ = evaluate_rows(classifier, test_rows, report_dir, f"{target.name} on {test_rows.name}",
                                       provenance_block=block)
             metrics = {"validation": val_metrics, "test": report["metrics"]}
             run_record = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "model_name": config.run_name,
                           "dataset_fingerprint": built.fingerprint, "dataset": _dataset_summary(config, built.card)}
-            model_folder.write_training_files(tmp, to_plain(config), dump_yaml(config), metrics, run_record)
+            model_folder.write_training_files(tmp, portable(config, project), metrics, run_record, project)
             provenance.write(tmp, record, freeze)
             write_card(tmp, target.name)
             model_folder.write_manifest(tmp)  # last: every file above, as saved
@@ -135,8 +137,9 @@ def _train(
         # step is the last epoch, not the one kept), each linked to the logged model and its split.
         tracker.log_metrics(flat_metrics(val_metrics, "best_val"), model_id=tracker.model_id,
                             dataset=datasets.get("validation"))
-        tracker.log_metrics({**flat_metrics(report["metrics"], "test"), "test_ece": report["calibration"]["ece"]},
-                            model_id=tracker.model_id, dataset=datasets.get("test"))
+        tracker.log_metrics({**flat_metrics(report["metrics"], "test"), "test_ece": report["calibration"]["ece"],
+                             **flat_intervals(report["ci"], "test")}, model_id=tracker.model_id,
+                            dataset=datasets.get("test"))
         if config.training.temperature_scaling:
             tracker.log_metrics({"temperature": temperature})
 

@@ -43,7 +43,8 @@ def labeled_examples(
         if not text:
             result.skipped["empty_text"] += 1
             continue
-        meta = {k: str(v) for k, v in row.items() if k not in used} if keep_meta else {}
+        # true/false stay booleans (a `confident` column), everything else is read as text
+        meta = {k: v if isinstance(v, bool) else str(v) for k, v in row.items() if k not in used} if keep_meta else {}
         result.examples.append(Example(text, label, article, counters[article], "gold", source_name, meta=meta))
         counters[article] += 1
     result.articles = len(counters)

@@ -21,7 +21,7 @@ class Example:
     beat: str = ""
     rule_label: str = ""
     rules_fired: str = ""
-    meta: dict[str, str] = field(default_factory=dict)  # a labeled file's other columns, when asked for
+    meta: dict[str, str | bool] = field(default_factory=dict)  # a labeled file's other columns, when asked for
 
 
 @dataclass
