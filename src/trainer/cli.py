@@ -464,7 +464,7 @@ TABLE: tuple[Command, ...] = (
     Command("audit", "draw a random sample of a tagged corpus to label by hand (for valid shares)",
             _audit_arguments, _cmd_audit, outputs=(("--output", "folder"),)),
     Command("summarize", "label shares per publisher, month or any column of a tagged corpus, with named "
-            "estimators and 95% intervals", _summarize_arguments, _cmd_summarize, outputs=(("--report", "folder"),)),
+            "estimators and 95%% intervals", _summarize_arguments, _cmd_summarize, outputs=(("--report", "folder"),)),
     Command("predict", "label sentences or a whole article", _predict_arguments, _cmd_predict),
 )
 COMMANDS: dict[str, Handler] = {command.name: command.run for command in TABLE}
