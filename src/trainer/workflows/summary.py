@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.infra.atomic import atomic_folder
+from trainer.infra.atomic import atomic_folder, check_replaceable
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 from trainer.metrics import BOOTSTRAP_SEED, N_RESAMPLES, adjusted_from_counts, confusion_rates
@@ -31,7 +31,12 @@ def _with_metadata(articles: Any, metadata: Path | None, key: str) -> Any:
     if metadata is None:
         return articles
     sep = "\t" if metadata.suffix.lower() == ".tsv" else ","
-    extra = pd.read_json(metadata, lines=True) if metadata.suffix.lower() == ".jsonl" else pd.read_csv(metadata, sep=sep)
+    try:
+        extra = (pd.read_json(metadata, lines=True) if metadata.suffix.lower() == ".jsonl"
+                 else pd.read_csv(metadata, sep=sep))
+    except (ValueError, OSError) as exc:  # pandas' parser errors are ValueErrors, decoding ones too
+        raise DataError(f"--metadata {metadata}: expected a UTF-8 CSV, TSV or JSONL table, found one that cannot be "
+                        f"read ({str(exc).splitlines()[0][:200]})") from None
     if key not in extra.columns:
         raise ConfigError(f"--key: expected a column {key!r} in {metadata}, found {list(extra.columns)}")
     extra = extra.astype(str).rename(columns={key: "article_id"})
@@ -120,7 +125,14 @@ def summarize(output: Path, by: str, report: Path | None = None, metadata: Path 
     manifest_path = output / MANIFEST
     if not manifest_path.is_file():
         raise DataError(f"{output}: expected the output of `trainer tag` (with {MANIFEST}), found none")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    target = report or output / f"summary-{by}"
+    check_replaceable(target, SUMMARY_FILES, "--report")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"{manifest_path}: expected the manifest trainer tag wrote, found invalid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or "model" not in manifest:
+        raise DataError(f"{manifest_path}: expected the manifest trainer tag wrote, found another JSON")
     articles = read_tables(output, "articles")
     if not len(articles):
         raise DataError(f"{output}: expected tagged articles, found none")
@@ -129,7 +141,6 @@ def summarize(output: Path, by: str, report: Path | None = None, metadata: Path 
     confusion = manifest.get("validation_confusion")
     rates = confusion_rates(confusion) if confusion else None
     rows = summarize_shares(articles, groups, rates, n_resamples)
-    target = report or output / f"summary-{by}"
     with atomic_folder(target) as tmp:
         pd.DataFrame(rows).to_csv(tmp / "summary.csv", index=False)
         (tmp / "summary.json").write_text(json.dumps({"by": by, "model": manifest["model"], "groups": rows,
