@@ -31,7 +31,15 @@ from trainer import cli_output
 from trainer.config import DEFAULT_SEED, DEFAULT_TEXT_COLUMN, SPLITS, OnBadEncoding
 from trainer.errors import EXIT_USAGE, ConfigError, DataError, TrainerError
 from trainer.infra.console import quiet_libraries, setup_logging
-from trainer.infra.crash import EXIT_BUG, EXIT_INTERRUPTED, bug_message, close_progress_bars, stop_on_sigterm
+from trainer.infra.crash import (
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    bug_message,
+    close_progress_bars,
+    disk_message,
+    stop_on_sigterm,
+)
+from trainer.infra.secrets import mask_secrets
 from trainer.labels import LABELS
 from trainer.workflows.selection import STRATEGIES, Diversity, SelectSettings, Uncertainty
 
@@ -533,7 +541,14 @@ def _run(argv: list[str]) -> int:
         return COMMANDS[args.command](args) or 0
     except TrainerError as exc:
         close_progress_bars()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        message = disk_message(exc)
+        if message is None:
+            raise
+        close_progress_bars()
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -432,13 +432,17 @@ def _rows_frame(rows: LabeledRows) -> Any:
 
 
 def _training_store(run: dict[str, Any]) -> TrackingConfig:
-    """Where the evaluation is tracked without a config: $MLFLOW_TRACKING_URI, else the store of the
-    model's training run (so that it nests under it), else mlflow.db in the current folder."""
-    import os
+    """Where the evaluation is tracked without a config: $MLFLOW_TRACKING_URI, else mlflow.db in the
+    current folder. Never the store a model folder's run.json names: a folder from elsewhere could send
+    the evaluation, predictions included, to any store it likes."""
+    from trainer.outputs.tracking import tracking_uri
 
-    if not os.environ.get("MLFLOW_TRACKING_URI") and str(run.get("tracking_uri", "")).startswith("sqlite:///"):
-        return TrackingConfig(uri=run["tracking_uri"])
-    return TrackingConfig()
+    default = TrackingConfig()
+    named = str(run.get("tracking_uri") or "")
+    if named and named != tracking_uri(default):
+        log.info("the model's run.json names the tracking store %s; the evaluation is tracked in %s (set "
+                 "MLFLOW_TRACKING_URI to nest it under the training run)", named, tracking_uri(default))
+    return default
 
 
 def _check_report_target(output: Path) -> None:
