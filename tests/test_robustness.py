@@ -1047,3 +1047,14 @@ def test_a_full_or_read_only_disk_is_one_line():
         "expected room to write the command's output, found the disk is full (out/x)")
     assert "read-only" in disk_message(OSError(errno.EROFS, "Read-only file system"))
     assert disk_message(OSError(errno.ENOENT, "No such file")) is None
+
+
+def test_select_says_why_it_returns_fewer_than_asked(trained_sklearn, tmp_path, capsys):
+    from trainer.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(" ".join(f"Official {i} said roads {i} were shut." for i in range(12)))
+    assert main(["-q", "select", "--model", str(trained_sklearn[1].model_dir), "--input", str(tmp_path / "in"),
+                 "--n", "20", "--output", str(tmp_path / "sel")]) == 0
+    err = capsys.readouterr().err
+    assert "note: 3 of the 20 asked for: at most --max-per-article 3 from each of 1 article(s)" in err

@@ -331,7 +331,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
     )
     picks = select(args.model, args.input, args.n, args.output, settings, args.skip_labeled,
                    with_predictions=not args.no_predictions, text_column=args.text_column, id_column=args.id_column)
-    cli_output.print_selection(picks, args.output)
+    cli_output.print_selection(picks, args.output, args.n, args.max_per_article)
 
 
 def _tag_arguments(parser: argparse.ArgumentParser) -> None:

@@ -130,13 +130,20 @@ def print_markdown(path: Path) -> None:
     print(f"\nMarkdown: {path}")
 
 
-def print_selection(picks: list[Any], output: Path) -> None:
-    """`select`: how many sentences from how many articles, and the files written."""
+def print_selection(picks: list[Any], output: Path, n: int | None = None,
+                    max_per_article: int | None = None) -> None:
+    """`select`: how many sentences from how many articles, and the files written; fewer than --n asked
+    for is explained (the per-article cap, or too few sentences)."""
     from trainer.workflows.selection import CONFIG_FILE, ROWS_CSV, ROWS_JSONL, TASKS_FILE
 
     articles = len({c.article for c in picks})
     print(f"{len(picks)} sentences from {articles} articles: {output}/{TASKS_FILE} (Label Studio import), "
           f"{CONFIG_FILE}, {ROWS_CSV}, {ROWS_JSONL}")
+    if n is not None and len(picks) < n:
+        capped = max_per_article is not None and len(picks) >= articles * max_per_article
+        why = (f"at most --max-per-article {max_per_article} from each of {articles} article(s); raise it, or "
+               "give more articles" if capped else "no more sentences to pick from")
+        print(f"note: {len(picks)} of the {n} asked for: {why}", file=sys.stderr)
 
 
 def print_tagging(result: Any) -> None:
