@@ -1058,3 +1058,14 @@ def test_select_says_why_it_returns_fewer_than_asked(trained_sklearn, tmp_path, 
                  "--n", "20", "--output", str(tmp_path / "sel")]) == 0
     err = capsys.readouterr().err
     assert "note: 3 of the 20 asked for: at most --max-per-article 3 from each of 1 article(s)" in err
+
+
+def test_max_length_past_the_encoders_positions_is_refused_before_training(project, tiny_model_dir):
+    from tests.conftest import TINY_TRAINING, tiny_model_section
+    from trainer.workflows.train import train
+
+    config = project.experiment("long", {**tiny_model_section(tiny_model_dir), "max_length": 4096}, TINY_TRAINING)
+    with pytest.raises(ConfigError, match=r"model\.max_length: expected at most 128 tokens, the positions of encoder "
+                                          r".*found 4096"):
+        train(load_config(config))
+    assert not (project.root / "models" / "long").exists()
