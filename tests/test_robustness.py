@@ -1069,3 +1069,21 @@ def test_max_length_past_the_encoders_positions_is_refused_before_training(proje
                                           r".*found 4096"):
         train(load_config(config))
     assert not (project.root / "models" / "long").exists()
+
+
+def test_a_raw_folder_skips_special_files_and_keeps_names_that_are_not_utf8(project, tmp_path):
+    folder = project.root / "raw"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"a{i}.txt").write_text(f"The minister said on day {i} that talks failed. Prices rose {i} percent.")
+    (folder / os.fsdecode(b"caf\xe9.txt")).write_text("The mayor said it. It rained.")
+    os.mkfifo(tmp_path / "fifo")
+    (folder / "fifo.txt").symlink_to(tmp_path / "fifo")
+    (folder / "zero.txt").symlink_to("/dev/zero")
+    result = read_folder(FolderSource(path=folder), progress=False)
+    assert result.skipped["not_a_regular_file"] == 2 and result.articles == 4
+    assert "caf\\xe9" in {e.article for e in result.examples}
+    config = project.write("data/raw.yaml", {"name": "raw", "output_dir": "data/built",
+                                             "sources": [{"kind": "folder", "path": str(folder)}]})
+    built = build_dataset(load_data_config(config), progress=False)
+    assert built.card["fingerprint"]

@@ -89,7 +89,7 @@ def fingerprint(config: DataConfig) -> str:
                         "found nothing; run trainer check-data --label-issues on the same data without this key first")
     extra = [config.drop_label_issues] if config.drop_label_issues else []
     for path in [p for source in config.sources for p in input_files(source)] + extra:
-        digest.update(os.path.relpath(path, config.project).encode())
+        digest.update(os.fsencode(os.path.relpath(path, config.project)))  # names that are not UTF-8 too
         digest.update(read_bytes(path))
     return digest.hexdigest()
 

@@ -14,17 +14,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.data.sources.text import MAX_ARTICLE_BYTES as DEFAULT_MAX_ARTICLE_BYTES
+from trainer.data.sources.text import file_problem, shown
 from trainer.errors import DataError
 
-# A text or HTML file larger than this is not one article (a 200 MB one-line dump, a log): skipped as
-# `too_large`, so that one file can neither exhaust memory nor hold up the run.
-MAX_ARTICLE_BYTES = 16 * 2**20
+# A text or HTML file larger than this is skipped as `too_large` (data/sources/text.py's limit, by default).
+MAX_ARTICLE_BYTES = DEFAULT_MAX_ARTICLE_BYTES
 
 
 @dataclass
@@ -41,41 +41,23 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def shown(path: Path | str) -> str:
-    """A path as text that any file or table can hold: bytes of a file name that are not UTF-8 as `\\xe9`."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def check_input(path: Path) -> None:
     """Refuse an input that is missing, or neither a folder nor a regular file (a FIFO would block)."""
     if not path.exists():
         raise DataError(f"{path}: expected a folder of articles, a JSONL/CSV/Parquet file or a data config, "
                         "found nothing there (check the path)")
     if not (path.is_dir() or path.is_file()):
-        raise DataError(f"{path}: expected a folder or a regular file to read, found {_kind(path)}; "
+        raise DataError(f"{path}: expected a folder or a regular file to read, found {(file_problem(path) or ('', 'a special file'))[1]}; "
                         "copy the data into a file")
 
 
-def _kind(path: Path) -> str:
-    mode = path.stat().st_mode
-    return "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
-        "a socket" if stat.S_ISSOCK(mode) else "a special file"
-
-
 def unreadable(file: Path) -> str | None:
-    """Why `file` is not read at all (`dangling_link`, `not_a_regular_file`, `too_large`), or None."""
-    try:
-        info = file.stat()  # follows links
-    except OSError:
-        return "dangling_link" if file.is_symlink() else "unreadable"
-    if not stat.S_ISREG(info.st_mode):
-        return f"not_a_regular_file: {_kind(file)}"
-    if info.st_size > MAX_ARTICLE_BYTES and file.suffix.lower() not in TABLE_SUFFIXES_:
-        return f"too_large: {info.st_size:,} bytes, over {MAX_ARTICLE_BYTES:,} for one article"
-    return None
-
-
-TABLE_SUFFIXES_ = (".jsonl", ".csv", ".parquet")  # data/sources.TABLE_SUFFIXES, without importing it here
+    """Why `file` is not read at all (`dangling_link`, `not_a_regular_file: a FIFO`, `too_large: ...`), or None."""
+    problem = file_problem(file, MAX_ARTICLE_BYTES)
+    if problem is None:
+        return None
+    kind, detail = problem
+    return kind if kind == "dangling_link" else f"{kind}: {detail}"
 
 
 def input_files(folder: Path) -> list[Path]:
