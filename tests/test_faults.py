@@ -474,3 +474,38 @@ def test_resume_on_changed_data_is_refused(interrupted):
     finally:
         article.write_text(text)
     assert (project.root / "models" / ".cut.checkpoint" / "state.pt").is_file()
+
+
+def test_a_tag_into_a_link_to_an_output_in_progress_is_refused(trained_sklearn, tmp_path):
+    articles = tmp_path / "articles"
+    _articles(articles, DISTINCT)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out", target_is_directory=True)
+    args = ("tag", "--model", str(trained_sklearn[1].model_dir), "--input", str(articles), "--part-sentences", "5")
+    first = Paused("trainer.workflows.tagging:_write_table", *args, "--output", str(tmp_path / "out"), cwd=tmp_path)
+    second = _cli(*args, "--output", str(tmp_path / "link"))
+    assert second.returncode == 2
+    _one_error_line(second.stderr,
+                    rf"expected no other trainer tag into it in progress, found one \(PID {first.process.pid}")
+    assert first.release().returncode == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert len(manifest["done"]) == len(DISTINCT)
+
+
+def test_a_tag_killed_inside_a_long_article_loses_nothing_and_repeats_nothing(trained_sklearn, tmp_path):
+    from trainer.workflows.tagging import read_tables
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "long.txt").write_text("He said so. " * 3_000)
+    args = ("tag", "--model", str(trained_sklearn[1].model_dir), "--input", str(tmp_path / "in"), "--output",
+            str(tmp_path / "out"), "--part-sentences", "1000")
+    _killed_at("trainer.workflows.tagging:_write_table", 2, signal.SIGKILL, *args, cwd=tmp_path)
+    assert _cli(*args).returncode == 0
+    sentences = read_tables(tmp_path / "out")
+    assert len(sentences) == 3_000 and not sentences.duplicated(["article_id", "sentence_index"]).any()
+
+
+def test_too_many_resamples_are_refused_before_any_work(model_copy):
+    done = _cli("evaluate", "--model", str(model_copy[0]), "--resamples", "100000000")
+    assert done.returncode == 2
+    _one_error_line(done.stderr, r"--resamples: expected at most 100,000 bootstrap resamples, found 100,000,000")

@@ -806,3 +806,285 @@ def test_served_model_size_limit_is_configurable(scoring_server, monkeypatch):
     assert response.status_code == 400 and "expected at most 2 inputs in one request, found 3" in response.text
     monkeypatch.setenv("TRAINER_SERVE_MAX_INPUTS", "3")
     assert scoring_server.post("/invocations", json={"inputs": ["One.", "Two.", "Three."]}).status_code == 200
+
+
+# ---------------------------------------------------------------- round three: messy corpora, exports, secrets
+
+
+def _tag_args(model: Path, input: Path, output: Path, *extra: str) -> list[str]:
+    return ["-q", "tag", "--model", str(model), "--input", str(input), "--output", str(output), *extra]
+
+
+def _parquet_rows(output: Path, table: str):
+    from trainer.workflows.tagging import read_tables
+
+    return read_tables(output, table)
+
+
+def test_one_bad_input_is_skipped_and_counted_never_the_end_of_a_run(trained_sklearn, tmp_path, capsys):
+    from trainer.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.txt").write_text("The minister said talks failed. Prices rose, analysts said.")
+    (folder / "broken.jsonl").write_text("{not json\n")
+    (folder / "garbage.parquet").write_bytes(b"PAR1garbage")
+    (folder / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"id": None, "text": "He said so."}, {"id": "n", "text": 12345}, {"id": "d", "text": {"body": "x"}},
+        {"id": "ok", "text": "She agreed.", "n_sentences": "999"}]) + "\n")
+    os.mkfifo(tmp_path / "fifo")
+    (folder / "fifo.txt").symlink_to(tmp_path / "fifo")
+    (folder / "zero.txt").symlink_to("/dev/zero")
+    (folder / os.fsdecode(b"caf\xe9.txt")).write_text("The mayor said it. It rained.")
+    assert main(_tag_args(trained_sklearn[1].model_dir, folder, tmp_path / "out", "--id-column", "id")) == 0
+    skipped = _parquet_rows(tmp_path / "out", "skipped")
+    reasons = sorted(r.split(":")[0] for r in skipped["reason"])
+    assert reasons == ["no_id", "not_a_regular_file", "not_a_regular_file", "not_text", "not_text", "unreadable",
+                       "unreadable"]
+    articles = _parquet_rows(tmp_path / "out", "articles").set_index("article_id")
+    assert sorted(articles.index) == ["caf\\xe9", "good", "ok"]
+    assert articles.loc["ok", "n_sentences"] == 1 and articles.loc["ok", "input_n_sentences"] == "999"
+    # a rerun lists nothing twice
+    assert main(_tag_args(trained_sklearn[1].model_dir, folder, tmp_path / "out", "--id-column", "id")) == 0
+    assert len(_parquet_rows(tmp_path / "out", "skipped")) == len(skipped)
+    assert len(_parquet_rows(tmp_path / "out", "articles")) == 3
+
+
+def test_an_edited_article_replaces_its_rows(trained_sklearn, tmp_path):
+    from trainer.workflows.tagging import tag
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("One said so. Two agreed. Three left.")
+    (folder / "b.txt").write_text("The mayor said it.")
+    tag(trained_sklearn[1].model_dir, folder, tmp_path / "out", progress=False)
+    (folder / "a.txt").write_text("Edited: the mayor said so.")
+    tag(trained_sklearn[1].model_dir, folder, tmp_path / "out", progress=False)
+    sentences = _parquet_rows(tmp_path / "out", "sentences")
+    assert list(sentences[sentences.article_id == "a"]["text"]) == ["Edited: the mayor said so."]
+    assert sorted(_parquet_rows(tmp_path / "out", "articles")["article_id"]) == ["a", "b"]
+
+
+def test_a_long_article_is_written_in_parts(trained_sklearn, tmp_path):
+    from trainer.workflows.tagging import tag
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "long.txt").write_text("He said so. " * 2_500)
+    result = tag(trained_sklearn[1].model_dir, folder, tmp_path / "out", part_sentences=1000, progress=False)
+    assert result.sentences == 2_500
+    assert len(list((tmp_path / "out" / "sentences").glob("part-*.parquet"))) == 3
+    assert len(_parquet_rows(tmp_path / "out", "articles")) == 1
+
+
+def test_an_article_over_the_size_limit_or_a_huge_sentence_is_no_end(trained_sklearn, tmp_path, monkeypatch):
+    from trainer.workflows import tag_input
+    from trainer.workflows.tagging import tag
+
+    monkeypatch.setattr(tag_input, "MAX_ARTICLE_BYTES", 100_000)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "dump.txt").write_text("x" * 100_001)
+    (folder / "one.txt").write_text("word " * 19_000)  # one 95 kB sentence: the rules read its start only
+    result = tag(trained_sklearn[1].model_dir, folder, tmp_path / "out", progress=False)
+    assert (result.articles, result.skipped) == (1, 1)
+    assert _parquet_rows(tmp_path / "out", "skipped")["reason"][0].startswith("too_large")
+
+
+def test_a_fifo_as_input_is_one_line(trained_sklearn, tmp_path):
+    from trainer.workflows.tagging import tag
+
+    os.mkfifo(tmp_path / "in.jsonl")
+    with pytest.raises(DataError, match=r"in\.jsonl: expected a folder or a regular file to read, found a FIFO"):
+        tag(trained_sklearn[1].model_dir, tmp_path / "in.jsonl", tmp_path / "out", progress=False)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("[1, 2]", r"expected the manifest\.json of an earlier trainer tag .*found another JSON"),
+    ("{bad", r"expected the manifest\.json of an earlier trainer tag .*cannot be read"),
+])
+def test_a_broken_tag_manifest_is_one_line(trained_sklearn, tmp_path, content, message):
+    from trainer.workflows.tagging import tag
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("He said so.")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "manifest.json").write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        tag(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / "out", progress=False)
+
+
+def test_summarize_never_replaces_a_folder_of_other_files(trained_sklearn, tmp_path):
+    from trainer.workflows.summary import summarize
+    from trainer.workflows.tagging import tag
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("He said so.")
+    tag(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / "out", progress=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"--report: expected a new folder or an earlier output .*keep\.txt"):
+        summarize(tmp_path / "out", "path", report=mine, n_resamples=20)
+    with pytest.raises(ConfigError, match=r"--report: expected a new folder or an earlier output"):
+        summarize(tmp_path / "out", "path", report=tmp_path / "out", n_resamples=20)
+    assert (mine / "keep.txt").read_text() == "mine" and (tmp_path / "out" / "manifest.json").is_file()
+
+
+def _ls_task(**meta) -> dict:
+    return {"id": 1, "data": {"text": None, "meta": {"article": "a", "start": 0, "end": 18, **meta}},
+            "annotations": [{"id": 1, "completed_by": 1, "result": [
+                {"from_name": "label", "type": "choices", "value": {"choices": ["attributed"]}}]}]}
+
+
+@pytest.mark.parametrize(("tasks", "message"), [
+    ([5], r"task at position 0: expected each task to be an object"),
+    ([{"id": 1, "data": "x"}], r"task 1: expected data to be an object"),
+    ([{"id": 1, "data": {"text": "x", "meta": []}}], r"expected data\.meta to be an object"),
+    ([{**_ls_task(), "annotations": {"a": 1}}], r"expected annotations to be a list"),
+    ([{**_ls_task(), "annotations": [{"result": {"x": 1}}]}], r"expected result to be a list"),
+    ([_ls_task(start="zero")], r"expected meta\.start to be a whole number, found \"zero\""),
+    ([_ls_task(start=0, end=999)], r"expected offsets with 0 <= start < end <= 29 .*found \[0, 999\)"),
+    ([_ls_task(start=10, end=2)], r"found \[10, 2\)"),
+    ([_ls_task(start=-5, end=-1)], r"found \[-5, -1\)"),
+    ([_ls_task(article="../secret")], r"expected an article id that names a file in .*found '\.\./secret'"),
+    ([_ls_task(article="/etc/hostname")], r"expected an article id that names a file in .*found '/etc/hostname'"),
+    ([_ls_task(article="link")], r"expected an article id that names a file in .*found 'link'"),
+])
+def test_label_studio_exports_of_the_wrong_shape_or_leading_out_are_one_line(tmp_path, tasks, message):
+    from trainer.config import LabelStudioSource
+    from trainer.data.labelstudio import read_labelstudio
+
+    (tmp_path / "arts").mkdir()
+    (tmp_path / "arts" / "a.txt").write_text("The mayor said so. It rained.")
+    (tmp_path / "secret.txt").write_text("A secret sentence of another folder.")
+    (tmp_path / "arts" / "link.txt").symlink_to(tmp_path / "secret.txt")
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    with pytest.raises(DataError, match=message):
+        read_labelstudio(LabelStudioSource(path=tmp_path / "export.json", articles=tmp_path / "arts"), progress=False)
+
+
+def test_annotations_without_an_annotator_are_not_merged_into_one(tmp_path):
+    from trainer.config import LabelStudioSource
+    from trainer.data.labelstudio import read_labelstudio
+
+    choice = lambda label, i: {"id": i, "result": [{"from_name": "label", "type": "choices",  # noqa: E731
+                                                    "value": {"choices": [label]}}]}
+    tasks = [{"id": i, "data": {"text": f"Source {i} said so."},
+              "annotations": [choice("attributed", 1), choice("verified" if i % 2 else "attributed", 2)]}
+             for i in range(6)]
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    result = read_labelstudio(LabelStudioSource(path=tmp_path / "export.json"), progress=False)
+    (agreement,) = result.agreement.values()
+    assert agreement["tasks_with_several"] == 6 and agreement["overall"] is not None
+
+
+def test_three_one_sentence_articles_build(project):
+    rows = [("The mayor said the road is shut.", "attributed", "a1"), ("The road is shut.", "verified", "a2"),
+            ("The road may be shut, it is rumoured.", "unverified", "a3")]
+    path = project.root / "three.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": label, "article": a}) + "\n" for t, label, a in rows))
+    config = project.write("data/three.yaml", {"name": "three", "output_dir": "data/built", "sources": [
+        {"kind": "labeled", "path": str(path), "article_column": "article"}]})
+    built = build_dataset(load_data_config(config), progress=False)
+    assert sum(len(built.dataset[s]) for s in built.dataset) == 3 and all(len(built.dataset[s]) for s in built.dataset)
+
+
+def test_secrets_are_masked_wherever_a_uri_is_shown():
+    from trainer.infra.secrets import mask_secrets
+
+    assert mask_secrets("at https://me:hunter2@mlflow.example/") == "at https://me:***@mlflow.example/"
+    assert mask_secrets("postgresql://u:p%40ss@db/x?sslpassword=y") == "postgresql://u:***@db/x?sslpassword=***"
+    assert mask_secrets("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+
+
+def test_crash_logs_are_private_and_hold_no_values(monkeypatch, tmp_path):
+    import stat
+
+    from trainer.infra import crash
+
+    monkeypatch.setattr(crash.tempfile, "gettempdir", lambda: str(tmp_path))
+    argv = ["train", "--set", "tracking.uri=https://u:secret@h"]
+    path = crash.crash_log(RuntimeError("at https://u:secret@h/"), argv, "0")
+    assert path.parent == tmp_path / f"trainer-crashes-{os.getuid()}"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    text = path.read_text()
+    assert "command: trainer train --set\n" in text and "secret" not in text
+    # a planted link in place of the folder is refused, not followed
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setattr(crash.tempfile, "gettempdir", lambda: str(other))
+    (other / f"trainer-crashes-{os.getuid()}").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(PermissionError):
+        crash.crash_log(RuntimeError("x"), ["train"], "0")
+    assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_a_link_out_of_a_model_folder_is_refused(trained_sklearn, tmp_path):
+    import shutil
+
+    from trainer.models.export import export_model
+    from trainer.outputs.model_folder import evaluation_dir
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained_sklearn[1].model_dir, folder)
+    (tmp_path / "victim").mkdir()
+    (folder / "evaluations").symlink_to(tmp_path / "victim", target_is_directory=True)
+    with pytest.raises(ModelLoadError, match=r"evaluations: expected a folder inside the model folder, found a link"):
+        evaluation_dir(folder, "dev")
+    (folder / "evaluations").unlink()
+    (folder / "stolen.txt").symlink_to("/etc/hostname")
+    with pytest.raises(ModelLoadError, match=r"stolen\.txt: expected the files of the model folder, found a link"):
+        export_model(folder, tmp_path / "export")
+
+
+def test_a_full_or_read_only_disk_is_one_line():
+    import errno
+
+    from trainer.infra.crash import disk_message
+
+    assert disk_message(OSError(errno.ENOSPC, "No space left on device", "out/x")).startswith(
+        "expected room to write the command's output, found the disk is full (out/x)")
+    assert "read-only" in disk_message(OSError(errno.EROFS, "Read-only file system"))
+    assert disk_message(OSError(errno.ENOENT, "No such file")) is None
+
+
+def test_select_says_why_it_returns_fewer_than_asked(trained_sklearn, tmp_path, capsys):
+    from trainer.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(" ".join(f"Official {i} said roads {i} were shut." for i in range(12)))
+    assert main(["-q", "select", "--model", str(trained_sklearn[1].model_dir), "--input", str(tmp_path / "in"),
+                 "--n", "20", "--output", str(tmp_path / "sel")]) == 0
+    err = capsys.readouterr().err
+    assert "note: 3 of the 20 asked for: at most --max-per-article 3 from each of 1 article(s)" in err
+
+
+def test_max_length_past_the_encoders_positions_is_refused_before_training(project, tiny_model_dir):
+    from tests.conftest import TINY_TRAINING, tiny_model_section
+    from trainer.workflows.train import train
+
+    config = project.experiment("long", {**tiny_model_section(tiny_model_dir), "max_length": 4096}, TINY_TRAINING)
+    with pytest.raises(ConfigError, match=r"model\.max_length: expected at most 128 tokens, the positions of encoder "
+                                          r".*found 4096"):
+        train(load_config(config))
+    assert not (project.root / "models" / "long").exists()
+
+
+def test_a_raw_folder_skips_special_files_and_keeps_names_that_are_not_utf8(project, tmp_path):
+    folder = project.root / "raw"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"a{i}.txt").write_text(f"The minister said on day {i} that talks failed. Prices rose {i} percent.")
+    (folder / os.fsdecode(b"caf\xe9.txt")).write_text("The mayor said it. It rained.")
+    os.mkfifo(tmp_path / "fifo")
+    (folder / "fifo.txt").symlink_to(tmp_path / "fifo")
+    (folder / "zero.txt").symlink_to("/dev/zero")
+    result = read_folder(FolderSource(path=folder), progress=False)
+    assert result.skipped["not_a_regular_file"] == 2 and result.articles == 4
+    assert "caf\\xe9" in {e.article for e in result.examples}
+    config = project.write("data/raw.yaml", {"name": "raw", "output_dir": "data/built",
+                                             "sources": [{"kind": "folder", "path": str(folder)}]})
+    built = build_dataset(load_data_config(config), progress=False)
+    assert built.card["fingerprint"]

@@ -147,17 +147,6 @@ def test_summarize_gives_shares_per_group_with_intervals(trained_sklearn, tmp_pa
         summarize(tmp_path / "out", "publisher", report=tmp_path / "other", model=str(tmp_path / "elsewhere"))
 
 
-def test_splitting_in_worker_processes_gives_the_same_tables(trained_sklearn, tmp_path):
-    folder = _articles(tmp_path)
-    model = str(trained_sklearn[1].model_dir)
-    here = tag(model, folder, tmp_path / "here", part_sentences=40, progress=False, split_workers=0)
-    workers = tag(model, folder, tmp_path / "workers", part_sentences=40, progress=False, split_workers=2)
-    assert (here.articles, here.sentences, here.skipped) == (workers.articles, workers.sentences, workers.skipped)
-    for table in ("sentences", "articles", "skipped"):
-        assert read_tables(tmp_path / "here", table).equals(read_tables(tmp_path / "workers", table))
-
-
-@pytest.mark.parametrize("format", ["csv", "xlsx"])
 def test_tag_writes_whole_tables_in_the_format_asked(trained_sklearn, tmp_path, format):
     import pandas as pd
 

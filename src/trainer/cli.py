@@ -32,7 +32,15 @@ from trainer.cli_args import add_config, add_eval_data, add_overrides, add_preci
 from trainer.config import DEFAULT_SEED, DEFAULT_TEXT_COLUMN, OnBadEncoding
 from trainer.errors import EXIT_USAGE, ConfigError, DataError, TrainerError
 from trainer.infra.console import quiet_libraries, setup_logging
-from trainer.infra.crash import EXIT_BUG, EXIT_INTERRUPTED, bug_message, close_progress_bars, stop_on_sigterm
+from trainer.infra.crash import (
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    bug_message,
+    close_progress_bars,
+    disk_message,
+    stop_on_sigterm,
+)
+from trainer.infra.secrets import mask_secrets
 from trainer.workflows.selection import STRATEGIES, Diversity, SelectSettings, Uncertainty
 
 __all__ = ["COMMANDS", "EXIT_BUG", "EXIT_INTERRUPTED", "OUTPUTS", "TABLE", "Command", "main"]
@@ -245,8 +253,9 @@ def _cmd_select(args: argparse.Namespace) -> None:
         diversity=args.diversity, max_per_article=args.max_per_article, rare_share=args.rare_share, seed=args.seed,
     )
     picks = select(args.model, args.input, args.n, args.output, settings, args.skip_labeled,
-                   with_predictions=args.predictions and not args.no_predictions, text_column=args.text_column, id_column=args.id_column)
-    cli_output.print_selection(picks, args.output)
+                   with_predictions=args.predictions and not args.no_predictions, text_column=args.text_column,
+                   id_column=args.id_column)
+    cli_output.print_selection(picks, args.output, args.n, args.max_per_article)
 
 
 def _labelstudio_arguments(parser: argparse.ArgumentParser) -> None:
@@ -536,7 +545,14 @@ def _run(argv: list[str]) -> int:
         return COMMANDS[args.command](args) or 0
     except TrainerError as exc:
         close_progress_bars()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        message = disk_message(exc)
+        if message is None:
+            raise
+        close_progress_bars()
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
 
 

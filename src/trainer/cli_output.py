@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trainer.infra.secrets import mask_secrets
 from trainer.labels import LABELS
 
 # `predict --format`: a table for reading (the first, the default) or one JSON object per line.
@@ -58,7 +59,8 @@ def print_cross_validation(cv: Any) -> None:
     """`train --cv K`: each metric's mean and spread over the folds, and the parent MLflow run."""
     for name, stats in cv.summary.items():
         print(f"{name:<16} {stats['mean']:.3f} ± {stats['std']:.3f}")
-    print(f"MLflow parent run: {cv.run_id}" if cv.run_id else f"MLflow tracking failed ({cv.tracking_error})")
+    failed = f"MLflow tracking failed ({mask_secrets(str(cv.tracking_error))})"
+    print(f"MLflow parent run: {cv.run_id}" if cv.run_id else failed)
 
 
 def print_training(result: Any) -> None:
@@ -71,7 +73,8 @@ def print_training(result: Any) -> None:
     if result.run_id:
         print(f"MLflow run:   {result.run_id}" + (f" ({result.model_uri})" if result.model_uri else " (incomplete)"))
     if result.tracking_error:
-        print(f"MLflow tracking failed ({result.tracking_error}); the model is saved all the same", file=sys.stderr)
+        print(f"MLflow tracking failed ({mask_secrets(str(result.tracking_error))}); the model is saved all the same",
+              file=sys.stderr)
     print(f"took {result.seconds:.0f}s")
 
 
@@ -112,7 +115,7 @@ def print_evaluation(result: Any) -> None:
     if result.run_id:
         print(f"MLflow run: {result.run_id}")
     if result.tracking_error:
-        print(f"MLflow tracking failed ({result.tracking_error})", file=sys.stderr)
+        print(f"MLflow tracking failed ({mask_secrets(str(result.tracking_error))})", file=sys.stderr)
 
 
 def print_comparison(table: Any) -> None:
@@ -127,13 +130,20 @@ def print_markdown(path: Path) -> None:
     print(f"\nMarkdown: {path}")
 
 
-def print_selection(picks: list[Any], output: Path) -> None:
-    """`select`: how many sentences from how many articles, and the files written."""
+def print_selection(picks: list[Any], output: Path, n: int | None = None,
+                    max_per_article: int | None = None) -> None:
+    """`select`: how many sentences from how many articles, and the files written; fewer than --n asked
+    for is explained (the per-article cap, or too few sentences)."""
     from trainer.workflows.selection import CONFIG_FILE, ROWS_CSV, ROWS_JSONL, TASKS_FILE
 
     articles = len({c.article for c in picks})
     print(f"{len(picks)} sentences from {articles} articles: {output}/{TASKS_FILE} (Label Studio import), "
           f"{CONFIG_FILE}, {ROWS_CSV}, {ROWS_JSONL}")
+    if n is not None and len(picks) < n:
+        capped = max_per_article is not None and len(picks) >= articles * max_per_article
+        why = (f"at most --max-per-article {max_per_article} from each of {articles} article(s); raise it, or "
+               "give more articles" if capped else "no more sentences to pick from")
+        print(f"note: {len(picks)} of the {n} asked for: {why}", file=sys.stderr)
 
 
 def print_warning(line: str) -> None:
@@ -169,7 +179,7 @@ def print_sweep(result: Any) -> None:
     print(f"sweep {result.study}: {result.finished} finished trials ({result.ran_here} here); {best}")
     if result.best_config:
         print(f"best config: {result.best_config} (trainer train --config {result.best_config})")
-    print(f"study: {result.storage}; MLflow parent run: {result.parent_run_id}")
+    print(f"study: {mask_secrets(result.storage)}; MLflow parent run: {result.parent_run_id}")
 
 
 def print_summary(summary: Any) -> None:

@@ -16,6 +16,9 @@ N_RESAMPLES = 1000
 BOOTSTRAP_SEED = 13
 # Fewer resamples than this give intervals from a handful of draws: refused rather than reported.
 MIN_RESAMPLES = 10
+# More resamples than this change an interval's third digit no more, and cost minutes of bootstrap and
+# gigabytes of draws on a large test set: a larger --resamples is refused, not run without end.
+MAX_RESAMPLES = 100_000
 
 
 def check_resamples(n_resamples: int) -> None:
@@ -28,6 +31,9 @@ def check_resamples(n_resamples: int) -> None:
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < MIN_RESAMPLES:
         raise ConfigError(f"--resamples: expected a whole number of at least {MIN_RESAMPLES} bootstrap resamples, "
                           f"found {n_resamples!r} (the default is {N_RESAMPLES})")
+    if n_resamples > MAX_RESAMPLES:
+        raise ConfigError(f"--resamples: expected at most {MAX_RESAMPLES:,} bootstrap resamples, found "
+                          f"{n_resamples:,} (the default is {N_RESAMPLES})")
 
 
 def compute_metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:

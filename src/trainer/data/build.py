@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
 from trainer.infra.atomic import atomic_folder
 from trainer.config import SPLITS, DataConfig, SplitConfig, portable, to_plain
@@ -89,7 +89,7 @@ def fingerprint(config: DataConfig) -> str:
                         "found nothing; run trainer check-data --label-issues on the same data without this key first")
     extra = [config.drop_label_issues] if config.drop_label_issues else []
     for path in [p for source in config.sources for p in input_files(source)] + extra:
-        digest.update(os.path.relpath(path, config.project).encode())
+        digest.update(os.fsencode(os.path.relpath(path, config.project)))  # names that are not UTF-8 too
         digest.update(read_bytes(path))
     return digest.hexdigest()
 
@@ -111,7 +111,13 @@ def split_by_article(labels: list[str], groups: list[str], split: SplitConfig) -
         largest = max(np.unique(y[indices], return_counts=True)[1])
         n_splits = max(2, min(round(1 / fraction), len(set(g[indices])), int(largest)))
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        rest, held = next(folds.split(np.zeros(len(indices)), y[indices], g[indices]))
+        try:
+            rest, held = next(folds.split(np.zeros(len(indices)), y[indices], g[indices]))
+        except ValueError:  # too few sentences of each label to stratify (three one-sentence articles)
+            n_groups = len(set(g[indices]))
+            held_out = max(1, min(n_groups - 1, n_groups // n_splits))
+            unstratified = GroupShuffleSplit(n_splits=1, test_size=held_out, random_state=seed)
+            rest, held = next(unstratified.split(np.zeros(len(indices)), y[indices], g[indices]))
         return indices[rest], indices[held]
 
     everything = np.arange(len(y))

@@ -80,17 +80,34 @@ def agreement(labels_by_task: Sequence[dict[str, str]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- the export
 
 
-def _annotator(annotation: dict[str, Any]) -> str:
+def _annotator(annotation: dict[str, Any], position: int) -> str:
+    """Who made the annotation; one without `completed_by` is an annotator of its own (never one shared
+    "None" that would merge everybody's labels and hide their disagreement)."""
     who = annotation.get("completed_by")
     if isinstance(who, dict):
         who = who.get("email") or who.get("id")
+    if who is None or who == "":
+        return f"unknown-{annotation.get('id', position)}"
     return str(who)
 
 
+def _shaped(value: Any, kind: type, what: str, where: str) -> Any:
+    """`value` if it is of `kind` (a missing value as an empty one), else a DataError naming the field."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        names = {dict: "an object", list: "a list"}
+        raise DataError(f"{where}: expected {what} to be {names[kind]} (Label Studio's JSON export), found "
+                        f"{type(value).__name__}; export the project again as JSON")
+    return value
+
+
 def _choice(annotation: dict[str, Any], control: str, where: str) -> str:
-    for result in annotation.get("result") or []:
+    for result in _shaped(annotation.get("result"), list, "result", where):
+        result = _shaped(result, dict, "each result", where)
         if result.get("from_name") == control and result.get("type", "choices") == "choices":
-            choices = (result.get("value") or {}).get("choices") or []
+            choices = _shaped(_shaped(result.get("value"), dict, "a result's value", where).get("choices"), list,
+                              "value.choices", where)
             if len(choices) == 1:
                 label = str(choices[0])
                 if label not in LABELS:
@@ -136,9 +153,10 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
     how: Counter[str] = Counter()
     counters: Counter[str] = Counter()
     for position, task in enumerate(tasks):
+        task = _shaped(task, dict, "each task", f"{source.path}: task at position {position}")
         where = f"{source.path}: task {task.get('id', position)}"
-        data = task.get("data") or {}
-        meta = data.get("meta") or {}
+        data = _shaped(task.get("data"), dict, "data", where)
+        meta = _shaped(data.get("meta"), dict, "data.meta", where)
         article = str(meta.get("article", data.get("article", f"task{task.get('id', position)}")))
         if article in excluded:
             left_out.add(article)
@@ -146,11 +164,12 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
         text = _task_text(data, meta, article, source, articles, where)
         labels: dict[str, str] = {}
         ground_truth = None
-        for annotation in task.get("annotations") or []:
+        for number, annotation in enumerate(_shaped(task.get("annotations"), list, "annotations", where)):
+            annotation = _shaped(annotation, dict, "each annotation", where)
             if annotation.get("was_cancelled"):
                 continue
             label = _choice(annotation, source.choices, f"{where}, annotation {annotation.get('id', '?')}")
-            labels[_annotator(annotation)] = label
+            labels[_annotator(annotation, number)] = label
             if annotation.get("ground_truth"):
                 ground_truth = label
         if not labels:
@@ -162,7 +181,7 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
         if label is None:
             result.skipped[reached] += 1
             continue
-        index = int(meta.get("sentence_index", counters[article]))
+        index = _whole(meta.get("sentence_index", counters[article]), "meta.sentence_index", where)
         counters[article] += 1
         example = Example(normalize(text), label, article, index, "annotation", f"labelstudio:{source.path}")
         result.examples.append(example)
@@ -186,17 +205,40 @@ def _task_text(data: dict[str, Any], meta: dict[str, Any], article: str, source:
                             "folder of the articles its offsets point into")
         return str(text)
     if article not in articles:
-        path = source.articles / f"{article}.txt"
-        if not path.is_file():
-            raise DataError(f"{where}: expected article {article!r} at {path}, found no such file")
-        articles[article] = read_text(path)
+        articles[article] = read_text(_article_path(source.articles, article, where))
     if "start" not in meta or "end" not in meta:
         raise DataError(f"{where}: expected meta.start and meta.end (character offsets), found {sorted(meta)}")
-    found = articles[article][int(meta["start"]) : int(meta["end"])]
+    start, end = _whole(meta["start"], "meta.start", where), _whole(meta["end"], "meta.end", where)
+    if not 0 <= start < end <= len(articles[article]):
+        raise DataError(f"{where}: expected offsets with 0 <= start < end <= {len(articles[article])} (the length "
+                        f"of article {article!r}), found [{start}, {end}); the export and the article do not match")
+    found = articles[article][start:end]
     if text is not None and normalize(found) != normalize(str(text)):
         raise DataError(f"{where}: expected its text at [{meta['start']}, {meta['end']}) of article {article!r}, "
                         f"found {found[:60]!r}; the export and the article do not match")
     return found
+
+
+def _whole(value: Any, what: str, where: str) -> int:
+    """A whole number from the export (an int, or a string of digits); anything else is a DataError."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise DataError(f"{where}: expected {what} to be a whole number, found {json.dumps(value, default=str)[:40]}")
+
+
+def _article_path(folder: Path, article: str, where: str) -> Path:
+    """The file of `article` in `folder`; an id that would lead out of it (`../x`, `/etc/x`, a link out)
+    is a DataError: paths from data never leave the folder they belong to."""
+    path = folder / f"{article}.txt"
+    plain = article and not any(c in article for c in "/\\\0") and not article.startswith(".")
+    if not plain or not path.resolve().is_relative_to(folder.resolve()):
+        raise DataError(f"{where}: expected an article id that names a file in {folder}, found {article!r}; fix "
+                        "the task's meta.article")
+    if not path.is_file():
+        raise DataError(f"{where}: expected article {article!r} at {path}, found no such file")
+    return path
 
 
 def labelstudio_files(source: Any) -> list[Path]:

@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -40,6 +40,24 @@ def remove_stale_siblings(target: Path) -> None:
 def _alive(pid: int) -> bool:
     # our own leftovers are from an earlier attempt in this process
     return pid != os.getpid() and alive(pid)
+
+
+def check_replaceable(target: Path, own: Collection[str], option: str) -> None:
+    """Refuse to replace `target` unless it is absent, empty, or holds only `own` files (an earlier output
+    of the same command): an output never deletes a folder of someone else's files."""
+    from trainer.errors import ConfigError
+
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise ConfigError(f"{option}: expected a new folder or an earlier output of this command, found {target}, "
+                          "which is a link or a file; choose another folder")
+    others = sorted(os.fsencode(p.name).decode("utf-8", "backslashreplace") for p in target.iterdir()
+                    if p.name not in own)
+    if others:
+        raise ConfigError(f"{option}: expected a new folder or an earlier output of this command, found {target} "
+                          f"with other files ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); "
+                          "choose another folder")
 
 
 @contextmanager

@@ -34,12 +34,15 @@ def quiet_libraries(quiet: bool) -> None:
 
 
 class PlainFormatter(logging.Formatter):
-    """Log lines without terminal colour codes (MLflow colours some of its warnings)."""
+    """Log lines without terminal colour codes (MLflow colours some of its warnings), and without the
+    passwords of URIs (a tracking server's, a study storage's)."""
 
     _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
     def format(self, record: logging.LogRecord) -> str:
-        return self._ANSI.sub("", super().format(record))
+        from trainer.infra.secrets import mask_secrets
+
+        return mask_secrets(self._ANSI.sub("", super().format(record)))
 
 
 def setup_logging(quiet: bool, main_rank: bool) -> None:

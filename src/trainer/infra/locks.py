@@ -35,8 +35,11 @@ LOCKS_DIR = ".locks"
 
 
 def lock_path(target: Path) -> Path:
-    """The lock file of an output: `.locks/NAME.lock` beside it (one hidden folder, whatever the number of outputs)."""
-    return target.parent / LOCKS_DIR / f"{target.name}.lock"
+    """The lock file of an output: `.locks/NAME.lock` beside it (one hidden folder, whatever the number of outputs).
+
+    Keyed on the real path: a link to the output (or to a folder above it) shares the output's lock."""
+    real = target.resolve()
+    return real.parent / LOCKS_DIR / f"{real.name}.lock"
 
 
 @contextmanager

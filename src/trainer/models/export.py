@@ -28,7 +28,14 @@ import torch
 
 from trainer.infra.atomic import atomic_folder
 from trainer.errors import ConfigError, ModelLoadError
-from trainer.outputs.model_folder import MODEL_META, EVAL_DIR, read_meta, write_manifest, write_meta
+from trainer.outputs.model_folder import (
+    EVAL_DIR,
+    MODEL_META,
+    check_no_links_out,
+    read_meta,
+    write_manifest,
+    write_meta,
+)
 from trainer.registry import BACKENDS, EXPORTS, register_export
 
 # Sentences to compare an export with its source on: short, long, quoted, hedged.
@@ -99,7 +106,8 @@ def write_torch_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder:
         start = time.perf_counter()
         predicted = backend.predict_proba(check_on).argmax(1)
         timings[name] = time.perf_counter() - start
-    shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns(EVAL_DIR), dirs_exist_ok=True)
+    # links are copied as links (none leads out: export_model checked), never as the files they point to
+    shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns(EVAL_DIR), dirs_exist_ok=True, symlinks=True)
     int8.save_calibration(folder / int8.INT8_FILE, stats)
     check = {"alpha": int8.ALPHA, "keep": keep, "calibrated": len(calibrate_on), "checked": len(check_on),
              "agreement": float((predicted == reference).mean()), "speedup_vs_bf16": timings["bf16"] / timings["int8"],
@@ -113,6 +121,7 @@ def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportC
     from trainer.models import load_backend
 
     exporter = EXPORTS.get(format, "--format: ")
+    check_no_links_out(model_dir)
     meta = read_meta(model_dir)
     backend = meta.get("backend")
     exportable = [name for name in BACKENDS.names() if BACKENDS.get(name).exportable]

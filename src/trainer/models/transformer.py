@@ -18,7 +18,7 @@ from trainer.infra import distributed
 from trainer.models import encoders
 from trainer.outputs import model_folder
 from trainer.config import TrainingConfig, TransformerModel
-from trainer.errors import ModelLoadError
+from trainer.errors import ConfigError, ModelLoadError
 from trainer.labels import ID2LABEL, LABEL2ID, LABELS
 from trainer.outputs.model_folder import write_meta
 from trainer.models import int8
@@ -105,6 +105,25 @@ def load_sequence_classifier(path: str | Path, **kwargs: Any) -> Any:
 _HEAD_PREFIXES = ("classifier.", "score.", "pre_classifier.")
 
 
+def check_positions(max_length: int, model: Any, what: str, encoder: str) -> None:
+    """Refuse a max_length past the encoder's position embeddings, before any training or prediction: a
+    longer sentence would otherwise end the run (or a served request) in an index error."""
+    config = getattr(model, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return
+    # RoBERTa-like encoders (MPNet too) number positions from padding_idx + 1
+    offset = 0
+    if getattr(config, "model_type", "") in _OFFSET_POSITIONS:
+        offset = (getattr(config, "pad_token_id", 0) or 0) + 1
+    if max_length > positions - offset:
+        raise ConfigError(f"{what}: expected at most {positions - offset} tokens, the positions of encoder {encoder}, "
+                          f"found {max_length}; lower max_length")
+
+
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer")
+
+
 class TransformerBackend:
     """A Hugging Face sequence classifier behind the backend interface."""
 
@@ -151,6 +170,7 @@ class TransformerBackend:
             label2id=dict(LABEL2ID),
             trust_remote_code=self.config.trust_remote_code,
         ))
+        check_positions(self.max_length, self.model, "model.max_length", self.base_model)
         return self
 
     def _place(self, model: Any) -> None:
@@ -291,6 +311,7 @@ class TransformerBackend:
             max_length=model_folder.max_length(meta, directory),
             base_model=meta.get("base_model") or default_pretrained(),  # a folder without the entry: the default encoder
         )
+        check_positions(backend.max_length, model, f"{directory}: max_length", str(directory))
         if use_int8:
             check = meta["int8"]
             stats = int8.load_calibration(directory / int8.INT8_FILE)

@@ -264,13 +264,16 @@ def anchored_uri(uri: str, project: Path) -> str | None:
     'sqlite:////q/mlflow.db'
     >>> anchored_uri("sqlite:////p/mlflow.db", Path("/q")) is None
     True
+    >>> anchored_uri("sqlite:///../p/mlflow.db", Path("/q")) is None
+    True
     """
     if not uri.startswith(_SQLITE):
         return uri
     path = Path(uri.removeprefix(_SQLITE))
-    if not path.is_absolute():
-        return _SQLITE + os.path.normpath(project / path)
-    return uri if path.is_relative_to(project) else None
+    # a store is only ever a file of the project the folder lies in: a run.json from elsewhere must not send
+    # the evaluation, predictions included, to a store it chose
+    resolved = Path(os.path.normpath(path if path.is_absolute() else project / path))
+    return _SQLITE + str(resolved) if resolved.is_relative_to(project) else None
 
 
 def training_store(directory: Path) -> str | None:
@@ -338,8 +341,37 @@ def load_temperature(directory: Path) -> float:
 
 
 def evaluation_dir(model_dir: Path, data_name: str) -> Path:
-    """Where `evaluate` saves a report on `data_name` inside a model folder."""
-    return model_dir / EVAL_DIR / data_name.replace(":", "-")
+    """Where `evaluate` saves a report on `data_name` inside a model folder. A link on the way (an
+    `evaluations/` that points elsewhere) is refused: the report would be written, and the folder it
+    replaces deleted, outside the model folder."""
+    folder = model_dir / EVAL_DIR
+    target = folder / data_name.replace(":", "-")
+    for path in (folder, target):
+        if path.is_symlink():
+            raise ModelLoadError(f"{path}: expected a folder inside the model folder, found a link to "
+                                 f"{os.readlink(path)}; remove the link (reports are written inside the model only)")
+    return target
+
+
+def links_out(folder: Path) -> list[Path]:
+    """The links under `folder` that point outside it (or to nothing): what an export or a load must not
+    follow."""
+    root = folder.resolve()
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() and not path.resolve().is_relative_to(root) or path.is_symlink() and not path.exists():
+            found.append(path)
+    return found
+
+
+def check_no_links_out(folder: Path) -> None:
+    """Refuse a model folder with links that lead out of it (a planted link would copy, or overwrite,
+    files elsewhere)."""
+    found = links_out(folder)
+    if found:
+        raise ModelLoadError(f"{found[0]}: expected the files of the model folder, found a link to "
+                             f"{os.readlink(found[0])} outside it ({len(found)} such link(s)); copy the files in "
+                             "instead of linking them")
 
 
 def evaluation_reports(model_dir: Path) -> list[Path]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError
+from trainer.errors import ConfigError, DataError
 
 DATE_COLUMNS = ("date", "publication_date", "published", "month")
 
@@ -22,10 +22,12 @@ def with_metadata(articles: Any, metadata: Path | None, key: str) -> Any:
     if not metadata.is_file():
         raise ConfigError(f"--metadata: expected a CSV/TSV/JSONL file, found nothing at {metadata}")
     sep = "\t" if metadata.suffix.lower() == ".tsv" else ","
-    if metadata.suffix.lower() == ".jsonl":
-        extra = pd.read_json(metadata, lines=True)
-    else:
-        extra = pd.read_csv(metadata, sep=sep)
+    try:
+        extra = (pd.read_json(metadata, lines=True) if metadata.suffix.lower() == ".jsonl"
+                 else pd.read_csv(metadata, sep=sep))
+    except (ValueError, OSError) as exc:  # pandas' parser errors are ValueErrors, decoding ones too
+        raise DataError(f"--metadata {metadata}: expected a UTF-8 CSV, TSV or JSONL table, found one that cannot be "
+                        f"read ({str(exc).splitlines()[0][:200]})") from None
     if key not in extra.columns:
         raise ConfigError(f"--key: expected a column {key!r} in {metadata}, found {list(extra.columns)}")
     extra = extra.astype(str).rename(columns={key: "article_id"})

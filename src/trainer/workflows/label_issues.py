@@ -106,8 +106,9 @@ def label_issues(
 ) -> list[dict[str, Any]]:
     """Find probable label errors in `built`, write the ranked CSV and review tasks into `output`, and
     count them per source in the dataset card. Returns the ranked rows."""
-    from trainer.infra.atomic import atomic_folder
+    from trainer.infra.atomic import atomic_folder, check_replaceable
 
+    check_replaceable(output, (ISSUES_CSV, ISSUES_TASKS), "--issues-output")
     sentences = all_sentences(built)
     probabilities = out_of_fold_probabilities(sentences, model, folds=folds, seed=seed)
     ranked = find_issues(sentences.labels, probabilities)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from trainer.errors import ConfigError, DataError
+from trainer.infra.atomic import check_replaceable
 from trainer.estimators import (
     ESTIMATORS,
     QUANTIFICATION_ASSUMPTION,
@@ -106,7 +107,14 @@ def summarize(
     manifest_path = output / MANIFEST
     if not manifest_path.is_file():
         raise DataError(f"{output}: expected the output of `trainer tag` (with {MANIFEST}), found none")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    target = report or output / f"summary-{by}"
+    check_replaceable(target, SUMMARY_FILES, "--report")  # never replace a folder of other files
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"{manifest_path}: expected the manifest trainer tag wrote, found invalid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or "model" not in manifest:
+        raise DataError(f"{manifest_path}: expected the manifest trainer tag wrote, found another JSON")
     articles = with_metadata(read_tables(output, "articles"), metadata, key)
     if not len(articles):
         raise DataError(f"{output}: expected tagged articles, found none")
@@ -123,7 +131,6 @@ def summarize(
         quantifiers = _fit_quantifiers(model, manifest, labeled or DEFAULT_LABELED, quantifier, n_resamples)
     summary = _estimate(articles, sentences, audited, quantifiers, quantifier, by, manifest, n_resamples)
     summary.audit = audit_info
-    target = report or output / f"summary-{by}"
     from trainer.outputs.summary_report import write_summary
 
     write_summary(summary, target)

@@ -28,22 +28,30 @@ Parquet parts stay, since they are what a rerun resumes from.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import logging
 import shutil
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainer.data.language import ENGLISH, MIN_CONFIDENCE, detect, warning
+from trainer.errors import ConfigError, DataError
 from trainer.infra.atomic import atomic_file
 from trainer.infra.locks import output_lock
-from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
+from trainer.workflows.tag_input import (
+    Article,
+    check_input,
+    content_hash,
+    input_files,
+    read_article_bytes,
+    shown,
+    table_articles,
+    unreadable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,68 +64,46 @@ WORKBOOK = "tagged.xlsx"
 EXCEL_MAX_ROWS = 1_048_575  # an Excel sheet's rows, less the header
 
 
-@dataclass
-class Article:
-    """One input article: its id, text, metadata columns and where it came from."""
-
-    id: str
-    text: str
-    meta: dict[str, Any] = field(default_factory=dict)
-    where: str = ""
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def iter_articles(path: Path, text_column: str = "text", id_column: str | None = None,
                   on_bad_encoding: str = "error", skipped: list[dict[str, str]] | None = None) -> Iterator[Article]:
-    """Every article of the input, with the metadata columns of a table passed through."""
+    """Every article of the input, with the metadata columns of a table passed through. What cannot be
+    read (see `tag_input`) goes into `skipped` with its reason; only a missing input is an error."""
     from trainer.config import load_data_config
-    from trainer.data.sources import (
-        HTML_SUFFIXES,
-        TABLE_SUFFIXES,
-        TEXT_SUFFIXES,
-        article_folder,
-        read_exclusions,
-        read_table,
-    )
+    from trainer.data.sources import article_folder, read_exclusions
 
     skipped = skipped if skipped is not None else []
-    if not path.exists():
-        raise DataError(f"{path}: expected a folder of articles, a JSONL/CSV/Parquet file or a data config, "
-                        "found nothing there (check the path)")
+    check_input(path)
     if path.suffix.lower() in (".yaml", ".yml"):
         folders = [(article_folder(s), read_exclusions(s.exclude_articles)) for s in load_data_config(path).sources]
     else:
         folders = [(path, set())]
     for folder, excluded in folders:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()) if folder.is_dir() else [folder]
-        for file in files:
-            suffix = file.suffix.lower()
-            if not file.exists():
-                skipped.append({"where": str(file), "reason": "dangling_link"})
-                continue
-            if suffix in TABLE_SUFFIXES:
-                for number, (where, row) in enumerate(read_table(file)):
-                    if text_column not in row:
-                        raise DataError(f"{where}: expected a '{text_column}' column, found {sorted(row)}; "
-                                        "set --text-column")
-                    if id_column and id_column not in row:
-                        raise DataError(f"{where}: expected an '{id_column}' column, found {sorted(row)}")
-                    article = str(row[id_column]) if id_column else f"{file.stem}-{number}"
-                    meta = {k: None if v is None else str(v) for k, v in row.items()
-                            if k not in (text_column, id_column)}
-                    yield Article(article, str(row[text_column] or ""), meta, where)
-            elif suffix in TEXT_SUFFIXES + HTML_SUFFIXES:
-                if file.stem in excluded:
-                    continue
-                try:
-                    yield file_article(file, file.read_bytes(), on_bad_encoding)
-                except OSError as exc:
-                    skipped.append({"where": str(file), "reason": f"unreadable: {type(exc).__name__}"})
-                except DataError as exc:
-                    skipped.append({"where": str(file), "reason": undecodable(exc)})
+        for file in input_files(folder):
+            yield from _file_articles(file, excluded, text_column, id_column, on_bad_encoding, skipped)
+
+
+def _file_articles(file: Path, excluded: set[str], text_column: str, id_column: str | None, on_bad_encoding: str,
+                   skipped: list[dict[str, str]]) -> Iterator[Article]:
+    """The articles of one file; the file skipped, with its reason, when it cannot be read."""
+    from trainer.data.sources import HTML_SUFFIXES, TABLE_SUFFIXES, TEXT_SUFFIXES
+
+    suffix = file.suffix.lower()
+    if suffix not in TABLE_SUFFIXES + TEXT_SUFFIXES + HTML_SUFFIXES:
+        return
+    if suffix not in TABLE_SUFFIXES and shown(file.stem) in excluded:
+        return
+    reason = unreadable(file)
+    try:
+        if reason is None and suffix in TABLE_SUFFIXES:
+            yield from table_articles(file, text_column, id_column, on_bad_encoding, skipped)
+        elif reason is None:
+            yield file_article(file, read_article_bytes(file), on_bad_encoding)
+    except OSError as exc:
+        reason = f"unreadable: {exc.strerror or type(exc).__name__}"
+    except DataError as exc:
+        reason = undecodable(exc) if "expected UTF-8 text" in str(exc) else f"unreadable: {str(exc)[:200]}"
+    if reason is not None:
+        skipped.append({"where": shown(file), "reason": reason})
 
 
 def file_article(path: Path, data: bytes, on_bad_encoding: str) -> Article:
@@ -127,11 +113,11 @@ def file_article(path: Path, data: bytes, on_bad_encoding: str) -> Article:
     from trainer.data.sources import HTML_SUFFIXES, SourceResult, decode_article, html_to_text
 
     result = SourceResult()
-    text = decode_article(data, path, on_bad_encoding, result)
+    text = decode_article(data, Path(shown(path)), on_bad_encoding, result)
     if path.suffix.lower() in HTML_SUFFIXES:
         text = html_to_text(text)
     replaced = str(bool(result.skipped.get("decoded_with_replacement")))
-    return Article(path.stem, text, {"path": str(path), "decoded_with_replacement": replaced}, str(path))
+    return Article(shown(path.stem), text, {"path": shown(path), "decoded_with_replacement": replaced}, shown(path))
 
 
 def count_inputs(path: Path) -> int | None:
@@ -159,13 +145,29 @@ def count_inputs(path: Path) -> int | None:
 
 
 def undecodable(error: DataError) -> str:
-    """The `skipped` table's reason for a file that is not UTF-8 (with on_bad_encoding: error)."""
-    return f"undecodable: {str(error)[:200]}"
+    """The `skipped` table's reason for a file that is not UTF-8 (with --on-bad-encoding error)."""
+    found = str(error).split(";")[0].split(": expected UTF-8 text, ")[-1]
+    return f"undecodable: {found}; re-save it as UTF-8, or pass --on-bad-encoding replace"
 
 
 def _read_manifest(output: Path) -> dict[str, Any] | None:
+    """The manifest of an earlier tag output, or None; one that is not a tag manifest is a ConfigError."""
     path = output / MANIFEST
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"--output: expected the {MANIFEST} of an earlier trainer tag in {output}, found one that "
+                          f"cannot be read ({exc}); choose another folder") from None
+    keys = ("model", "run_id", "parts", "done")
+    if not isinstance(manifest, dict) or any(key not in manifest for key in keys) or not isinstance(
+            manifest["parts"], list) or not isinstance(manifest["done"], dict):
+        raise ConfigError(f"--output: expected the {MANIFEST} of an earlier trainer tag in {output} (with "
+                          f"{', '.join(keys)}), found another JSON; choose another folder")
+    manifest.setdefault("partial", [])
+    manifest.setdefault("skipped_where", [])
+    return manifest
 
 
 def _write_manifest(output: Path, manifest: dict[str, Any]) -> None:
@@ -176,26 +178,47 @@ def _write_table(rows: list[dict[str, Any]], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    atomic_file(path, lambda tmp: pq.write_table(pa.Table.from_pylist(rows), tmp))
+    # every row's columns (pyarrow would take the first row's only, dropping other tables' metadata columns)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = pa.Table.from_pylist([{column: row.get(column) for column in columns} for row in rows])
+    atomic_file(path, lambda tmp: pq.write_table(table, tmp))
+
+
+# Rule cues are looked for in a sentence's first characters only: a megabyte "sentence" (a dump
+# without full stops) would run each pattern past its time limit.
+RULE_TEXT_CHARS = 5_000
+
+
+def article_rows(article: Article, labeler: Any) -> tuple[int, Iterator[dict[str, Any]], Counter[str]]:
+    """The number of the article's sentences, their rows of the `sentences` table (made one at a time,
+    before the model's columns, with the text the model reads as `model_input`), and what cleaning
+    removed."""
+    from trainer.data.sentences import line_starts, sentence_spans
+
+    sentences, removed = sentence_spans(article.text)
+    starts = line_starts(article.text)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for index, s in enumerate(sentences):
+            yield {"article_id": article.id, "paragraph_index": bisect.bisect_right(starts, s.start) - 1,
+                   "sentence_index": index, "start": s.start, "end": s.end, "text": article.text[s.start:s.end],
+                   "rule_cues": labeler.label(s.text[:RULE_TEXT_CHARS]).fired, "model_input": s.text}
+
+    return len(sentences), rows(), removed
 
 
 def split_article(article: Article, labeler: Any) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The article's sentences as rows of the `sentences` table, before the model's columns, with the
     text the model reads (`model_input`); and what cleaning removed. `trainer tag` and the Spark job
     (`spark_tag.py`) both split with this."""
-    from trainer.data.sentences import line_starts, sentence_spans
-
-    sentences, removed = sentence_spans(article.text)
-    starts = line_starts(article.text)
-    rows = [{"article_id": article.id, "paragraph_index": bisect.bisect_right(starts, s.start) - 1,
-             "sentence_index": index, "start": s.start, "end": s.end, "text": article.text[s.start:s.end],
-             "rule_cues": labeler.label(s.text).fired, "model_input": s.text}
-            for index, s in enumerate(sentences)]
-    return rows, removed
+    _, rows, removed = article_rows(article, labeler)
+    return list(rows), removed
 
 
 SENTENCE_COLUMNS = ("article_id", "paragraph_index", "sentence_index", "start", "end", "text", "label",
                     *(f"p_{k}" for k in LABELS), "truncated", "rule_cues", "model", "run_id")
+# An input column named like one the articles table computes is kept under this prefix.
+INPUT_PREFIX = "input_"
 
 
 def sentence_row(row: dict[str, Any], model_name: str, run_id: str | None) -> dict[str, Any]:
@@ -205,15 +228,19 @@ def sentence_row(row: dict[str, Any], model_name: str, run_id: str | None) -> di
 
 
 def article_row(article: Article, labels: Counter[str], removed: Counter[str]) -> dict[str, Any]:
-    """The `articles` table's row: counts and shares of each label, cleaning, language, metadata columns."""
+    """The `articles` table's row: counts and shares of each label, cleaning, language, metadata columns (an
+    input column named like a computed one gets the prefix `input_`)."""
     n = sum(labels.values())
     language = detect(article.text)
-    return {
+    row = {
         "article_id": article.id, "content_sha256": content_hash(article.text), "n_sentences": n,
         **{f"n_{k}": labels[k] for k in LABELS}, **{f"share_{k}": labels[k] / n if n else 0.0 for k in LABELS},
         "cleaning_removed": json.dumps(dict(removed)), "language": language.code,
-        "language_confidence": language.confidence, **{k: v for k, v in article.meta.items()},
+        "language_confidence": language.confidence,
     }
+    for key, value in article.meta.items():
+        row[f"{INPUT_PREFIX}{key}" if key in row or key.startswith(INPUT_PREFIX) else key] = value
+    return row
 
 
 @dataclass
@@ -236,23 +263,21 @@ def tag(
     part_sentences: int = PART_SENTENCES,
     on_bad_encoding: str = "error",
     progress: bool = True,
-    split_workers: int | None = None,
     format: str = "parquet",
 ) -> TagResult:
     """Tag every sentence of `input` with `model` into Parquet parts under `output` (resumable); with
     `format` csv or xlsx, the whole tables too, in that format, once every article is tagged.
 
-    `split_workers`: processes that clean and split articles and find the rule cues while the model runs
-    (default: none on the CPU, where the model needs the cores; on a GPU the free cores less one).
-
-    One `tag` writes into an output at a time (`.locks/NAME.lock` beside it): a second would number its
-    parts like the first's and remove the part the first is writing.
+    One `tag` writes into an output at a time (`.locks/NAME.lock` beside it, keyed on the real path,
+    so that a link to the output shares its lock): a second would number its parts like the first's
+    and remove the part the first is writing.
     """
     if format not in FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, found {format!r}")
+    check_input(input)
     with output_lock(output, f"--output {output}", "trainer tag into it"):
         result = _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding,
-                      progress, split_workers)
+                      progress)
         if format != "parquet":
             export_tables(output, format)
         return result
@@ -292,102 +317,60 @@ def _flat(frame: Any) -> Any:
 
 def _tag(
     model: str | Path, input: Path, output: Path, text_column: str, id_column: str | None, overwrite: bool,
-    part_sentences: int, on_bad_encoding: str, progress: bool, split_workers: int | None,
+    part_sentences: int, on_bad_encoding: str, progress: bool,
 ) -> TagResult:
+    from trainer.data.rules import RuleLabeler, rules_path
     from trainer.infra.progress import bar as progress_bar
-    from trainer.models.streaming import default_workers
 
     parts = _open_output(model, output, overwrite)
-    if split_workers is None:
-        on_gpu = getattr(getattr(parts.classifier.backend, "device", None), "type", "cpu") == "cuda"
-        split_workers = default_workers() if on_gpu else 0
+    done: dict[str, str] = parts.manifest["done"]
+    labeler = RuleLabeler.from_yaml(rules_path(None))
+    seen: dict[str, str] = {}
     counts = {"articles": 0, "reused": 0}
-    pending = 0
-    # Counted as the model labels them (splitting is quick, the model is not), against the inputs' count.
-    parts.progress = progress_bar(total=count_inputs(input), desc="tagging", unit="article", disable=not progress,
-                                  mininterval=1.0)
-    articles = iter_articles(input, text_column, id_column, on_bad_encoding, parts.skipped)
-    fresh = _fresh(articles, parts.manifest["done"], counts, parts.progress)
-    try:
-        for article, (rows, removed) in split_articles(fresh, split_workers):
-            if not rows:
-                parts.skipped.append({"where": article.where, "reason": "empty_article"})
-                parts.progress.update(1)
-                continue
-            parts.batch.append((article, rows, removed))
-            counts["articles"] += 1
-            pending += len(rows)
-            if pending >= part_sentences:
-                parts.flush()
-                pending = 0
-        total_skipped = len(parts.skipped) + sum(p["skipped"] for p in parts.manifest["parts"])
-        parts.flush()
-    finally:
-        parts.close()
-    parts.progress.close()
+    # against the inputs' count when it is known (files of a folder, rows of a table)
+    bar = progress_bar(total=count_inputs(input), desc="tagging", unit="article", disable=not progress,
+                       mininterval=1.0)
+    for article in iter_articles(input, text_column, id_column, on_bad_encoding, parts.skipped):
+        if article.id in seen:
+            raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "
+                            f"{article.where}; set --id-column or make the ids unique")
+        seen[article.id] = article.where
+        if done.get(article.id) == content_hash(article.text) and article.id not in parts.manifest["partial"]:
+            counts["reused"] += 1
+            continue
+        n, rows, removed = article_rows(article, labeler)
+        if not n:
+            parts.skipped.append({"where": article.where, "reason": "empty_article"})
+            continue
+        parts.batch.append(_Pending(article, rows, n, removed))
+        counts["articles"] += 1
+        bar.update(1)
+        bar.set_postfix(sentences=parts.sentences + parts.pending(), refresh=False)
+        while parts.pending() >= part_sentences:  # one long article fills several parts
+            parts.flush(part_sentences)
+    parts.flush()
+    bar.close()
+    total_skipped = len(parts.manifest["skipped_where"])
     if counts["articles"] == 0 and counts["reused"] == 0:
+        first = f": {parts.first_skipped}" if parts.first_skipped else ""
         raise DataError(f"{input}: expected articles to tag, found none that could be read "
-                        f"({total_skipped} skipped)")
+                        f"({total_skipped} skipped{first})")
     if parts.non_english:
         log.warning("%s", warning(parts.non_english, counts["articles"], "articles tagged"))
     return TagResult(output, counts["articles"], parts.sentences, total_skipped, counts["reused"],
                      dict(parts.non_english))
 
 
-def _fresh(articles: Iterator[Article], done: dict[str, str], counts: dict[str, int], progress: Any) -> Iterator[Article]:
-    """The articles not tagged already (same id and content hash), refusing a repeated id."""
-    seen: dict[str, str] = {}
-    for article in articles:
-        if article.id in seen:
-            raise DataError(f"expected unique article ids, found {article.id!r} at {seen[article.id]} and at "
-                            f"{article.where}; set --id-column or make the ids unique")
-        seen[article.id] = article.where
-        if done.get(article.id) == content_hash(article.text):
-            counts["reused"] += 1
-            progress.update(1)
-            continue
-        yield article
+@dataclass
+class _Pending:
+    """An article waiting for the model: its rows not yet written, how many in all, its labels so far."""
 
-
-# Articles handed to the splitting processes at a time: the next window is split while this one is tagged.
-SPLIT_WINDOW = 512
-_worker_labeler: Any = None
-
-
-def split_articles(articles: Iterator[Article], workers: int) -> Iterator[tuple[Article, tuple[list[dict[str, Any]],
-                                                                                            Counter[str]]]]:
-    """`(article, split_article(article))` in input order; in `workers` processes (0: here), one window of
-    articles split ahead of the caller."""
-    from itertools import islice
-
-    from trainer.data.rules import RuleLabeler, rules_path
-
-    if not workers:
-        labeler = RuleLabeler.from_yaml(rules_path(None))
-        for article in articles:
-            yield article, split_article(article, labeler)
-        return
-    import multiprocessing
-
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_start_splitter) as pool:
-        window = list(islice(articles, SPLIT_WINDOW))
-        pending = pool.map_async(_split_here, window, chunksize=8) if window else None
-        while pending is not None:
-            results, current = pending.get(), window
-            window = list(islice(articles, SPLIT_WINDOW))
-            pending = pool.map_async(_split_here, window, chunksize=8) if window else None
-            yield from zip(current, results)
-
-
-def _start_splitter() -> None:
-    from trainer.data.rules import RuleLabeler, rules_path
-
-    global _worker_labeler
-    _worker_labeler = RuleLabeler.from_yaml(rules_path(None))
-
-
-def _split_here(article: Article) -> tuple[list[dict[str, Any]], Counter[str]]:
-    return split_article(article, _worker_labeler)
+    article: Article
+    rows: Iterator[dict[str, Any]]
+    left: int
+    removed: Counter[str]
+    labels: Counter[str] = field(default_factory=Counter)
+    started: bool = False
 
 
 @dataclass
@@ -400,67 +383,126 @@ class _Parts:
     model_name: str
     run_id: str | None
     manifest: dict[str, Any]
-    batch: list[tuple[Article, list[dict[str, Any]], Counter[str]]] = field(default_factory=list)
+    batch: list[_Pending] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     non_english: Counter[str] = field(default_factory=Counter)  # articles confidently in another language
     sentences: int = 0  # in the parts written by this run
-    progress: Any = None  # a progress bar (infra/progress.py), advanced as articles are labeled
-    _writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tag-writer"))
-    _writing: Future[None] | None = None  # the part being written
+    first_skipped: str = ""
 
-    def flush(self) -> None:
-        """Tag the batch and write it as the next part of each table; then list the part in the manifest."""
-        if not self.batch and not self.skipped:
+    def pending(self) -> int:
+        return sum(entry.left for entry in self.batch)
+
+    def flush(self, limit: int | None = None) -> None:
+        """Tag up to `limit` sentences of the batch (all without one) and write them as the next part of
+        each table; then list the part in the manifest. An article whose rows do not all fit is listed
+        as `partial` until its last row is written (its article row comes with that last part)."""
+        skipped = self._new_skipped()
+        take = self._take(limit)
+        if not take and not skipped:
             return
-        texts = [row["model_input"] for _, rows, _ in self.batch for row in rows]
-        # Chunks small enough on the CPU that the progress line moves within a part.
-        predictions = iter(self.classifier.iter_predict(iter(texts), chunk_size=self.classifier.progress_chunk()))
-        sentence_rows, article_rows = [], []
-        for article, rows, removed in self.batch:
+        self._purge_earlier([entry for entry, _ in take if not entry.started])
+        texts = [row["model_input"] for _, rows in take for row in rows]
+        predictions = iter(self.classifier.iter_predict(iter(texts)))
+        sentence_rows, article_rows_, finished = [], [], []
+        for entry, rows in take:
+            entry.started = True
             for row in rows:
                 p = next(predictions)
                 row.update(label=p.label, **{f"p_{k}": v for k, v in p.probabilities.items()}, truncated=p.truncated)
+                entry.labels[p.label] += 1
                 sentence_rows.append(sentence_row(row, self.model_name, self.run_id))
-            article_rows.append(article_row(article, Counter(row["label"] for row in rows), removed))
-            if self.progress is not None:
-                self.progress.set_postfix(sentences=self.sentences + len(sentence_rows), refresh=False)
-                self.progress.update(1)
-            if article_rows[-1]["language"] != ENGLISH and article_rows[-1]["language_confidence"] >= MIN_CONFIDENCE:
-                self.non_english[article_rows[-1]["language"]] += 1
+            if entry.left == 0:
+                article_rows_.append(article_row(entry.article, entry.labels, entry.removed))
+                finished.append(entry)
+                if article_rows_[-1]["language"] != ENGLISH and article_rows_[-1]["language_confidence"] >= MIN_CONFIDENCE:
+                    self.non_english[article_rows_[-1]["language"]] += 1
+        self._write_part(sentence_rows, article_rows_, skipped, take, finished)
+
+    def _take(self, limit: int | None) -> list[tuple[_Pending, list[dict[str, Any]]]]:
+        """The next rows to tag, up to `limit`, article by article."""
+        import itertools
+
+        budget = limit if limit is not None else self.pending()
+        take = []
+        for entry in self.batch:
+            if budget <= 0:
+                break
+            rows = list(itertools.islice(entry.rows, min(budget, entry.left)))
+            entry.left -= len(rows)
+            budget -= len(rows)
+            take.append((entry, rows))
+        self.batch = [entry for entry in self.batch if entry.left > 0]
+        return take
+
+    def _new_skipped(self) -> list[dict[str, str]]:
+        """The skipped inputs not already listed by an earlier run (a rerun does not list them again)."""
+        listed = set(self.manifest["skipped_where"])
+        new = []
+        for row in self.skipped:
+            if row["where"] not in listed:
+                listed.add(row["where"])
+                new.append(row)
+        self.first_skipped = self.first_skipped or next((f"{r['where']}: {r['reason']}" for r in self.skipped), "")
+        self.skipped.clear()
+        return new
+
+    def _purge_earlier(self, entries: list[_Pending]) -> None:
+        """Remove from the written parts the rows of articles tagged before (edited since, or cut short by a
+        kill): an article has one set of rows. The manifest marks them partial first, so that a kill
+        in between leaves them to be purged and tagged again."""
+        ids = {e.article.id for e in entries if e.article.id in self.manifest["done"]
+               or e.article.id in self.manifest["partial"]}
+        if not ids:
+            return
+        for article_id in ids:
+            self.manifest["done"].pop(article_id, None)
+        self.manifest["partial"] = sorted(set(self.manifest["partial"]) | ids)
+        _write_manifest(self.output, self.manifest)
+        purge_rows(self.output, self.manifest, ids)
+
+    def _write_part(self, sentence_rows: list[dict[str, Any]], article_rows_: list[dict[str, Any]],
+                    skipped: list[dict[str, str]], take: list[tuple[_Pending, list[dict[str, Any]]]],
+                    finished: list[_Pending]) -> None:
         number = len(self.manifest["parts"])
         name = f"part-{number:05d}.parquet"
-        tables = (("sentences", sentence_rows), ("articles", article_rows), ("skipped", list(self.skipped)))
-        for article, _, _ in self.batch:
-            self.manifest["done"][article.id] = content_hash(article.text)
-        self.manifest["parts"].append({"name": name, "articles": len(self.batch), "sentences": len(sentence_rows),
-                                       "skipped": len(self.skipped)})
-        # Written by one thread while the next part is tagged, in order: the tables, then the manifest that
-        # lists them (a copy of it as it is now), so a kill still loses at most the part in progress.
-        manifest = json.dumps(self.manifest, indent=1)
-        self.wait()
-        self._writing = self._writer.submit(self._write_part, name, tables, manifest)
-        self.sentences += len(sentence_rows)
-        self.batch.clear()
-        self.skipped.clear()
-
-    def _write_part(self, name: str, tables: tuple[tuple[str, list[dict[str, Any]]], ...], manifest: str) -> None:
-        for table, rows in tables:
+        for table, rows in (("sentences", sentence_rows), ("articles", article_rows_), ("skipped", skipped)):
             if rows:
                 _write_table(rows, self.output / table / name)
-        atomic_file(self.output / MANIFEST, lambda tmp: tmp.write_text(manifest, encoding="utf-8"))
+        partial = set(self.manifest["partial"]) | {entry.article.id for entry, _ in take}
+        for entry in finished:
+            self.manifest["done"][entry.article.id] = content_hash(entry.article.text)
+            partial.discard(entry.article.id)
+        self.manifest["partial"] = sorted(partial)
+        self.manifest["skipped_where"] += [row["where"] for row in skipped]
+        self.manifest["parts"].append({"name": name, "articles": len(finished), "sentences": len(sentence_rows),
+                                       "skipped": len(skipped)})
+        _write_manifest(self.output, self.manifest)
+        self.sentences += len(sentence_rows)
 
-    def wait(self) -> None:
-        """Until the part being written is written (its error, if any, raised here)."""
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            writing.result()
 
-    def close(self) -> None:
-        """Wait for the last part and stop the writing thread."""
-        try:
-            self.wait()
-        finally:
-            self._writer.shutdown(wait=True)
+def purge_rows(output: Path, manifest: dict[str, Any], ids: set[str]) -> None:
+    """Rewrite each listed part of the sentences and articles tables without the rows of `ids`."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for part in manifest["parts"]:
+        for table in ("sentences", "articles"):
+            path = output / table / part["name"]
+            if not path.is_file():
+                continue
+            rows = pq.read_table(path)
+            keep = pc.invert(pc.is_in(rows["article_id"], value_set=_string_array(ids)))
+            if pc.all(keep).as_py():
+                continue
+            kept = rows.filter(keep)
+            atomic_file(path, lambda tmp, kept=kept: pq.write_table(kept, tmp))
+            part[table] = kept.num_rows
+
+
+def _string_array(values: set[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(sorted(values), type=pa.string())
 
 
 def _open_output(model: str | Path, output: Path, overwrite: bool) -> _Parts:
@@ -478,6 +520,7 @@ def _open_output(model: str | Path, output: Path, overwrite: bool) -> _Parts:
     # The model's confusion matrix on its validation split, as a record: `summarize` does not correct shares with
     # it (those are the errors on the model's own data, not this corpus's; an audit measures these).
     manifest = manifest or {"model": model_name, "run_id": run_id, "labels": list(LABELS), "parts": [], "done": {},
+                            "partial": [], "skipped_where": [],
                             "validation_confusion": validation["confusion_matrix"] if validation else None}
     listed = {part["name"] for part in manifest["parts"]}
     for table in TABLES:
@@ -485,6 +528,8 @@ def _open_output(model: str | Path, output: Path, overwrite: bool) -> _Parts:
         for stale in (output / table).iterdir():  # a part the manifest does not list was cut short by a kill
             if stale.name not in listed:
                 stale.unlink()
+    if manifest["partial"]:  # articles a kill cut short: their rows go, and they are tagged again
+        purge_rows(output, manifest, set(manifest["partial"]))
     _write_manifest(output, manifest)
     return _Parts(output, classifier, model_name, run_id, manifest)
 

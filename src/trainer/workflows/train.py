@@ -21,6 +21,7 @@ from trainer.infra import distributed
 from trainer.models import encoders
 
 from trainer.outputs import model_folder, provenance
+from trainer.infra.secrets import mask_secrets
 from trainer.infra.atomic import atomic_folder
 from trainer.models.calibration import apply_temperature, fit_temperature
 from trainer.outputs.card import write_card
@@ -124,7 +125,7 @@ def _train(
             report, _ = evaluate_rows(classifier, test_rows, report_dir, f"{target.name} on {test_rows.name}",
                                       provenance_block=block)
             metrics = {"validation": val_metrics, "test": report["metrics"]}
-            run_record = {"run_id": tracker.run_id, "tracking_uri": tracker.uri, "model_name": config.run_name,
+            run_record = {"run_id": tracker.run_id, "tracking_uri": mask_secrets(tracker.uri), "model_name": config.run_name,
                           "dataset_fingerprint": built.fingerprint, "dataset": _dataset_summary(config, built.card)}
             model_folder.write_training_files(tmp, portable(config, project), metrics, run_record, project)
             provenance.write(tmp, record, freeze)

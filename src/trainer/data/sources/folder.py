@@ -12,11 +12,13 @@ from trainer.data.sources.text import (
     TABLE_SUFFIXES,
     TEXT_SUFFIXES,
     column_value,
+    file_problem,
     html_to_text,
     id_value,
     read_article,
     read_exclusions,
     read_table,
+    shown,
     text_value,
 )
 from trainer.data.sources.types import Example, SourceResult
@@ -33,18 +35,19 @@ def folder_documents(source: FolderSource, result: SourceResult) -> list[tuple[s
              else [source.path])
     for path in paths:
         suffix = path.suffix.lower()
-        if not path.exists():
-            result.skipped["dangling_link"] += 1
-            log.warning("%s: a link to nothing; skipped", path)
+        problem = file_problem(path) if suffix in TEXT_SUFFIXES + HTML_SUFFIXES + TABLE_SUFFIXES else None
+        if problem is not None:
+            result.skipped[problem[0]] += 1
+            log.warning("%s: %s; skipped", shown(path), problem[1])
             continue
         if suffix in TEXT_SUFFIXES:
-            documents.append((path.stem, read_article(path, source, result), str(path)))
+            documents.append((shown(path.stem), read_article(path, source, result), shown(path)))
         elif suffix in HTML_SUFFIXES:
-            documents.append((path.stem, html_to_text(read_article(path, source, result)), str(path)))
+            documents.append((shown(path.stem), html_to_text(read_article(path, source, result)), shown(path)))
         elif suffix in TABLE_SUFFIXES:
             for number, (where, row) in enumerate(read_table(path, source.on_bad_encoding, result)):
                 text = text_value(column_value(row, source.text_column, where), source.text_column, where)
-                article = id_value(row, source.id_column, where) if source.id_column else f"{path.stem}-{number}"
+                article = id_value(row, source.id_column, where) if source.id_column else f"{shown(path.stem)}-{number}"
                 documents.append((article, text, where))
     if not documents:
         raise DataError(

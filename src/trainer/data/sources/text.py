@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,30 @@ log = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".txt", ".md")
 HTML_SUFFIXES = (".html", ".htm")
 TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
+# A text or HTML file larger than this is not one article (a 200 MB one-line dump, a log): skipped as
+# `too_large` by raw folders, `trainer tag` and `select`, so that one file cannot exhaust memory.
+MAX_ARTICLE_BYTES = 16 * 2**20
+
+
+def shown(path: Path | str) -> str:
+    """A path as text that any file or table can hold: bytes of a file name that are not UTF-8 as `\\xe9`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def file_problem(path: Path, limit: int = MAX_ARTICLE_BYTES) -> tuple[str, str] | None:
+    """Why an input file is not read at all, as (kind, detail): a link to nothing, a FIFO or device
+    (reading would block or never end), an article file over `limit` bytes. None for a file to read."""
+    try:
+        info = path.stat()  # follows links
+    except OSError as exc:
+        return ("dangling_link", "a link to nothing") if path.is_symlink() else ("unreadable", exc.strerror or "")
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode)
+                or stat.S_ISBLK(info.st_mode) else "a socket or special file")
+        return "not_a_regular_file", kind
+    if info.st_size > limit and path.suffix.lower() not in TABLE_SUFFIXES:
+        return "too_large", f"{info.st_size:,} bytes, over {limit:,} for one article"
+    return None
 
 
 def read_text(path: Path) -> str:
