@@ -147,6 +147,7 @@ def test_summarize_gives_shares_per_group_with_intervals(trained_sklearn, tmp_pa
         summarize(tmp_path / "out", "publisher", report=tmp_path / "other", model=str(tmp_path / "elsewhere"))
 
 
+@pytest.mark.parametrize("format", ["csv", "xlsx"])
 def test_tag_writes_whole_tables_in_the_format_asked(trained_sklearn, tmp_path, format):
     import pandas as pd
 
