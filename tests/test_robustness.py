@@ -1029,6 +1029,7 @@ def test_a_link_out_of_a_model_folder_is_refused(trained_sklearn, tmp_path):
 
     folder = tmp_path / "model"
     shutil.copytree(trained_sklearn[1].model_dir, folder)
+    shutil.rmtree(folder / "evaluations", ignore_errors=True)  # an earlier test may have evaluated the model
     (tmp_path / "victim").mkdir()
     (folder / "evaluations").symlink_to(tmp_path / "victim", target_is_directory=True)
     with pytest.raises(ModelLoadError, match=r"evaluations: expected a folder inside the model folder, found a link"):

@@ -61,7 +61,7 @@ class LogProgress:
         self.postfix = ""
         self._start = self._last = time.monotonic()
         self._closed = False
-        self._emitted: int | None = None  # the count the last line gave
+        self._emitted: tuple[int, str] | None = None  # the count and postfix the last line gave
 
     def __iter__(self) -> Iterator[Any]:
         for item in self.iterable or ():
@@ -99,12 +99,13 @@ class LogProgress:
             return
         self._closed = True
         # A loop that ends within one interval logs nothing: its result line says enough; nor does one whose
-        # last line already gave the final count.
-        if not self.silent and time.monotonic() - self._start >= self.every_s and self.n != self._emitted:
+        # last line already gave the final count and postfix.
+        due = time.monotonic() - self._start >= self.every_s
+        if not self.silent and due and (self.n, self.postfix) != self._emitted:
             self._emit(time.monotonic())
 
     def _emit(self, now: float) -> None:
-        self._emitted = self.n
+        self._emitted = (self.n, self.postfix)
         elapsed = now - self._start
         rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0  # done by this run: a resume starts later
         units = _plural(self.unit)

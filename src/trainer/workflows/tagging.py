@@ -160,6 +160,8 @@ def _read_manifest(output: Path) -> dict[str, Any] | None:
     except (ValueError, OSError) as exc:
         raise ConfigError(f"--output: expected the {MANIFEST} of an earlier trainer tag in {output}, found one that "
                           f"cannot be read ({exc}); choose another folder") from None
+    if isinstance(manifest, dict) and manifest.get("engine") == "spark":
+        return manifest  # tag-spark's: refused by the caller with its own reason
     keys = ("model", "run_id", "parts", "done")
     if not isinstance(manifest, dict) or any(key not in manifest for key in keys) or not isinstance(
             manifest["parts"], list) or not isinstance(manifest["done"], dict):
@@ -349,6 +351,7 @@ def _tag(
         while parts.pending() >= part_sentences:  # one long article fills several parts
             parts.flush(part_sentences)
     parts.flush()
+    bar.set_postfix(sentences=parts.sentences, refresh=False)  # the closing line counts every sentence
     bar.close()
     total_skipped = len(parts.manifest["skipped_where"])
     if counts["articles"] == 0 and counts["reused"] == 0:
