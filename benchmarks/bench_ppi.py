@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, save
+from common import ROOT, random_halves, save
 
 DEV = ROOT.parent / "shared" / "devset" / "real-news-dev.jsonl"
 
@@ -39,37 +39,18 @@ def corpora() -> dict[str, tuple[list[str], np.ndarray]]:
     dev = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
     reuters = [r for r in dev if r["source"] == "reuters"]
     out["dev reuters"] = ([r["text"] for r in reuters], np.array([LABELS.index(r["label"]) for r in reuters]))
-    out.update(random_halves())
+    out.update(news_outlets())
     return out
 
 
-def random_halves() -> dict[str, tuple[list[str], np.ndarray]]:
+def news_outlets() -> dict[str, tuple[list[str], np.ndarray]]:
     """The uniformly random halves of the news-outlets labels (data/real-news/README.md), one corpus each:
     proportional stratified samples of AllSides, BBC and the Syrian-war corpus, so a simulated audit of them
     behaves as an audit of those corpora would (the real-news labels above were chosen by uncertainty)."""
-    from trainer.data.sentences import normalize
-    from trainer.data.sources import read_text
     from trainer.labels import LABELS
 
-    out = {}
-    for name, folder in [("allsides", "allsides-multioutlet-2012-2020"), ("bbc", "bbc-news-2004-05"),
-                         ("syria", "fakes-syria-war-2011-2018")]:
-        path = ROOT / "data" / "real-news" / f"{name}-labels.json"
-        articles = ROOT.parent / "shared" / "corpora" / folder / "text"
-        if not path.is_file() or not articles.is_dir():
-            continue
-        texts, gold = [], []
-        for task in json.loads(path.read_text(encoding="utf-8")):
-            meta = task["data"]["meta"]
-            if meta.get("sample") != "random":
-                continue
-            labels = {a["completed_by"]: a["result"][0]["value"]["choices"][0] for a in task["annotations"]}
-            label = labels.get("C") or labels.get("A") or labels.get("B")
-            text = read_text(articles / f"{meta['article']}.txt")
-            texts.append(normalize(text[meta["start"]:meta["end"]]))
-            gold.append(LABELS.index(label))
-        out[f"{name} (random half)"] = (texts, np.array(gold))
-    return out
+    return {f"{name} (random half)": ([text for _, text, _ in rows], np.array([LABELS.index(y) for _, _, y in rows]))
+            for name, rows in random_halves().items()}
 
 
 def stratified(draws: int, seed: int = 0) -> dict[str, float]:

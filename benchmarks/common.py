@@ -87,3 +87,38 @@ def save(name: str, result: dict[str, Any]) -> Path:
 def need_model(path: Path) -> None:
     if not (path / "trainer_model.json").is_file():
         sys.exit(f"error: {path}: expected a trained model; run `make train` first")
+
+
+# The news-outlets label files and the corpora their offsets point into (data/real-news/README.md).
+NEWS_OUTLETS = {"allsides": "allsides-multioutlet-2012-2020", "bbc": "bbc-news-2004-05",
+                "syria": "fakes-syria-war-2011-2018"}
+
+
+def random_halves() -> dict[str, list[tuple[str, str, str]]]:
+    """Corpus name -> (article, sentence, final label) of every random-half task of the news-outlets labels:
+    the uniformly random, proportional stratified samples of AllSides, BBC and the Syrian-war corpus. The
+    sentence is normalised as the dataset builder normalises it; the label is the adjudicator's, else the
+    annotators' (who then agree). A corpus whose label file or articles are missing is left out."""
+    from trainer.data.sentences import normalize
+    from trainer.data.sources import read_text
+
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for name, folder in NEWS_OUTLETS.items():
+        path = ROOT / "data" / "real-news" / f"{name}-labels.json"
+        articles = ROOT.parent / "shared" / "corpora" / folder / "text"
+        if not path.is_file() or not articles.is_dir():
+            continue
+        texts: dict[str, str] = {}
+        rows = []
+        for task in json.loads(path.read_text(encoding="utf-8")):
+            meta = task["data"]["meta"]
+            if meta.get("sample") != "random":
+                continue
+            labels = {a["completed_by"]: a["result"][0]["value"]["choices"][0] for a in task["annotations"]}
+            if meta["article"] not in texts:
+                texts[meta["article"]] = read_text(articles / f"{meta['article']}.txt")
+            sentence = normalize(texts[meta["article"]][meta["start"]:meta["end"]])
+            rows.append((meta["article"], sentence, labels.get("C") or labels.get("A") or labels.get("B")))
+        out[name] = rows
+    return out
+

@@ -24,37 +24,16 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from common import random_halves
 
 from trainer.config import load_config
 from trainer.data.build import build_dataset
 from trainer.data.sentences import normalize
-from trainer.data.sources import read_text
 from trainer.metrics import bootstrap_ci, compute_metrics, paired_bootstrap, wilson
 from trainer.outputs.tracking import Tracker
 from trainer.workflows.recipe import pooled_sentences, prepare_run
 
 log = logging.getLogger("cv_by_corpus")
-
-CORPORA = {"allsides-labels.json": "allsides", "bbc-labels.json": "bbc", "syria-labels.json": "syria"}
-
-
-def random_half(config) -> dict[tuple[str, str], str]:
-    """(article, normalised sentence) -> corpus, for every random-half task of the news-outlets label files."""
-    keys: dict[tuple[str, str], str] = {}
-    for source in config.data.sources:
-        name = Path(str(getattr(source, "path", ""))).name
-        if name not in CORPORA:
-            continue
-        texts: dict[str, str] = {}
-        for task in json.loads(read_text(source.path)):
-            meta = task["data"]["meta"]
-            if meta.get("sample") != "random":
-                continue
-            article = meta["article"]
-            if article not in texts:
-                texts[article] = read_text(Path(source.articles) / f"{article}.txt")
-            keys[(article, normalize(texts[article][meta["start"]:meta["end"]]))] = CORPORA[name]
-    return keys
 
 
 def folds_of(groups: list[str], corpus_of: list[str | None], k: int, seed: int) -> list[dict[str, list[int]]]:
@@ -100,11 +79,11 @@ def main() -> None:
     config = load_config(args.config, args.overrides)
     built = build_dataset(config.data)
     texts, labels, groups = pooled_sentences(built)
-    keys = random_half(config)
+    keys = {(article, text): corpus for corpus, rows in random_halves().items() for article, text, _ in rows}
     articles = [g.rsplit("/", 1)[1] for g in groups]  # groups are "<source>/<article>"; sources hold slashes
     corpus_of = [keys.get((a, normalize(t))) for a, t in zip(articles, texts)]
     log.info("%d sentences, %d in the random halves (%s)", len(texts), sum(c is not None for c in corpus_of),
-             {c: corpus_of.count(c) for c in set(CORPORA.values())})
+             {c: corpus_of.count(c) for c in sorted(set(keys.values()))})
     dev = [json.loads(line) for line in args.dev.read_text().splitlines()] if args.dev else []
 
     predicted: dict[int, str] = {}
