@@ -211,8 +211,8 @@ def article_rows(article: Article, labeler: Any) -> tuple[int, Iterator[dict[str
 
 def split_article(article: Article, labeler: Any) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The article's sentences as rows of the `sentences` table, before the model's columns, with the
-    text the model reads (`model_input`); and what cleaning removed. `trainer tag` and the Spark job
-    (`spark_tag.py`) both split with this."""
+    text the model reads (`model_input`); and what cleaning removed. The Spark job (`spark_tag.py`) splits
+    with this; `trainer tag` with `article_rows`, which makes the same rows one at a time."""
     _, rows, removed = article_rows(article, labeler)
     return list(rows), removed
 
