@@ -253,17 +253,12 @@ def pick(
 # ---------------------------------------------------------------- writing
 
 
-def label_studio_config(highlighted: bool = False) -> str:
-    """The labeling page: the paragraph as context, the sentence, and one choice per label with its definition.
-
-    `highlighted`: the context is `$paragraph_html`, the paragraphs with the sentence marked (`task`'s
-    `context_html`), shown as HTML."""
+def label_studio_config() -> str:
+    """The labeling page: the context with the sentence marked (`$paragraph_html`, from `task`), the sentence,
+    and one choice per label with its definition."""
     from xml.sax.saxutils import quoteattr
 
     from trainer.labels import LABEL_DEFINITIONS
-
-    context = ('<HyperText name="paragraph" value="$paragraph_html"/>' if highlighted
-               else '<Text name="paragraph" value="$paragraph"/>')
 
     choices = "\n".join(
         f"    <Choice value={quoteattr(label)} hint={quoteattr(LABEL_DEFINITIONS[label])}/>" for label in LABELS
