@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
 from trainer.infra.atomic import atomic_folder
@@ -52,6 +52,31 @@ FEATURES = Features(
         "rules_fired": Value("string"),
     }
 )
+
+
+# Columns a dataset has only where some source fills them, so that datasets without them keep their layout:
+# the neighbouring sentences (readers that know the article) and a teacher's probabilities (kind: teacher).
+CONTEXT_COLUMNS = {"before": "context_before", "after": "context_after"}
+TEACHER_COLUMN = "teacher"
+
+
+def dataset_features(examples: list[Example]) -> Features:
+    """`FEATURES`, plus the context columns if any example knows its neighbours, plus the teacher column if
+    any example carries a teacher's probabilities (gold sentences then hold an empty list)."""
+    features = dict(FEATURES)
+    if any(e.before or e.after for e in examples):
+        features.update({column: Value("string") for column in CONTEXT_COLUMNS.values()})
+    if any(e.teacher is not None for e in examples):
+        features[TEACHER_COLUMN] = Sequence(Value("float32"))
+    return Features(features)
+
+
+def _row(example: Example, features: Features) -> dict[str, Any]:
+    row = asdict(example)
+    for field_name, column in CONTEXT_COLUMNS.items():
+        row[column] = row[field_name]
+    row[TEACHER_COLUMN] = row["teacher"] or []
+    return {key: row[key] for key in features}
 
 
 @dataclass
@@ -437,12 +462,11 @@ def _build(config: DataConfig, fp: str, target: Path, progress: bool) -> BuiltDa
     indices = split_sources(config, results)
     indices, dropped = drop_cross_split_duplicates(examples, indices)
     indices["train"], issues_dropped = drop_label_issues(config, examples, indices["train"])
-    rows = [asdict(e) for e in examples]
+    features = dataset_features(examples)
+    rows = [_row(e, features) for e in examples]
     dataset = DatasetDict(
         {
-            name: Dataset.from_dict(
-                {key: [rows[i][key] for i in idx] for key in FEATURES}, features=FEATURES
-            )
+            name: Dataset.from_dict({key: [rows[i][key] for i in idx] for key in features}, features=features)
             for name, idx in indices.items()
         }
     )

@@ -22,6 +22,9 @@ class Example:
     rule_label: str = ""
     rules_fired: str = ""
     meta: dict[str, str | bool] = field(default_factory=dict)  # a labeled file's other columns, when asked for
+    before: str = ""  # the sentence before it in its article ("" at the start, or where the reader cannot know)
+    after: str = ""  # the sentence after it
+    teacher: list[float] | None = None  # a teacher's probabilities in LABELS order (kind: teacher sources)
 
 
 @dataclass
