@@ -173,7 +173,7 @@ def test_unregistered_kinds_are_errors_that_list_the_registered_ones(tmp_path):
     from trainer.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"sources\[0\]: expected one of 'corpus', 'folder', 'brat', 'labeled', "
-                                          r"'huggingface', 'labelstudio', 'pseudo', found 'toy'"):
+                                          r"'huggingface', 'labelstudio', 'pseudo', 'teacher', found 'toy'"):
         load_data_config_from({"name": "x", "sources": [{"kind": "toy"}]}, tmp_path)
 
 

@@ -159,6 +159,23 @@ def _cmd_train(args: argparse.Namespace) -> None:
         cli_output.print_training(result)
 
 
+def _distill_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config(parser, "the student's experiment config (its data: kind: teacher sources)")
+    parser.add_argument("--teacher", required=True, type=Path, help="the teacher's model folder")
+    parser.add_argument("--no-train", action="store_true", help="write the probabilities only; train later with "
+                        "trainer train --config (the same config)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
+
+
+def _cmd_distill(args: argparse.Namespace) -> None:
+    from trainer.config import load_config
+    from trainer.workflows.distill import distill
+
+    config = load_config(args.config, args.overrides)
+    result = distill(config, args.teacher, train_student=not args.no_train, overwrite=args.overwrite)
+    cli_output.print_distill(result)
+
+
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder or MLflow model URI")
     add_eval_data(parser)
@@ -454,6 +471,8 @@ TABLE: tuple[Command, ...] = (
     Command("check-data", "build (or reuse) a dataset and report problems before training", _check_arguments,
             _cmd_check, outputs=(("--issues-output", "folder"),)),
     Command("train", "train a model and log the run to MLflow", _train_arguments, _cmd_train),
+    Command("distill", "label unlabeled news with a teacher model, then train a student on its probabilities",
+            _distill_arguments, _cmd_distill),
     Command("evaluate", "evaluate a saved model: metrics, intervals, calibration, report", _evaluate_arguments,
             _cmd_evaluate, outputs=(("--output", "folder"),)),
     Command("compare", "evaluate several models on the same data, with paired bootstrap tests", _compare_arguments,

@@ -78,6 +78,17 @@ def print_training(result: Any) -> None:
     print(f"took {result.seconds:.0f}s")
 
 
+def print_distill(result: Any) -> None:
+    """`distill`: each probabilities file written, with its counts and the teacher's label shares; then the student."""
+    for written in result.files:
+        counts, shares = written.counts, "  ".join(f"{k} {v:.3f}" for k, v in written.shares.items())
+        print(f"{written.path}: {counts['drawn']:,} of {counts['sentences']:,} sentences of {counts['articles']:,} "
+              f"articles ({counts['excluded_articles']} excluded); teacher's labels: {shares}; "
+              f"{written.seconds:.0f}s")
+    if result.student is not None:
+        print_training(result.student)
+
+
 def print_report(report: dict) -> None:
     """An evaluation report: per-label figures with intervals, label shares and slices."""
     from trainer.outputs.report import per_label_rows

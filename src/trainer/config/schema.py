@@ -329,6 +329,22 @@ class PseudoLabelSource(SourceConfig):
     train_only: ClassVar[bool] = True  # `path` may not exist yet: a generated output, checked when built
 
 
+@register_source("trainer.data.teacher:read_teacher", "trainer.data.teacher:teacher_files")
+class TeacherSource(SourceConfig):
+    """Distillation: a teacher's probabilities over unlabeled sentences of a folder of articles, keyed by article
+    and offsets (no text), written by `trainer distill`. Train only, as `pseudo`; the student learns the
+    probabilities themselves (training.distill_weight), not labels cut from them."""
+
+    kind: Literal["teacher"] = "teacher"
+    path: Path = Field(description="the probabilities file (Parquet) that `trainer distill` writes and reads")
+    articles: Path = Field(description="folder of <article>.txt the offsets point into")
+    max_sentences: int = Field(default=20000, ge=1, description="sentences `trainer distill` draws (seeded)")
+    seed: int = DEFAULT_SEED
+
+    train_only: ClassVar[bool] = True  # `path` may not exist yet: a generated output, checked when built
+    _exists = field_validator("articles")(_must_exist)
+
+
 def _union(registry: Registry[Any], tag: str) -> Any:
     """The discriminated union of every config class registered in `registry` (tag: the Literal field)."""
     members = tuple(entry.config for entry in registry.entries() if entry.config is not None)
@@ -467,6 +483,8 @@ class TrainingConfig(_Strict):
     checkpoint_every_steps: int = Field(
         default=100, ge=1, description="steps between checkpoints for --resume (one is also written each epoch)"
     )
+    distill_weight: float = Field(default=1.0, gt=0, description="weight of a teacher's sentence in the loss, "
+                                  "relative to a gold one (kind: teacher sources)")
     temperature_scaling: bool = Field(
         default=False, description="fit a temperature on validation; saved with the model and used by predict"
     )

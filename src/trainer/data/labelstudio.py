@@ -205,7 +205,7 @@ def _task_text(data: dict[str, Any], meta: dict[str, Any], article: str, source:
                             "folder of the articles its offsets point into")
         return str(text)
     if article not in articles:
-        articles[article] = read_text(_article_path(source.articles, article, where))
+        articles[article] = read_text(article_path(source.articles, article, where))
     if "start" not in meta or "end" not in meta:
         raise DataError(f"{where}: expected meta.start and meta.end (character offsets), found {sorted(meta)}")
     start, end = _whole(meta["start"], "meta.start", where), _whole(meta["end"], "meta.end", where)
@@ -228,7 +228,7 @@ def _whole(value: Any, what: str, where: str) -> int:
     raise DataError(f"{where}: expected {what} to be a whole number, found {json.dumps(value, default=str)[:40]}")
 
 
-def _article_path(folder: Path, article: str, where: str) -> Path:
+def article_path(folder: Path, article: str, where: str) -> Path:
     """The file of `article` in `folder`; an id that would lead out of it (`../x`, `/etc/x`, a link out)
     is a DataError: paths from data never leave the folder they belong to."""
     path = folder / f"{article}.txt"

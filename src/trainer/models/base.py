@@ -79,6 +79,7 @@ class SteppedBackend(Protocol):
         texts: Sequence[str],
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
+        targets: np.ndarray | None = None,
     ) -> Any: ...
 
 

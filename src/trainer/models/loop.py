@@ -88,6 +88,7 @@ class TrainingLoop(Generic[T]):
     lengths: np.ndarray
     y: torch.Tensor
     loss_fn: torch.nn.CrossEntropyLoss
+    soft: SoftTargets | None  # with `targets`: the loss over distributions instead of `loss_fn`
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     scheduler: Any
@@ -99,9 +100,12 @@ class TrainingLoop(Generic[T]):
         texts: Sequence[str],
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
+        targets: np.ndarray | None = None,
     ):
+        """`targets` (optional, one row per text in LABELS order): a teacher's probabilities to learn instead of
+        the label, NaN rows for gold sentences (distillation)."""
         self.trainable = trainable
-        self.texts, self.labels, self.validation = texts, labels, validation
+        self.texts, self.labels, self.validation, self.targets = texts, labels, validation, targets
         self.cfg = trainable.training
         self.prepared = False
         # Where the loop is: the next epoch and batch, and that epoch's batches once drawn.
@@ -130,6 +134,8 @@ class TrainingLoop(Generic[T]):
             weight = torch.tensor(len(y) / (len(LABELS) * np.maximum(counts, 1)), dtype=torch.float32)
             log.info("class weights %s", {label: round(float(w), 2) for label, w in zip(LABELS, weight)})
         self.loss_fn = torch.nn.CrossEntropyLoss(weight=weight.to(trainable.device) if weight is not None else None)
+        self.soft = None if self.targets is None else soft_targets(y, self.targets, weight, cfg.distill_weight,
+                                                                   trainable.device)
 
         steps_per_epoch = -(-len(self.ids) // cfg.batch_size)
         self.total_steps = steps_per_epoch * cfg.epochs
@@ -234,7 +240,11 @@ class TrainingLoop(Generic[T]):
         trainable = self.trainable
         batch = distributed.shard(batch)
         logits = trainable.forward(trainable.collate([self.ids[i] for i in batch]), trained)
-        loss = self.loss_fn(logits.float(), self.y[torch.from_numpy(batch).to(trainable.device)])
+        rows = torch.from_numpy(batch).to(trainable.device)
+        if self.soft is None:
+            loss = self.loss_fn(logits.float(), self.y[rows])
+        else:
+            loss = self.soft.loss(logits.float(), rows)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)  # clip the true gradients
         torch.nn.utils.clip_grad_norm_(trainable.model.parameters(), GRAD_CLIP_NORM)
@@ -279,6 +289,35 @@ class TrainingLoop(Generic[T]):
             self.trainable.model.load_state_dict(self.best_state)
         self.trainable.model.eval()
         return self.trainable
+
+
+@dataclass(frozen=True)
+class SoftTargets:
+    """Per-example target distributions and loss weights: one-hot and the label's class weight for a gold
+    sentence, the teacher's probabilities and `distill_weight` times their expected class weight for a
+    teacher's. Its loss is the weighted mean cross-entropy, which for gold-only data equals `CrossEntropyLoss`
+    with class weights."""
+
+    distributions: torch.Tensor
+    weights: torch.Tensor
+
+    def loss(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        weights = self.weights[rows]
+        per_example = -(self.distributions[rows] * torch.log_softmax(logits, dim=1)).sum(dim=1)
+        return (weights * per_example).sum() / weights.sum().clamp(min=1e-12)
+
+
+def soft_targets(y: torch.Tensor, targets: np.ndarray, class_weight: torch.Tensor | None, distill_weight: float,
+                 device: torch.device) -> SoftTargets:
+    """`SoftTargets` from the hard labels `y` and `targets` (the teacher's rows, NaN for gold sentences)."""
+    teacher = torch.from_numpy(np.asarray(targets, dtype=np.float32))
+    is_teacher = ~torch.isnan(teacher).any(dim=1)
+    distributions = torch.nn.functional.one_hot(y, len(LABELS)).float()
+    distributions[is_teacher] = teacher[is_teacher] / teacher[is_teacher].sum(dim=1, keepdim=True)
+    per_label = class_weight if class_weight is not None else torch.ones(len(LABELS))
+    weights = (distributions * per_label).sum(dim=1)
+    weights[is_teacher] *= distill_weight
+    return SoftTargets(distributions.to(device), weights.to(device))
 
 
 def training_batches(

@@ -221,12 +221,14 @@ class TransformerBackend:
         texts: Sequence[str],
         labels: Sequence[str],
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
+        targets: np.ndarray | None = None,
     ) -> TrainingLoop[TransformerBackend]:
         """The training loop as an iterator of events, for a caller that checkpoints, logs or prunes;
-        prepared (seeded, texts tokenised, optimiser built), so it can take a checkpoint's state."""
+        prepared (seeded, texts tokenised, optimiser built), so it can take a checkpoint's state. `targets`:
+        a teacher's probabilities per text (NaN rows for gold ones), see `models/loop.py`."""
         if self.model is None:
             raise RuntimeError("expected a loaded model to train, found none; build it with from_config()")
-        return TrainingLoop(self, texts, labels, validation).prepare()
+        return TrainingLoop(self, texts, labels, validation, targets).prepare()
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TransformerBackend:
         """Train to the end, stopping early on the training loss; `train()` drives the loop itself."""

@@ -59,7 +59,11 @@ Dataset `{{ dataset.name }}`, fingerprint `{{ dataset.fingerprint }}`.
 
 Sources:
 {% for source in dataset.sources %}- `{{ source }}`
-{% endfor %}
+{% endfor %}{% if dataset.teachers %}
+Distilled: besides the gold labels, the model learned the probabilities that a teacher model gave unlabeled
+sentences (train split only; none in an article of the validation or test split):
+{% for t in dataset.teachers %}- teacher `{{ t.teacher }}` ({{ t.base_model }}) on {{ t.sentences }} sentences of {{ t.articles }} articles of `{{ t.corpus }}` (`{{ t.file }}`)
+{% endfor %}{% endif %}
 | split | articles | sentences | {{ label_names | join(" | ") }} |
 |---|---|---|{% for _ in label_names %}---|{% endfor %}
 {% for split in dataset.splits %}| {{ split.name }} | {{ split.articles }} | {{ split.sentences }} | {{ split.counts | join(" | ") }} |
@@ -237,7 +241,8 @@ def render_card(model_dir: Path, name: str | None = None) -> str:
         guidelines=GUIDELINES,
         label_names=list(LABELS),
         dataset={"name": dataset.get("name", "?"),
-                 "fingerprint": run.get("dataset_fingerprint", "?"), "sources": sources, "splits": splits},
+                 "fingerprint": run.get("dataset_fingerprint", "?"), "sources": sources, "splits": splits,
+                 "teachers": dataset.get("distilled_from", [])},
         results=results,
         calibration=calibration,
         limits=_limits(meta),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from trainer.config import ExperimentConfig
-from trainer.data.build import SPLITS, BuiltDataset, build_dataset
+from trainer.data.build import SPLITS, TEACHER_COLUMN, BuiltDataset, build_dataset
 from trainer.infra import distributed
 from trainer.labels import LABELS
 from trainer.metrics import compute_metrics
@@ -33,6 +33,15 @@ def split_texts_labels(split: Any) -> tuple[list[str], list[str]]:
     """One split of a built dataset (a `datasets.Dataset`) as its texts and label names, in order."""
     names = split.features["label"].names
     return list(split["text"]), [names[i] for i in split["label"]]
+
+
+def teacher_targets(split: Any) -> np.ndarray | None:
+    """A split's teacher probabilities (one row per sentence, LABELS order, NaN rows for gold sentences), or
+    None when the dataset has no teacher column (no `kind: teacher` source)."""
+    if TEACHER_COLUMN not in split.column_names:
+        return None
+    rows = [row if len(row) else [np.nan] * len(LABELS) for row in split[TEACHER_COLUMN]]
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(LABELS))
 
 
 def pooled_sentences(built: BuiltDataset) -> tuple[list[str], list[str], list[str]]:
@@ -59,6 +68,7 @@ class PreparedRun:
     texts: dict[str, list[str]]
     labels: dict[str, list[str]]
     backend: Backend
+    targets: np.ndarray | None = None  # the train split's teacher probabilities (`teacher_targets`), if any
 
     def split(self, name: str) -> tuple[list[str], list[str]]:
         """The texts and labels of split `name`."""
@@ -73,7 +83,7 @@ class PreparedRun:
         """Fit the backend on the train split, validating on the validation split (see `fit`)."""
         texts, labels = self.split("train")
         return fit(self.backend, texts, labels, self.split("validation"), self.config, tracker, checkpointer,
-                   on_epoch)
+                   on_epoch, self.targets)
 
     def score(self, name: str) -> tuple[np.ndarray, dict[str, Any]]:
         """The backend's probabilities on split `name`, and the metrics of its most probable labels."""
@@ -104,9 +114,10 @@ def prepare_run(
         texts, labels, _ = pooled_sentences(built)
         splits = {name: ([texts[i] for i in positions], [labels[i] for i in positions])
                   for name, positions in folds.items()}
+    targets = teacher_targets(built.dataset["train"]) if folds is None else None
     backend = create_backend(config)
     return PreparedRun(config, built, {name: t for name, (t, _) in splits.items()},
-                       {name: y for name, (_, y) in splits.items()}, backend)
+                       {name: y for name, (_, y) in splits.items()}, backend, targets)
 
 
 def fit(
@@ -118,14 +129,17 @@ def fit(
     tracker: Tracker,
     checkpointer: Checkpointer | None = None,
     on_epoch: Callable[[EpochDone], None] | None = None,
+    targets: np.ndarray | None = None,
 ) -> Backend:
-    """Train `backend`. One that trains in steps runs its loop here, and this function decides:
+    """Train `backend` (with `targets`, a teacher's probabilities per train text: distillation). One that trains in steps runs its loop here, and this function decides:
     per-epoch metrics to MLflow, a checkpoint every `checkpoint_every_steps` steps and at each epoch
     end, early stopping after `early_stopping_patience` epochs without a better score. `on_epoch`
     sees each epoch's event after it is logged (a sweep's pruner raises from it to stop the trial)."""
     if not isinstance(backend, SteppedBackend):
+        if targets is not None:
+            log.warning("%s learns the teacher's most probable labels, not its probabilities", type(backend).__name__)
         return backend.fit(texts, labels)
-    loop = backend.training_loop(texts, labels, validation)
+    loop = backend.training_loop(texts, labels, validation, targets)
     if checkpointer is not None and checkpointer.exists():
         loop.load_state_dict(checkpointer.load())
     save = checkpointer is not None and distributed.is_main()

@@ -248,10 +248,15 @@ def _dataset_summary(config: ExperimentConfig, card: dict[str, Any]) -> dict[str
     for source in portable(config.data, config.data.project)["sources"]:
         where = source.get("path") or source.get("articles") or ""
         sources.append(f"{source['kind']}: {where}" if where else source["kind"])
+    from trainer.config import TeacherSource
+    from trainer.data.teacher import teacher_summary
+
+    teachers = [teacher_summary(s, config.data.project) for s in config.data.sources if isinstance(s, TeacherSource)]
     return {
         "name": card["name"],
         "fingerprint": card["fingerprint"],
         "sources": sources,
+        **({"distilled_from": teachers} if teachers else {}),
         "articles": card["articles"],
         "sentences": card["sentences"],
         "label_counts": card["label_counts"],
