@@ -480,7 +480,8 @@ COMMANDS: dict[str, Handler] = {command.name: command.run for command in TABLE}
 OUTPUTS: dict[str, tuple[tuple[str, OutputKind], ...]] = {c.name: c.outputs for c in TABLE if c.outputs}
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `trainer` parser, built from `TABLE` (the docs site's command reference reads it too)."""
     parser = _Parser(prog="trainer", description="Sentence sourcing classifier toolkit.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -534,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     quiet_libraries(args.quiet)
     stop_on_sigterm()
     from trainer.infra.distributed import is_main
