@@ -1,4 +1,4 @@
-"""The documentation: a docs site whose generated parts cover every
+"""The documentation: a short README whose links resolve, and a docs site whose generated parts cover every
 command, option and config key, and whose result files all parse and are all shown. No MkDocs needed:
 docs/hooks.py (what `make docs` runs) is imported as a plain module."""
 
@@ -29,6 +29,25 @@ def _hooks():
 
 
 hooks = _hooks()
+
+
+def test_readme_is_short():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 300, f"README.md has {len(lines)} lines; move detail into a docs/ page and link it"
+
+
+def test_readme_starts_with_the_two_commands():
+    text = README.read_text(encoding="utf-8")
+    first_block = text[text.index("```"):text.index("```", text.index("```") + 3)]
+    assert "make train" in first_block and "make test" in first_block
+
+
+def test_every_readme_link_into_docs_exists():
+    targets = [t.split("#")[0] for t in LINK.findall(README.read_text(encoding="utf-8"))]
+    into_docs = [t for t in targets if t.startswith("docs/")]
+    assert len(into_docs) >= 10  # the README points into the site rather than repeating it
+    missing = [t for t in into_docs if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to {missing}, which do not exist"
 
 
 def _pages() -> list[Path]:
