@@ -34,7 +34,7 @@ $(LS_STAMP): $(LS_LOCK)
 	$(LS_VENV)/bin/python -m pip install --quiet -r $(LS_LOCK)
 	touch $(LS_STAMP)
 
-# `make label-studio`: install it, then run it on http://127.0.0.1:8080 for labeling (README: the annotation loop).
+# `make label-studio`: install it, then run it on http://127.0.0.1:8080 for labeling (docs/how-to/annotation.md).
 # It listens on the loopback only: --internal-host is the address it binds (its default is 0.0.0.0, every
 # interface); --host is only the public URL it writes into links. Its database, uploads and exports stay in
 # the project, in .label-studio/ (ignored by git), not in ~/.local/share/label-studio.
@@ -118,7 +118,7 @@ train: $(STAMP)
 	status=$$?; echo "make train: $$(( $$(date +%s) - start ))s"; exit $$status
 
 # The most accurate model on real news: all-mpnet-base-v2 on the bundled corpus plus the real-news labels
-# (README: Results). About 11 minutes on 2 cores, and about 8x slower than MiniLM to predict.
+# (docs/results.md). About 11 minutes on 2 cores, and about 8x slower than MiniLM to predict.
 train-mpnet: $(MPNET_STAMP)
 	@start=$$(date +%s); \
 	$(BIN)/trainer build-data --config configs/data/bundled-real-news.yaml && \
