@@ -63,7 +63,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 def _option_row(parser: argparse.ArgumentParser, action: argparse.Action) -> list[str]:
     names = ", ".join(action.option_strings) or action.dest
     if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
-        value = " \\| ".join(str(choice) for choice in action.choices)  # outside a code span: escaped
+        value = " | ".join(str(choice) for choice in action.choices)  # _cell escapes the pipes
     elif action.nargs == 0:
         value = "(a switch)"
     else:
@@ -80,8 +80,9 @@ def _option_row(parser: argparse.ArgumentParser, action: argparse.Action) -> lis
 def _command_section(parser: argparse.ArgumentParser, path: list[str], help_line: str, level: int) -> list[str]:
     out = [f"{'#' * level} trainer {' '.join(path)}", "", help_line[:1].upper() + help_line[1:] + ".", "",
            "```", parser.format_usage().strip(), "```", ""]
-    rows = [_option_row(parser, action) for action in parser._actions
-            if action.option_strings and action.help != argparse.SUPPRESS and action.dest != "help"]
+    rows = [_option_row(parser, action) for action in parser._actions  # positionals too (summarize's output)
+            if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction))
+            and action.help != argparse.SUPPRESS]
     if rows:
         out += [_table(["option", "value", "default", "what it does"], rows), ""]
     for name, sub in _subcommands(parser).items():

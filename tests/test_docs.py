@@ -88,8 +88,11 @@ def test_command_reference_covers_every_command_and_option():
                     for sub in a.choices.values()]
         for parser in parsers:
             for action in parser._actions:
+                if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                    continue
+                assert action.help, f"`trainer {command.name}`: {action.dest} has no help text"
                 for option in action.option_strings:  # a hidden (SUPPRESS) option is left out on purpose
-                    if option not in ("-h", "--help") and action.help != argparse.SUPPRESS:
+                    if action.help != argparse.SUPPRESS:
                         assert option in section, f"`trainer {command.name}`: {option} is not in the reference"
 
 
