@@ -31,7 +31,7 @@ MARKER = re.compile(r"^<!-- (reference|result): ([\w.-]+) -->$", re.MULTILINE)
 def _cell(text: Any) -> str:
     """One table cell: on one line, pipes escaped outside code spans (inside them a pipe splits no cell)."""
     parts = re.split(r"(`+[^`]*`+)", " ".join(str(text).split()))
-    return "".join(part if part.startswith("`") else part.replace("|", "\\|") for part in parts)
+    return "".join(part if part.startswith("`") else part.replace("|", "\\|").replace("<", "&lt;") for part in parts)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -134,6 +134,13 @@ def _type_name(annotation: Any) -> str:
     origin, args = get_origin(annotation), get_args(annotation)
     if annotation is type(None):
         return "null"
+    if _models_in(annotation) and all(_tag(m) for m in _models_in(annotation)) and origin not in (list, dict):
+        tags = [_tag(m).split(": ") for m in _models_in(annotation)]  # a choice of models: name them by their tag
+        return f"by {tags[0][0]}: " + " | ".join(value for _, value in tags)
+    if isinstance(annotation, type) and _models_in(annotation):
+        from trainer.config.schema import DataConfig
+
+        return "path or mapping" if annotation is DataConfig else "mapping"
     if origin is Annotated:
         return _type_name(args[0])
     if origin is Literal:
@@ -141,12 +148,17 @@ def _type_name(annotation: Any) -> str:
     if origin in (Union, types.UnionType):
         return " | ".join(_type_name(a) for a in args)
     if origin in (list, tuple, set):
-        return f"list of {_type_name(args[0])}" if args else "list"
+        return f"list of {_grouped(args[0])}" if args else "list"
     if origin is dict:
-        return f"map of {_type_name(args[0])} to {_type_name(args[1])}" if args else "map"
+        return f"map of {_type_name(args[0])} to {_grouped(args[1])}" if args else "map"
     if annotation is Path:
         return "path"
     return getattr(annotation, "__name__", str(annotation))
+
+
+def _grouped(annotation: Any) -> str:
+    name = _type_name(annotation)
+    return f"({name})" if name.startswith("by ") else name
 
 
 def _value(value: Any) -> str:
@@ -221,22 +233,21 @@ def _choices(model: type, prefix: str = "") -> list[tuple[str, type]]:
 
 
 def _tag(member: type) -> str:
-    """`kind: corpus`: the field and value that choose this member of a choice of models."""
+    """`kind: corpus`: the field and value that choose this member of a choice of models ("" if none)."""
     for name, field in member.model_fields.items():
         if get_origin(field.annotation) is Literal and name in ("kind", "backend", "type"):
             return f"{name}: {get_args(field.annotation)[0]}"
-    return member.__name__
+    return ""
 
 
 def config_models() -> list[tuple[str, str, type]]:
-    """(title, how it is used, model): the config files the reference documents."""
+    """(title, a note, model): the config files the reference documents."""
     from trainer.config.schema import DataConfig, ExperimentConfig, SweepSpace
 
     return [
-        ("Experiment config", "`trainer train --config configs/<name>.yaml`; `data:` names a data config file "
-         "or holds one inline", ExperimentConfig),
-        ("Data config", "`trainer build-data --config configs/data/<name>.yaml`", DataConfig),
-        ("Sweep space", "`trainer sweep --space configs/sweeps/<name>.yaml`", SweepSpace),
+        ("Experiment config", "Its `data:` names a data config file or holds one inline.", ExperimentConfig),
+        ("Data config", "", DataConfig),
+        ("Sweep space", "", SweepSpace),
     ]
 
 
@@ -248,12 +259,12 @@ def _doc_line(model: type) -> str:
 def config_reference() -> str:
     """Markdown: each config file's keys, then each choice (model backends, source kinds, sweep parameters)."""
     out = []
-    for title, usage, model in config_models():
-        out += [f"## {title}", "", f"{usage}. {_doc_line(model)}".strip(), "",
+    for title, note, model in config_models():
+        out += [f"## {title}", "", f"{_doc_line(model)} {note}".strip(), "",
                 _table(["key", "type", "default", "meaning"], [[_code(k), t, d, m] for k, t, d, m in
                                                               config_rows(model)]), ""]
         for where, member in _choices(model):
-            out += [f"### {where}: {_tag(member)}", "", _doc_line(member), "",
+            out += [f"### {where}: {_tag(member) or member.__name__}", "", _doc_line(member), "",
                     _table(["key", "type", "default", "meaning"],
                            [[_code(f"{where}.{k}"), t, d, m] for k, t, d, m in config_rows(member)]), ""]
     return "\n".join(out)
