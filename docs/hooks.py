@@ -335,7 +335,13 @@ def expand(markdown: str) -> str:
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    return expand(markdown)
+    """A page with its markers expanded; a marker that cannot be is one line naming the page, and the build stops."""
+    from mkdocs.exceptions import PluginError
+
+    try:
+        return expand(markdown)
+    except (FileNotFoundError, ValueError) as error:
+        raise PluginError(f"{page.file.src_path}: {error}") from None
 
 
 def on_post_build(config: Any) -> None:
