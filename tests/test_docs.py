@@ -143,3 +143,12 @@ def test_a_result_with_a_ragged_row_or_no_file_is_refused(tmp_path, monkeypatch)
         hooks.read_result("ragged")
     with pytest.raises(FileNotFoundError, match="expected a result file"):
         hooks.expand("<!-- result: absent -->")
+
+
+def test_every_figure_and_screenshot_is_shown_on_a_page():
+    pages = "".join(page.read_text(encoding="utf-8") for page in _pages())
+    images = [p for folder in ("figures", "screenshots") for p in (DOCS / folder).iterdir()]
+    images.append(DOCS / "label-studio-labeling.png")
+    unlinked = [str(p.relative_to(DOCS)) for p in images if f"{p.parent.name}/{p.name}" not in pages
+                and f"]({p.name})" not in pages and f"/{p.name})" not in pages]
+    assert not unlinked, f"images no page shows: {unlinked}"
