@@ -15,7 +15,7 @@ LS_STAMP := $(LS_VENV)/.installed
 DEVSET := ../shared/devset/real-news-dev.jsonl
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-gpu setup-mpnet setup-spark train train-mpnet baseline data test test-fast ui clean bench lock label-studio
+.PHONY: setup setup-gpu setup-mpnet setup-spark train train-mpnet baseline data test test-fast ui clean bench lock label-studio docs
 
 setup: $(STAMP)
 
@@ -34,7 +34,7 @@ $(LS_STAMP): $(LS_LOCK)
 	$(LS_VENV)/bin/python -m pip install --quiet -r $(LS_LOCK)
 	touch $(LS_STAMP)
 
-# `make label-studio`: install it, then run it on http://127.0.0.1:8080 for labeling (README: the annotation loop).
+# `make label-studio`: install it, then run it on http://127.0.0.1:8080 for labeling (docs/how-to/annotation.md).
 # It listens on the loopback only: --internal-host is the address it binds (its default is 0.0.0.0, every
 # interface); --host is only the public URL it writes into links. Its database, uploads and exports stay in
 # the project, in .label-studio/ (ignored by git), not in ~/.local/share/label-studio.
@@ -79,13 +79,24 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,onnx,bench]"
 	touch $(BENCH_STAMP)
 
+# The documentation site: MkDocs (the `docs` extra) builds docs/ into site/ (ignored by git). --strict turns
+# every warning (a broken link, a page left out of the nav, a result file no page shows) into a failure.
+# docs/hooks.py renders the command and config reference from the code and the results from docs/results/.
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,onnx,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 # Resolve pyproject.toml (every extra) and requirements/torch.in to exact versions, with pip-tools in a
 # venv of its own so that it never lands in the project's. Upgrading: make lock, make test, commit both.
 lock:
 	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip pip-tools
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --strip-extras --allow-unsafe \
-		--extra dev --extra onnx --extra bench --extra spark --no-emit-index-url --no-emit-find-links \
+		--extra dev --extra onnx --extra bench --extra spark --extra docs --no-emit-index-url --no-emit-find-links \
 		-o $(LOCK) $(LOCK_INPUTS)
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --strip-extras --allow-unsafe \
 		--no-emit-index-url --no-emit-find-links -o $(LS_LOCK) requirements/label-studio.in
@@ -107,7 +118,7 @@ train: $(STAMP)
 	status=$$?; echo "make train: $$(( $$(date +%s) - start ))s"; exit $$status
 
 # The most accurate model on real news: all-mpnet-base-v2 on the bundled corpus plus the real-news labels
-# (README: Results). About 11 minutes on 2 cores, and about 8x slower than MiniLM to predict.
+# (docs/results.md). About 11 minutes on 2 cores, and about 8x slower than MiniLM to predict.
 train-mpnet: $(MPNET_STAMP)
 	@start=$$(date +%s); \
 	$(BIN)/trainer build-data --config configs/data/bundled-real-news.yaml && \

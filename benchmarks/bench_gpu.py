@@ -31,10 +31,10 @@ def gpu_or_exit() -> None:
     try:
         import torch
     except ImportError:
-        sys.exit("bench_gpu: torch is not installed; see the README's 'On a GPU' section")
+        sys.exit("bench_gpu: torch is not installed; see docs/how-to/gpu.md")
     if not torch.cuda.is_available():
         sys.exit(f"bench_gpu: no CUDA device (torch {torch.__version__} sees none); run it on a machine with an "
-                 "NVIDIA GPU and a CUDA build of torch (README, 'On a GPU')")
+                 "NVIDIA GPU and a CUDA build of torch (docs/how-to/gpu.md)")
 
 
 def timed(fn, sync) -> float:

@@ -171,14 +171,14 @@ def test_select_is_fixed_by_its_seed_and_skips_labeled_sentences(trained_tiny, t
 
 
 def test_select_leaves_out_the_models_guess_by_default(trained_tiny, tmp_path):
-    from trainer.cli import _parser
+    from trainer.cli import build_parser
 
     select(trained_tiny[1].model_dir, ARTICLES, 4, tmp_path / "p")
     tasks = json.loads((tmp_path / "p" / "tasks.json").read_text())
     assert len(tasks) == 4 and all("predictions" not in t for t in tasks)
     rows = list(csv.DictReader((tmp_path / "p" / "tasks.csv").open()))
     assert "predicted" not in rows[0]
-    args = _parser().parse_args(["select", "--model", "m", "--input", "i", "--n", "1", "--output", "o"])
+    args = build_parser().parse_args(["select", "--model", "m", "--input", "i", "--n", "1", "--output", "o"])
     assert not args.predictions
 
 

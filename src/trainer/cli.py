@@ -245,20 +245,22 @@ def _select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, type=Path, help="a new folder for the tasks")
     parser.add_argument("--strategy", action="append", choices=STRATEGIES,
                         help="uncertainty (default), disagreement (model vs rules), rare (repeatable)")
-    parser.add_argument("--uncertainty", choices=get_args(Uncertainty), default=SelectSettings.uncertainty)
+    parser.add_argument("--uncertainty", choices=get_args(Uncertainty), default=SelectSettings.uncertainty,
+                        help="with uncertainty: the smallest margin between the top two labels, or the highest entropy")
     parser.add_argument("--diversity", choices=get_args(Diversity), default=SelectSettings.diversity,
                         help="spread the picks over the encoder's embedding space")
-    parser.add_argument("--max-per-article", type=whole(1), default=SelectSettings.max_per_article)
+    parser.add_argument("--max-per-article", type=whole(1), default=SelectSettings.max_per_article,
+                        help="at most this many picks from one article")
     parser.add_argument("--rare-share", type=fraction(0, 1), default=SelectSettings.rare_share,
                         help="with rare: share of picks kept for it")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the same seed, the same picks")
     parser.add_argument("--skip-labeled", type=Path, action="append", default=[], metavar="DATA_CONFIG",
                         help="skip sentences these data configs label already (repeatable)")
     parser.add_argument("--predictions", action="store_true",
                         help="add the model's guess to each task (Label Studio pre-selects it; off by default, "
                         "so that annotators are not anchored by it)")
     parser.add_argument("--no-predictions", action="store_true", help=argparse.SUPPRESS)  # the default now
-    parser.add_argument("--text-column", default=DEFAULT_TEXT_COLUMN)
+    parser.add_argument("--text-column", default=DEFAULT_TEXT_COLUMN, help="JSONL/CSV/Parquet column of article text")
     parser.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article")
 
 
@@ -309,7 +311,7 @@ def _tag_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a folder of .txt/.md/.html articles, a JSONL/CSV/Parquet file of articles, "
                         "or a data config")
     parser.add_argument("--output", required=True, type=Path, help="folder for sentences/, articles/, skipped/")
-    parser.add_argument("--text-column", default=DEFAULT_TEXT_COLUMN)
+    parser.add_argument("--text-column", default=DEFAULT_TEXT_COLUMN, help="JSONL/CSV/Parquet column of article text")
     parser.add_argument("--id-column", help="JSONL/CSV/Parquet column naming each article (default: row number)")
     parser.add_argument("--overwrite", action="store_true", help="replace an output written by another model")
     parser.add_argument("--format", choices=FORMATS, default="parquet",
@@ -399,7 +401,7 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-stratum", type=whole(1), help="with --by: sentences drawn from each stratum")
     parser.add_argument("--metadata", type=Path, help="a CSV/TSV/JSONL of article metadata to join on --key")
     parser.add_argument("--key", default="filename", help="the --metadata column that holds the article id")
-    parser.add_argument("--seed", type=int, default=AUDIT_SEED)
+    parser.add_argument("--seed", type=int, default=AUDIT_SEED, help="the same seed, the same sample")
 
 
 def _cmd_audit(args: argparse.Namespace) -> None:
@@ -415,7 +417,8 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a sentence (repeatable)")
     source.add_argument("--file", type=Path, help="a raw article: cleaned, split and tagged")
-    parser.add_argument("--format", choices=cli_output.PREDICTION_FORMATS, default=cli_output.PREDICTION_FORMATS[0])
+    parser.add_argument("--format", choices=cli_output.PREDICTION_FORMATS, default=cli_output.PREDICTION_FORMATS[0],
+                        help="a table to read, or one JSON line per sentence")
     add_precision(parser)
 
 
@@ -499,7 +502,8 @@ COMMANDS: dict[str, Handler] = {command.name: command.run for command in TABLE}
 OUTPUTS: dict[str, tuple[tuple[str, OutputKind], ...]] = {c.name: c.outputs for c in TABLE if c.outputs}
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `trainer` parser, built from `TABLE` (the docs site's command reference reads it too)."""
     parser = _Parser(prog="trainer", description="Sentence sourcing classifier toolkit.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -553,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     quiet_libraries(args.quiet)
     stop_on_sigterm()
     from trainer.infra.distributed import is_main

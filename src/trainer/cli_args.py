@@ -67,7 +67,8 @@ def add_eval_data(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--data", type=Path, help="labeled JSONL/CSV with text and label fields")
     group.add_argument("--data-config", type=Path, help="a data config: evaluate on all its sentences, no split")
-    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--split", default="test", choices=SPLITS,
+                        help="the split to evaluate: of the model's own dataset, or of --dataset")
     parser.add_argument("--dataset", type=Path, help="a built dataset folder whose --split to use")
     parser.add_argument(
         "--label-map", action="append", default=[], metavar="THEIRS=OURS", help="rename labels in --data (repeatable)"

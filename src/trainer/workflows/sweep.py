@@ -270,7 +270,7 @@ def _pruner(space: SweepSpace) -> Any:
 
     if space.pruner == "median":
         # not before epoch 2: the first epoch's score mostly measures the warmup (0.44 to 0.81 in the
-        # MiniLM sweep of the README, whose best trial started at 0.79)
+        # MiniLM sweep of docs/results.md, whose best trial started at 0.79)
         return optuna.pruners.MedianPruner(n_startup_trials=space.startup_trials, n_warmup_steps=2)
     if space.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1)
