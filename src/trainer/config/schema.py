@@ -260,14 +260,26 @@ class LabeledRowsSource(SourceConfig):
         return self.article_column is not None
 
 
-@register_source("trainer.data.sources:read_labeled", "trainer.data.sources:folder_files")
+@register_source("trainer.data.sources:read_labeled", "trainer.data.sources:labeled_files")
 class LabeledSource(LabeledRowsSource):
     """A JSONL or CSV file of labeled sentences."""
 
     kind: Literal["labeled"] = "labeled"
     path: Path
+    articles: Path | None = Field(
+        default=None,
+        description="folder of <article>.txt the rows come from (needs article_column): each sentence is found "
+        "in its article by its text, and the sentences around it are its context (model.context)",
+    )
 
-    _exists = field_validator("path")(_must_exist)
+    _exists = field_validator("path", "articles")(_must_exist)
+
+    @model_validator(mode="after")
+    def _articles_named(self) -> LabeledSource:
+        if self.articles is not None and self.article_column is None:
+            raise ValueError("expected article_column with articles: (to find each sentence's article), found none; "
+                             "set article_column or drop articles")
+        return self
 
 
 @register_source("trainer.data.sources:read_huggingface", "trainer.data.sources:huggingface_files")

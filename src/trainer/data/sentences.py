@@ -9,6 +9,7 @@ matched to sentences.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from syntok import segmenter
@@ -27,6 +28,42 @@ class Sentence:
     text: str
     start: int
     end: int
+
+
+class InContext(str):
+    """A sentence that also knows its neighbours in its article (`before`, `after`; "" at an article's edge or
+    where they are unknown). Everywhere else it is the sentence itself, so lists of them pass wherever texts
+    go; a model that reads context (`model.context`) takes the neighbours from it.
+
+    >>> s = InContext("It fell.", before="The river rose.")
+    >>> s, s.before, s.after
+    ('It fell.', 'The river rose.', '')
+    """
+
+    before: str
+    after: str
+
+    def __new__(cls, text: str, before: str = "", after: str = "") -> InContext:
+        sentence = super().__new__(cls, text)
+        sentence.before, sentence.after = before, after
+        return sentence
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # worker processes get the neighbours too
+        return InContext, (str(self), self.before, self.after)
+
+
+def neighbours(sentences: Sequence[str], index: int) -> tuple[str, str]:
+    """The sentences before and after `sentences[index]` ("" at either end).
+
+    >>> neighbours(["A.", "B.", "C."], 0)
+    ('', 'B.')
+    """
+    return (sentences[index - 1] if index > 0 else "", sentences[index + 1] if index + 1 < len(sentences) else "")
+
+
+def in_context(sentences: Sequence[str]) -> list[InContext]:
+    """An article's sentences, in order, each with its neighbours."""
+    return [InContext(s, *neighbours(sentences, i)) for i, s in enumerate(sentences)]
 
 
 def normalize(text: str) -> str:
