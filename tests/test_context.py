@@ -1,23 +1,38 @@
-"""Context as input: readers fill each sentence's neighbours where they know its article."""
+"""Context as input (`model.context`): readers fill each sentence's neighbours, a context model reads the pair
+(the sentence; 'previous [SEP] next') in training, prediction, tag and export, and bare sentences still work."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import CORPUS, FIXTURES
-from trainer.config import LabeledSource, LabelStudioSource
+from tests.conftest import CORPUS, FIXTURES, TINY_TRAINING, make_project, tiny_model_section
+from trainer.config import DEFAULT_CONTEXT_MAX_LENGTH, DEFAULT_MAX_LENGTH, LabeledSource, LabelStudioSource
+from trainer.config import load_config
 from trainer.data.cleaning import clean_article
 from trainer.data.labelstudio import read_labelstudio
-from trainer.data.sentences import InContext, article_sentences, neighbours, sentence_spans
+from trainer.data.sentences import InContext, article_sentences, in_context, neighbours, sentence_spans
 from trainer.data.sources import read_brat, read_corpus, read_folder, read_labeled
+from trainer.errors import ConfigError
+from trainer.models.batching import encode, encode_pairs
+from trainer.outputs.model_folder import CONTEXT_KEY, read_meta
 
 # A quotation that runs over three sentences: the middle one has no frame of its own (attributed by the rule
 # the guidelines gained); only its neighbours show whose words they are.
 QUOTATION = ('The river rose four feet overnight. The mayor said: "We have never seen water this high. '
              'The mill is gone. We will rebuild it," and left the meeting. Shops reopened on Friday.\n')
+
+
+def _tokenizer():
+    from transformers import AutoTokenizer
+
+    from trainer.models.transformer import default_pretrained
+
+    return AutoTokenizer.from_pretrained(default_pretrained())
 
 
 def _sentences(path: Path) -> list[str]:
@@ -128,3 +143,164 @@ def test_a_built_dataset_carries_the_neighbours_to_the_texts(project):
     texts = split_texts(train)
     assert all(isinstance(t, InContext) for t in texts) and list(map(str, texts)) == train["text"]
     assert [t.before for t in texts] == train["context_before"] and [t.after for t in texts] == train["context_after"]
+
+
+def test_evaluate_reads_a_data_configs_sentences_with_their_neighbours(tmp_path):
+    from trainer.workflows.evaluate import rows_from_data_config
+
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "flood.txt").write_text(QUOTATION, encoding="utf-8")
+    (tmp_path / "dev.jsonl").write_text(json.dumps({"article": "flood", "text": "The mill is gone.",
+                                                    "label": "attributed"}) + "\n")
+    config = tmp_path / "dev.yaml"
+    config.write_text(yaml.safe_dump({"name": "dev", "output_dir": str(tmp_path / "out"), "sources": [
+        {"kind": "labeled", "path": str(tmp_path / "dev.jsonl"), "article_column": "article",
+         "articles": str(articles)}]}))
+    (text,) = rows_from_data_config(config).texts
+    assert (text, text.before) == ("The mill is gone.", 'The mayor said: "We have never seen water this high.')
+
+
+# ---------------------------------------------------------------- the option and the pairs
+
+
+def test_the_option_is_off_by_default_and_lengthens_the_input_when_on(tiny_model_dir):
+    from trainer.config import TransformerModel
+
+    assert TransformerModel().context is False and TransformerModel().max_length == DEFAULT_MAX_LENGTH
+    assert TransformerModel(context=True).max_length == DEFAULT_CONTEXT_MAX_LENGTH
+    assert TransformerModel(context=True, max_length=96).max_length == 96  # a length the config sets stays
+
+
+def test_pairs_read_the_sentence_whole_and_cut_only_the_context():
+    tokenizer = _tokenizer()
+    middle = in_context(article_sentences([QUOTATION.strip()]))[2]
+    assert str(middle) == "The mill is gone."
+    (ids,), (cut,) = encode(tokenizer, [middle], 64, context=True)
+    decoded = tokenizer.decode(ids)
+    assert decoded == ('[CLS] the mill is gone. [SEP] the mayor said : " we have never seen water this high. [SEP] '
+                       'we will rebuild it, " and left the meeting. [SEP]') and not cut
+    # a long context is cut, the sentence never
+    long = InContext("The mill is gone.", before="word " * 200, after="more " * 200)
+    (ids,), (cut,) = encode_pairs(tokenizer, [long], 32)
+    assert len(ids) == 32 and tokenizer.decode(ids).startswith("[CLS] the mill is gone. [SEP] word") and not cut
+    # a bare sentence is the pair with an empty context; one too long for a pair is read alone, and cut
+    assert tokenizer.decode(encode(tokenizer, ["Shares rose."], 64, context=True)[0][0]) == \
+        "[CLS] shares rose. [SEP] [SEP] [SEP]"
+    (ids,), (cut,) = encode_pairs(tokenizer, [InContext("word " * 100, before="A.")], 32)
+    assert len(ids) == 32 and cut and tokenizer.decode(ids).count("[SEP]") == 1
+    # without the option, neighbours are ignored: the same ids as the bare sentence
+    assert encode(tokenizer, [middle], 64)[0] == encode(tokenizer, [str(middle)], 64)[0]
+
+
+# ---------------------------------------------------------------- a model that reads context
+
+
+@pytest.fixture(scope="module")
+def context_model(tmp_path_factory, tiny_model_dir):
+    from trainer.workflows.train import train
+
+    project = make_project(tmp_path_factory.mktemp("context"))
+    model = {**tiny_model_section(tiny_model_dir), "context": True, "max_length": 96}
+    return project, train(load_config(project.experiment("tiny-context", model, {**TINY_TRAINING, "epochs": 1})))
+
+
+def test_training_gets_pairs_and_the_folder_keeps_the_option(context_model, tiny_model_dir):
+    from trainer.workflows.recipe import prepare_run
+
+    project, result = context_model
+    assert read_meta(result.model_dir)[CONTEXT_KEY] is True
+    run = prepare_run(load_config(project.root / "configs" / "tiny-context.yaml"), progress=False)
+    texts = run.texts["train"]
+    inner = next(t for t in texts if t.before and t.after)
+    ids = run.backend.encode([inner])[0]
+    assert ids == run.backend.encode([InContext(str(inner), inner.before, inner.after)])[0]
+    assert ids != run.backend.encode([str(inner)])[0]  # the neighbours are in what training reads
+    assert run.backend.tokenizer.decode(ids).count("[SEP]") == 3
+
+
+def test_a_plain_model_keeps_its_metadata(trained_tiny):
+    _, result = trained_tiny
+    assert CONTEXT_KEY not in read_meta(result.model_dir)
+
+
+def test_a_loaded_context_model_reads_bare_sentences_and_pairs(context_model):
+    from trainer import load_classifier
+
+    _, result = context_model
+    classifier = load_classifier(result.model_dir)
+    assert classifier.backend.context is True
+    middle = in_context(article_sentences([QUOTATION.strip()]))[2]
+    bare, paired = classifier.predict(["The mill is gone.", middle])
+    assert bare.text == paired.text == "The mill is gone."
+    assert sum(bare.probabilities.values()) == pytest.approx(1) and sum(paired.probabilities.values()) == \
+        pytest.approx(1)
+    assert bare.probabilities != paired.probabilities  # the neighbours change what the model reads
+    # an article is read with its neighbours
+    article = classifier.tag_article(QUOTATION)
+    assert article[2].probabilities == pytest.approx(paired.probabilities, abs=1e-5)
+
+
+def test_tag_passes_each_sentences_neighbours(context_model, tmp_path):
+    from trainer import load_classifier
+    from trainer.workflows.tagging import read_tables, tag
+
+    _, result = context_model
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "flood.txt").write_text(QUOTATION, encoding="utf-8")
+    tag(result.model_dir, folder, tmp_path / "out", progress=False)
+    rows = read_tables(tmp_path / "out").sort_values("sentence_index")
+    sentences = in_context([s.text for s in sentence_spans(QUOTATION)[0]])
+    expected = load_classifier(result.model_dir).predict(sentences)
+    assert list(rows["p_attributed"]) == pytest.approx([p.probabilities["attributed"] for p in expected], abs=1e-5)
+    bare = load_classifier(result.model_dir).predict([str(s) for s in sentences])
+    assert list(rows["p_attributed"]) != pytest.approx([p.probabilities["attributed"] for p in bare], abs=1e-5)
+
+
+def test_the_middle_of_a_quotation_carries_its_opening(context_model):
+    from trainer.workflows.tagging import article_rows
+    from trainer.data.rules import RuleLabeler, rules_path
+    from trainer.workflows.tag_input import Article
+
+    _, rows, _ = article_rows(Article("flood", QUOTATION, {}, "flood.txt"), RuleLabeler.from_yaml(rules_path(None)))
+    inputs = [row["model_input"] for row in rows]
+    assert [str(s) for s in inputs] == ["The river rose four feet overnight.",
+                                        'The mayor said: "We have never seen water this high.', "The mill is gone.",
+                                        'We will rebuild it," and left the meeting.', "Shops reopened on Friday."]
+    middle = inputs[2]
+    assert middle.before == 'The mayor said: "We have never seen water this high.'
+    assert middle.after == 'We will rebuild it," and left the meeting.'
+    backend = __import__("trainer").load_classifier(context_model[1].model_dir).backend
+    decoded = backend.tokenizer.decode(backend.encode([middle])[0])
+    assert 'the mayor said : " we have never seen water this high.' in decoded.split("[SEP]")[1]
+
+
+def test_an_export_reads_context_like_its_source(context_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from trainer import load_classifier
+    from trainer.models.export import export_model
+
+    _, result = context_model
+    export_model(result.model_dir, tmp_path / "onnx", "onnx")
+    assert read_meta(tmp_path / "onnx")[CONTEXT_KEY] is True
+    middle = in_context(article_sentences([QUOTATION.strip()]))[2]
+    exported = load_classifier(tmp_path / "onnx").predict([middle])[0].probabilities
+    source = load_classifier(result.model_dir, "fp32").predict([middle])[0].probabilities
+    assert exported == pytest.approx(source, abs=1e-3)
+
+
+def test_a_damaged_context_entry_is_refused(tmp_path):
+    from trainer.errors import ModelLoadError
+    from trainer.outputs.model_folder import reads_context
+
+    assert reads_context({}) is False and reads_context({CONTEXT_KEY: True}) is True
+    with pytest.raises(ModelLoadError, match="expected context to be true or false, found 'yes'"):
+        reads_context({CONTEXT_KEY: "yes"}, tmp_path)
+
+
+def test_context_on_a_backend_without_it_is_a_config_error(project):
+    path = project.experiment("tfidf", {"backend": "sklearn", "context": True})
+    with pytest.raises(ConfigError, match="context"):
+        load_config(path)
+    assert yaml.safe_load(path.read_text())["model"]["context"] is True

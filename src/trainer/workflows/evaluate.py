@@ -135,7 +135,7 @@ def typed_column(values: list[Any]) -> list[Any]:
 def rows_from_data_config(path: Path) -> LabeledRows:
     """Every sentence of a data config's sources (anything build-data reads), without splitting."""
     from trainer.config import load_data_config
-    from trainer.data.build import apply_rules
+    from trainer.data.build import apply_rules, example_texts
     from trainer.data.sources import read_source
 
     config = load_data_config(path)
@@ -145,7 +145,7 @@ def rows_from_data_config(path: Path) -> LabeledRows:
     examples = [e for r in results for e in r.examples]
     if not examples:
         raise DataError(f"{path}: expected labeled sentences in its sources, found none")
-    groups, texts = [f"{portable_source(e.source, root)}/{e.article}" for e in examples], [e.text for e in examples]
+    groups, texts = [f"{portable_source(e.source, root)}/{e.article}" for e in examples], example_texts(examples)
     indices = [e.sentence_index for e in examples]
     return LabeledRows(
         config.name, texts, [e.label or "" for e in examples], groups,
@@ -186,10 +186,12 @@ def rows_from_split(model_dir: Path, split: str, dataset: Path | None = None) ->
 def rows_from_dataset(part: Any, name: str, root: Path | None = None) -> LabeledRows:
     """LabeledRows from one split of a built dataset (a `datasets.Dataset`); article ids name their
     source's files relative to `root` (the project), never by absolute path."""
+    from trainer.data.build import split_texts
+
     names = part.features["label"].names
     sources = [s.split(":", 1)[0] for s in part["source"]]
     groups = [f"{portable_source(s, root)}/{a}" for s, a in zip(part["source"], part["article"])]
-    texts, indices = list(part["text"]), list(part["sentence_index"])
+    texts, indices = split_texts(part), list(part["sentence_index"])
     return LabeledRows(
         name, texts, [names[i] for i in part["label"]], groups,
         {"source": sources, "beat": list(part["beat"]), "label_source": list(part["label_source"])},
