@@ -210,6 +210,7 @@ def test_training_gets_pairs_and_the_folder_keeps_the_option(context_model, tiny
 
     project, result = context_model
     assert read_meta(result.model_dir)[CONTEXT_KEY] is True
+    assert "with the sentences before and after it" in (result.model_dir / "README.md").read_text()
     run = prepare_run(load_config(project.root / "configs" / "tiny-context.yaml"), progress=False)
     texts = run.texts["train"]
     inner = next(t for t in texts if t.before and t.after)
@@ -222,6 +223,7 @@ def test_training_gets_pairs_and_the_folder_keeps_the_option(context_model, tiny
 def test_a_plain_model_keeps_its_metadata(trained_tiny):
     _, result = trained_tiny
     assert CONTEXT_KEY not in read_meta(result.model_dir)
+    assert "before and after it" not in (result.model_dir / "README.md").read_text()
 
 
 def test_a_loaded_context_model_reads_bare_sentences_and_pairs(context_model):
