@@ -91,6 +91,20 @@ def test_labelstudio_neighbours_come_from_the_article_at_the_tasks_offsets(tmp_p
     assert [(e.before, e.after) for e in read_labelstudio(LabelStudioSource(path=plain)).examples] == [("", "")]
 
 
+def test_splitting_only_the_lines_around_a_span_gives_the_whole_articles_neighbours():
+    from trainer.data.sentences import ArticleLines
+
+    checked = 0
+    for path in sorted((CORPUS / "articles").glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        spans = sentence_spans(text)[0]
+        lines = ArticleLines(text)
+        for i, s in enumerate(spans):
+            assert lines.neighbours(s.start, s.end) == neighbours([x.text for x in spans], i)
+            checked += 1
+    assert checked > 30
+
+
 def test_a_task_over_two_sentences_takes_the_sentences_around_both(tmp_path):
     articles = tmp_path / "articles"
     articles.mkdir()

@@ -13,7 +13,6 @@ per label (that label against the rest); it goes into the dataset card.
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 from collections import Counter
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.data.sentences import Sentence, normalize, sentence_spans
+from trainer.data.sentences import ArticleLines, normalize
 from trainer.data.sources import Example, SourceResult, article_path, read_exclusions, read_text
 from trainer.errors import DataError
 from trainer.labels import LABELS
@@ -147,7 +146,7 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
         raise DataError(f"{source.path}: expected a list of tasks (Label Studio's JSON export), "
                         f"found a {type(tasks).__name__}")
     articles: dict[str, str] = {}
-    spans: dict[str, tuple[list[Sentence], list[int]]] = {}  # each article split once (sentences, their ends)
+    lines: dict[str, ArticleLines] = {}  # each article's lines, each split once, for the neighbours of its tasks
     excluded = read_exclusions(source.exclude_articles)
     left_out: set[str] = set()
     result = SourceResult()
@@ -185,7 +184,11 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
             continue
         index = _whole(meta.get("sentence_index", counters[article]), "meta.sentence_index", where)
         counters[article] += 1
-        before, after = _task_neighbours(meta, article, articles, spans) if source.articles else ("", "")
+        before, after = ("", "")
+        if source.articles is not None:
+            if article not in lines:
+                lines[article] = ArticleLines(articles[article])
+            before, after = lines[article].neighbours(int(meta["start"]), int(meta["end"]))
         result.examples.append(Example(normalize(text), label, article, index, "annotation",
                                        f"labelstudio:{source.path}", before=before, after=after))
     result.articles = len(counters)
@@ -220,25 +223,6 @@ def _task_text(data: dict[str, Any], meta: dict[str, Any], article: str, source:
         raise DataError(f"{where}: expected its text at [{meta['start']}, {meta['end']}) of article {article!r}, "
                         f"found {found[:60]!r}; the export and the article do not match")
     return found
-
-
-def _task_neighbours(meta: dict[str, Any], article: str, articles: dict[str, str],
-                     spans: dict[str, tuple[list[Sentence], list[int]]]) -> tuple[str, str]:
-    """The sentences before and after the task's [start, end) in its article (split once per article): around
-    the sentence that matches or contains the span, or around the run of sentences it overlaps."""
-    if article not in spans:
-        split = sentence_spans(articles[article])[0]
-        spans[article] = split, [s.end for s in split]
-    sentences, ends = spans[article]
-    start, end = int(meta["start"]), int(meta["end"])
-    first = bisect.bisect_right(ends, start)  # the first sentence ending after `start`
-    last = first
-    while last + 1 < len(sentences) and sentences[last + 1].start < end:
-        last += 1
-    if first >= len(sentences) or sentences[first].start >= end:
-        return "", ""  # the span lies in text the splitter left out (boilerplate): no neighbours known
-    return (sentences[first - 1].text if first > 0 else "",
-            sentences[last + 1].text if last + 1 < len(sentences) else "")
 
 
 def _whole(value: Any, what: str, where: str) -> int:
