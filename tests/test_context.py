@@ -147,6 +147,21 @@ def test_labeled_rows_find_their_neighbours_only_in_named_articles(tmp_path):
         LabeledSource(path=rows, articles=articles)
 
 
+def test_pseudo_labels_take_their_neighbours_from_the_tag_output(trained_sklearn, tmp_path):
+    from trainer.config import PseudoLabelSource
+    from trainer.data.pseudo import read_pseudo
+    from trainer.workflows.tagging import tag
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "flood.txt").write_text(QUOTATION, encoding="utf-8")
+    tag(trained_sklearn[1].model_dir, folder, tmp_path / "tagged", progress=False)
+    examples = read_pseudo(PseudoLabelSource(path=tmp_path / "tagged", min_probability=0.34)).examples
+    texts = [s.text for s in sentence_spans(QUOTATION)[0]]
+    assert examples  # each kept sentence's neighbours, kept or not
+    assert [(e.before, e.after) for e in examples] == [neighbours(texts, e.sentence_index) for e in examples]
+
+
 def test_a_built_dataset_carries_the_neighbours_to_the_texts(project):
     from trainer.config import load_data_config
     from trainer.data.build import CONTEXT_COLUMNS, build_dataset, split_texts
