@@ -272,6 +272,18 @@ def test_a_loaded_context_model_reads_bare_sentences_and_pairs(context_model):
     assert article[2].probabilities == pytest.approx(paired.probabilities, abs=1e-5)
 
 
+def test_evaluating_a_context_model_on_bare_sentences_says_so(context_model, tmp_path, caplog):
+    from trainer.workflows.evaluate import evaluate
+
+    _, result = context_model
+    data = tmp_path / "dev.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in [
+        ("The mill is gone.", "attributed"), ("Shares rose.", "verified"), ("It may have been a fire.", "unverified")]))
+    with caplog.at_level("WARNING", logger="trainer.workflows.evaluate"):
+        evaluate(result.model_dir, split=None, data=data, output=tmp_path / "report")
+    assert "reads each sentence with its neighbours, and dev gives none" in caplog.text
+
+
 def test_tag_passes_each_sentences_neighbours(context_model, tmp_path):
     from trainer import load_classifier
     from trainer.workflows.tagging import read_tables, tag

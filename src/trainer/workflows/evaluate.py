@@ -421,6 +421,10 @@ def evaluate(
         if pinned is not None:
             pinned.check()  # every file loaded came from the one folder
         log.info("evaluating %s on %s (%d sentences)", model, rows.name, len(rows.texts))
+        if getattr(classifier.backend, "context", False) and not any(getattr(t, "before", "") or
+                                                                     getattr(t, "after", "") for t in rows.texts):
+            log.warning("%s reads each sentence with its neighbours, and %s gives none: it is read without them; "
+                        "a data config whose source names the articles gives them (--data-config)", model, rows.name)
         in_folder = output is None and pinned is not None
         report_dir = output or (
             model_folder.evaluation_dir(model_dir, rows.name) if in_folder else uri_report_dir(str(model), rows.name)
