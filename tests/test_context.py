@@ -222,6 +222,20 @@ def test_pairs_read_the_sentence_whole_and_cut_only_the_context():
     assert encode(tokenizer, [middle], 64)[0] == encode(tokenizer, [str(middle)], 64)[0]
 
 
+def test_the_gpu_stream_tokenises_pairs_like_the_cpu_path():
+    import torch
+
+    from trainer.models.streaming import TokenizedBlocks
+
+    tokenizer = _tokenizer()
+    texts = in_context(article_sentences([QUOTATION.strip()]))
+    block = TokenizedBlocks(texts, tokenizer, 64, 4096, block=len(texts), context=True)[0]
+    streamed = {int(i): row[row != (tokenizer.pad_token_id or 0)].tolist()
+                for index, ids, _ in block["batches"] for i, row in zip(index, ids)}
+    assert [streamed[i] for i in range(len(texts))] == encode(tokenizer, texts, 64, context=True)[0]
+    assert torch.equal(block["cut"], torch.zeros(len(texts), dtype=torch.bool))
+
+
 # ---------------------------------------------------------------- a model that reads context
 
 
