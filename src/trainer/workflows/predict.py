@@ -61,7 +61,9 @@ class Classifier:
         """One Prediction per input text, in input order. A single string is one text (one Prediction).
 
         Every text must be a string with a word in it: an empty or whitespace-only text has no label,
-        and raises `DataError` naming its position, as does anything that is not a string.
+        and raises `DataError` naming its position, as does anything that is not a string. A model that
+        reads context (`model.context`) reads a sentence's neighbours where the text carries them
+        (`trainer.data.sentences.InContext`; `in_context(sentences)` for an article's), else none.
 
         >>> clf.predict("The minister said the talks had failed.")[0].label  # doctest: +SKIP
         'attributed'
