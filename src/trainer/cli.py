@@ -415,8 +415,10 @@ def _cmd_audit(args: argparse.Namespace) -> None:
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder or MLflow model URI")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", action="append", help="a sentence (repeatable)")
-    source.add_argument("--file", type=Path, help="a raw article: cleaned, split and tagged")
+    source.add_argument("--text", action="append",
+                        help="a sentence (repeatable); each is read alone (a model that reads context gets none)")
+    source.add_argument("--file", type=Path, help="a raw article: cleaned, split and tagged (a model that reads "
+                        "context reads each sentence with its neighbours)")
     parser.add_argument("--format", choices=cli_output.PREDICTION_FORMATS, default=cli_output.PREDICTION_FORMATS[0],
                         help="a table to read, or one JSON line per sentence")
     add_precision(parser)

@@ -24,6 +24,7 @@ from trainer.config.loader import (
 )
 from trainer.config.schema import (
     BACKEND_TAG,
+    DEFAULT_CONTEXT_MAX_LENGTH,
     DEFAULT_MAX_LENGTH,
     DEFAULT_SEED,
     DEFAULT_TEXT_COLUMN,
@@ -69,6 +70,7 @@ from trainer.config.schema import (
 # from trainer.config.schema at the time of use.
 __all__ = [
     "BACKEND_TAG",
+    "DEFAULT_CONTEXT_MAX_LENGTH",
     "DEFAULT_MAX_LENGTH",
     "DEFAULT_SEED",
     "DEFAULT_TEXT_COLUMN",

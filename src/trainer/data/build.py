@@ -24,6 +24,7 @@ from trainer.infra.atomic import atomic_folder
 from trainer.config import SPLITS, DataConfig, SplitConfig, portable, to_plain
 from trainer.data.rules import RuleLabeler, rules_path
 from trainer.data.sources import Example, SourceResult, input_files, read_bytes, read_source
+from trainer.data.sentences import InContext
 from trainer.errors import DataError
 from trainer.labels import LABELS
 from trainer.infra.locks import output_lock
@@ -69,6 +70,20 @@ def dataset_features(examples: list[Example]) -> Features:
     if any(e.teacher is not None for e in examples):
         features[TEACHER_COLUMN] = Sequence(Value("float32"))
     return Features(features)
+
+
+def split_texts(split: Any) -> list[str]:
+    """A built split's sentences (a `datasets.Dataset`), in order; where the dataset has the context columns,
+    each is an `InContext` that carries its neighbours to a model that reads them (`model.context`)."""
+    before, after = CONTEXT_COLUMNS["before"], CONTEXT_COLUMNS["after"]
+    if before not in split.column_names:
+        return list(split["text"])
+    return [InContext(t, b, a) for t, b, a in zip(split["text"], split[before], split[after])]
+
+
+def example_texts(examples: list[Example]) -> list[str]:
+    """The examples' sentences, each an `InContext` where its reader knew the neighbours."""
+    return [InContext(e.text, e.before, e.after) if e.before or e.after else e.text for e in examples]
 
 
 def _row(example: Example, features: Features) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.data.sentences import normalize
-from trainer.data.sources import Example, SourceResult, read_exclusions, read_text
+from trainer.data.sentences import ArticleLines, normalize
+from trainer.data.sources import Example, SourceResult, article_path, read_exclusions, read_text
 from trainer.errors import DataError
 from trainer.labels import LABELS
 
@@ -146,6 +146,7 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
         raise DataError(f"{source.path}: expected a list of tasks (Label Studio's JSON export), "
                         f"found a {type(tasks).__name__}")
     articles: dict[str, str] = {}
+    lines: dict[str, ArticleLines] = {}  # each article's lines, each split once, for the neighbours of its tasks
     excluded = read_exclusions(source.exclude_articles)
     left_out: set[str] = set()
     result = SourceResult()
@@ -183,8 +184,13 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
             continue
         index = _whole(meta.get("sentence_index", counters[article]), "meta.sentence_index", where)
         counters[article] += 1
-        example = Example(normalize(text), label, article, index, "annotation", f"labelstudio:{source.path}")
-        result.examples.append(example)
+        before, after = ("", "")
+        if source.articles is not None:
+            if article not in lines:
+                lines[article] = ArticleLines(articles[article])
+            before, after = lines[article].neighbours(int(meta["start"]), int(meta["end"]))
+        result.examples.append(Example(normalize(text), label, article, index, "annotation",
+                                       f"labelstudio:{source.path}", before=before, after=after))
     result.articles = len(counters)
     if left_out:
         result.skipped["excluded_article"] += len(left_out)
@@ -205,7 +211,7 @@ def _task_text(data: dict[str, Any], meta: dict[str, Any], article: str, source:
                             "folder of the articles its offsets point into")
         return str(text)
     if article not in articles:
-        articles[article] = read_text(article_path(source.articles, article, where))
+        articles[article] = read_text(article_path(source.articles, article, where, "the task's meta.article"))
     if "start" not in meta or "end" not in meta:
         raise DataError(f"{where}: expected meta.start and meta.end (character offsets), found {sorted(meta)}")
     start, end = _whole(meta["start"], "meta.start", where), _whole(meta["end"], "meta.end", where)
@@ -226,19 +232,6 @@ def _whole(value: Any, what: str, where: str) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     raise DataError(f"{where}: expected {what} to be a whole number, found {json.dumps(value, default=str)[:40]}")
-
-
-def article_path(folder: Path, article: str, where: str) -> Path:
-    """The file of `article` in `folder`; an id that would lead out of it (`../x`, `/etc/x`, a link out)
-    is a DataError: paths from data never leave the folder they belong to."""
-    path = folder / f"{article}.txt"
-    plain = article and not any(c in article for c in "/\\\0") and not article.startswith(".")
-    if not plain or not path.resolve().is_relative_to(folder.resolve()):
-        raise DataError(f"{where}: expected an article id that names a file in {folder}, found {article!r}; fix "
-                        "the task's meta.article")
-    if not path.is_file():
-        raise DataError(f"{where}: expected article {article!r} at {path}, found no such file")
-    return path
 
 
 def labelstudio_files(source: Any) -> list[Path]:

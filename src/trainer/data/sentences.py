@@ -8,7 +8,9 @@ matched to sentences.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from syntok import segmenter
@@ -27,6 +29,42 @@ class Sentence:
     text: str
     start: int
     end: int
+
+
+class InContext(str):
+    """A sentence that also knows its neighbours in its article (`before`, `after`; "" at an article's edge or
+    where they are unknown). Everywhere else it is the sentence itself, so lists of them pass wherever texts
+    go; a model that reads context (`model.context`) takes the neighbours from it.
+
+    >>> s = InContext("It fell.", before="The river rose.")
+    >>> s, s.before, s.after
+    ('It fell.', 'The river rose.', '')
+    """
+
+    before: str
+    after: str
+
+    def __new__(cls, text: str, before: str = "", after: str = "") -> InContext:
+        sentence = super().__new__(cls, text)
+        sentence.before, sentence.after = before, after
+        return sentence
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # worker processes get the neighbours too
+        return InContext, (str(self), self.before, self.after)
+
+
+def neighbours(sentences: Sequence[str], index: int) -> tuple[str, str]:
+    """The sentences before and after `sentences[index]` ("" at either end).
+
+    >>> neighbours(["A.", "B.", "C."], 0)
+    ('', 'B.')
+    """
+    return (sentences[index - 1] if index > 0 else "", sentences[index + 1] if index + 1 < len(sentences) else "")
+
+
+def in_context(sentences: Sequence[str]) -> list[InContext]:
+    """An article's sentences, in order, each with its neighbours."""
+    return [InContext(s, *neighbours(sentences, i)) for i, s in enumerate(sentences)]
 
 
 def normalize(text: str) -> str:
@@ -99,6 +137,53 @@ def sentence_spans(text: str, skip: list[tuple[int, int]] | None = None) -> tupl
             continue
         sentences.extend(_spans(line, start))
     return sentences, removed
+
+
+class ArticleLines:
+    """An article's sentences as `sentence_spans` splits it, each line split only when asked, so that the
+    neighbours of a span cost its own lines and the nearest kept ones around it, not the whole article.
+
+    >>> lines = ArticleLines("Floods\\n\\nOne fell. Two rose.\\nThree held.")
+    >>> lines.neighbours(8, 17), lines.neighbours(18, 27), lines.neighbours(18, 33)
+    (('Floods', 'Two rose.'), ('One fell.', 'Three held.'), ('One fell.', ''))
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self.starts = line_starts(text)
+        self._lines: dict[int, list[Sentence]] = {}
+
+    def line(self, number: int) -> list[Sentence]:
+        """The sentences of line `number` (none for an empty or boilerplate line), split once."""
+        if number not in self._lines:
+            start = self.starts[number]
+            end = self.starts[number + 1] - 1 if number + 1 < len(self.starts) else len(self.text)
+            line = self.text[start:end]
+            kept = line.strip() and boilerplate_kind(" ".join(line.split())) is None
+            self._lines[number] = _spans(line, start) if kept else []
+        return self._lines[number]
+
+    def neighbours(self, start: int, end: int) -> tuple[str, str]:
+        """The sentences before and after the span [start, end): around the sentence that matches or holds it,
+        or around the run of sentences it overlaps; ("", "") where it lies in no kept sentence."""
+        first_line = bisect.bisect_right(self.starts, start) - 1
+        last_line = bisect.bisect_right(self.starts, max(start, end - 1)) - 1
+        own = [s for number in range(first_line, last_line + 1) for s in self.line(number)]
+        inside = [i for i, s in enumerate(own) if s.start < end and s.end > start]
+        if not inside:
+            return "", ""
+        first, last = inside[0], inside[-1]
+        before = own[first - 1].text if first > 0 else self._nearest(first_line - 1, -1)
+        after = own[last + 1].text if last + 1 < len(own) else self._nearest(last_line + 1, 1)
+        return before, after
+
+    def _nearest(self, number: int, step: int) -> str:
+        while 0 <= number < len(self.starts):
+            sentences = self.line(number)
+            if sentences:
+                return sentences[-1 if step < 0 else 0].text
+            number += step
+        return ""
 
 
 def _main() -> None:

@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 
 from trainer.config import TeacherSource
-from trainer.data.labelstudio import article_path
 from trainer.data.sentences import Sentence, normalize, sentence_spans
 from trainer.data.sources import Example, SourceResult, read_exclusions
-from trainer.data.sources.text import file_problem, read_text
+from trainer.data.sources.text import article_path, file_problem, read_text
 from trainer.errors import DataError
 from trainer.infra.atomic import atomic_file
 from trainer.infra.progress import bar
@@ -158,7 +157,8 @@ def read_teacher(source: TeacherSource, num_proc: int = 1, progress: bool = True
         if article in excluded:
             result.skipped["excluded_article"] += 1
             continue
-        text = read_text(article_path(source.articles, article, f"{source.path}: article {article!r}"))
+        text = read_text(article_path(source.articles, article, f"{source.path}: article {article!r}",
+                                         "the probabilities file's article column"))
 
         def piece(start: int, end: int) -> str:
             return normalize(text[start:end]) if 0 <= start < end <= len(text) else ""

@@ -20,15 +20,55 @@ MIN_VOCABULARY = 1000
 LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[bool]]:
-    """Token ids cut at `max_length`, and which texts were cut, from one tokeniser pass."""
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int, context: bool = False,
+           ) -> tuple[list[list[int]], list[bool]]:
+    """Token ids cut at `max_length`, and which texts were cut, from one tokeniser pass. With `context`, each
+    text is read with its neighbours (`encode_pairs`)."""
     if not len(texts):
         return [], []
+    if context:
+        return encode_pairs(tokenizer, texts, max_length)
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     if encoded.encodings is not None:  # fast tokenisers keep what truncation dropped
         return encoded["input_ids"], [bool(e.overflowing) for e in encoded.encodings]
     full = tokenizer(list(texts), truncation=False)["input_ids"]
     return encoded["input_ids"], [len(ids) > max_length for ids in full]
+
+
+def context_segment(text: str, separator: str) -> str:
+    """The second segment of a sentence read in context: 'previous <separator> next'. A side with no sentence
+    (an article's edge, or a bare sentence: a plain `str` has no neighbours) is empty, and the separator's place
+    tells which side is which.
+
+    >>> from trainer.data.sentences import InContext
+    >>> context_segment(InContext("B.", before="A."), "[SEP]"), context_segment("B.", "[SEP]")
+    ('A. [SEP]', '[SEP]')
+    """
+    return f"{getattr(text, 'before', '')} {separator} {getattr(text, 'after', '')}".strip()
+
+
+def encode_pairs(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[bool]]:
+    """Each text as the tokenizer's pair (the sentence; `context_segment`), cut at `max_length` in the
+    context only (`truncation="only_second"`): the sentence is read whole. A sentence that leaves no room
+    for a token of context is read alone, cut like a bare one. Cut means the sentence was cut."""
+    sentences = [str(text) for text in texts]  # the sentence alone, without its neighbours
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
+    lengths = [len(ids) for ids in tokenizer(sentences, add_special_tokens=False)["input_ids"]]
+    paired = [i for i, n in enumerate(lengths) if n < room]
+    alone = [i for i, n in enumerate(lengths) if n >= room]
+    ids: list[list[int]] = [[] for _ in sentences]
+    cut = [False] * len(sentences)
+    if paired:
+        separator = tokenizer.sep_token or ""
+        encoded = tokenizer([sentences[i] for i in paired], [context_segment(texts[i], separator) for i in paired],
+                            truncation="only_second", max_length=max_length)
+        for i, row in zip(paired, encoded["input_ids"]):
+            ids[i] = row
+    if alone:
+        rows, cuts = encode(tokenizer, [sentences[i] for i in alone], max_length)
+        for i, row, was_cut in zip(alone, rows, cuts):
+            ids[i], cut[i] = row, was_cut
+    return ids, cut
 
 
 def load_tokenizer(directory: Path, vocab_size: int | None = None) -> Any:

@@ -32,6 +32,7 @@ from trainer.outputs.model_folder import (
     EVAL_DIR,
     MODEL_META,
     check_no_links_out,
+    context_meta,
     read_meta,
     write_manifest,
     write_meta,
@@ -77,7 +78,7 @@ def _write_onnx(source: Any, model_dir: Path, folder: Path, int8: bool) -> None:
     export_onnx(source, folder, int8=int8)
     source.tokenizer.save_pretrained(folder)
     write_meta(folder, "onnx", max_length=source.max_length, base_model=source.base_model,
-               quantize="int8" if int8 else None, exported_from=str(model_dir))
+               quantize="int8" if int8 else None, exported_from=str(model_dir), **context_meta(source.context))
 
 
 @register_export("int8", "static int8 (torch, oneDNN), calibrated on real sentences; auto runs it where it pays")
@@ -95,10 +96,11 @@ def write_torch_int8(source: Any, model_dir: Path, meta: dict[str, Any], folder:
     keep = int8.ffn_down_projections(source.model)
     reference = source.predict_proba(check_on).argmax(1)
     bf16 = TransformerBackend(training=source.training, model=copy.deepcopy(source.model).to(torch.bfloat16),
-                              tokenizer=source.tokenizer, max_length=source.max_length)
+                              tokenizer=source.tokenizer, max_length=source.max_length, context=source.context)
     bf16.precision = "bf16"
     quantized = TransformerBackend(training=source.training, model=int8.quantize_static(
-        copy.deepcopy(source.model), stats, keep), tokenizer=source.tokenizer, max_length=source.max_length)
+        copy.deepcopy(source.model), stats, keep), tokenizer=source.tokenizer, max_length=source.max_length,
+        context=source.context)
     quantized.precision = "int8"
     timings = {}
     for name, backend in (("bf16", bf16), ("int8", quantized)):

@@ -44,7 +44,8 @@ class OnnxBackend:
     name: ClassVar[str] = "onnx"
     labels = LABELS
 
-    def __init__(self, model_path: Path, tokenizer: Any, max_length: int, base_model: str | None, quantize: str | None):
+    def __init__(self, model_path: Path, tokenizer: Any, max_length: int, base_model: str | None, quantize: str | None,
+                 context: bool = False):
         self.model_path = model_path
         self._sessions: dict[int, Any] = {}  # one per thread count the free cores asked for (infra/threads.py)
         self.session = self.session_for(threads.check())
@@ -52,6 +53,7 @@ class OnnxBackend:
         self.max_length = max_length
         self.base_model = base_model
         self.quantize = quantize
+        self.context = context  # read each sentence with its neighbours, as the model it was exported from
         self.precision = f"onnx-{quantize or 'fp32'}"
 
     def session_for(self, count: int) -> Any:
@@ -80,7 +82,7 @@ class OnnxBackend:
         self, texts: Sequence[str], batch_size: int | None = None
     ) -> tuple[np.ndarray, list[bool]]:
         """Probabilities, and which texts were longer than the model reads, from one tokeniser pass."""
-        ids, cut = encode(self.tokenizer, texts, self.max_length)
+        ids, cut = encode(self.tokenizer, texts, self.max_length, self.context)
 
         def logits_of(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             self.session = self.session_for(threads.governor().threads or threads.check())
@@ -95,7 +97,7 @@ class OnnxBackend:
             raise ModelLoadError(f"{directory}: expected an ONNX graph in {ONNX_FILE}, found none; export it again")
         tokenizer = load_tokenizer(directory)
         return cls(directory / ONNX_FILE, tokenizer, model_folder.max_length(meta, directory), meta.get("base_model"),
-                   meta.get("quantize"))
+                   meta.get("quantize"), model_folder.reads_context(meta, directory))
 
 
 def export_onnx(source: Any, directory: Path, int8: bool) -> None:

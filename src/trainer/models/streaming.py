@@ -40,9 +40,9 @@ class TokenizedBlocks(torch.utils.data.Dataset):
     which texts were cut. Runs in a DataLoader worker."""
 
     def __init__(self, texts: Sequence[str], tokenizer: Any, max_length: int, token_budget: int,
-                 block: int = BLOCK_TEXTS):
+                 block: int = BLOCK_TEXTS, context: bool = False):
         self.texts, self.tokenizer, self.max_length = texts, tokenizer, max_length
-        self.token_budget, self.block = token_budget, block
+        self.token_budget, self.block, self.context = token_budget, block, context
 
     def __len__(self) -> int:
         return -(-len(self.texts) // self.block)
@@ -50,7 +50,7 @@ class TokenizedBlocks(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         start = i * self.block
         texts = self.texts[start:start + self.block]
-        ids, cut = encode(self.tokenizer, texts, self.max_length)
+        ids, cut = encode(self.tokenizer, texts, self.max_length, self.context)
         pad_id = self.tokenizer.pad_token_id or 0
         batches = []
         for batch in sorted_batches(ids, len(ids), self.token_budget):
@@ -75,10 +75,11 @@ def default_workers() -> int:
 def stream_probabilities(
     texts: Sequence[str], tokenizer: Any, max_length: int, device: torch.device,
     logits_of: Callable[[dict[str, torch.Tensor]], torch.Tensor], token_budget: int = GPU_TOKEN_BUDGET,
-    workers: int | None = None, block: int = BLOCK_TEXTS,
+    workers: int | None = None, block: int = BLOCK_TEXTS, context: bool = False,
 ) -> tuple[np.ndarray, list[bool]]:
     """Softmax of `logits_of` over every text, rows in input order, columns in LABELS order, and which texts
-    were cut at `max_length`; tokenised in `workers` processes (default: the free cores) while the model runs."""
+    were cut at `max_length`; tokenised in `workers` processes (default: the free cores) while the model runs.
+    With `context`, each text is read with its neighbours (`batching.encode_pairs`)."""
     texts = list(texts)
     if not texts:
         return np.zeros((0, len(LABELS)), dtype=np.float32), []
@@ -87,7 +88,7 @@ def stream_probabilities(
         workers = 0
     cuda = device.type == "cuda"
     loader = torch.utils.data.DataLoader(
-        TokenizedBlocks(texts, tokenizer, max_length, token_budget, block), batch_size=None, num_workers=workers,
+        TokenizedBlocks(texts, tokenizer, max_length, token_budget, block, context), batch_size=None, num_workers=workers,
         pin_memory=cuda, worker_init_fn=worker_init if workers else None,
         prefetch_factor=PREFETCH_BLOCKS if workers else None,
     )

@@ -139,6 +139,7 @@ class TransformerBackend:
         tokenizer: Any = None,
         max_length: int | None = None,
         base_model: str | None = None,
+        context: bool | None = None,
     ):
         """Store the settings, and the model and tokenizer when given (the model moved to the device it
         runs on); `load_pretrained()` loads them for a fresh backend, as `from_config` does."""
@@ -149,6 +150,7 @@ class TransformerBackend:
         self.precision_choice = f"{self.precision} ({self.training.precision})"  # what ran, and why
         self.token_budget: int | None = None  # prediction batches by padded tokens instead of sentences
         self.max_length = max_length or self.config.max_length
+        self.context = self.config.context if context is None else context  # pairs: the sentence, its neighbours
         self.base_model = base_model
         self.tokenizer = tokenizer
         self.model: Any = None
@@ -181,8 +183,8 @@ class TransformerBackend:
     # ------------------------------------------------------------ what the training loop uses (base.Trainable)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text, cut at `max_length`."""
-        return encode(self.tokenizer, texts, self.max_length)[0]
+        """Token ids of each text (with `context`, the pair of it and its neighbours), cut at `max_length`."""
+        return encode(self.tokenizer, texts, self.max_length, self.context)[0]
 
     def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """A batch of token ids as the model's inputs (ids and attention mask), padded to the longest, on the device."""
@@ -251,8 +253,8 @@ class TransformerBackend:
         self.model.eval()
         if self.device.type == "cuda":  # tokenising in worker processes while the GPU computes
             return stream_probabilities(texts, self.tokenizer, self.max_length, self.device, self.forward,
-                                        token_budget=self.token_budget or GPU_TOKEN_BUDGET)
-        ids, cut = encode(self.tokenizer, texts, self.max_length)
+                                        token_budget=self.token_budget or GPU_TOKEN_BUDGET, context=self.context)
+        ids, cut = encode(self.tokenizer, texts, self.max_length, self.context)
 
         def logits_of(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             return self.forward(self._tensors(input_ids, mask)).float().cpu().numpy()
@@ -287,7 +289,8 @@ class TransformerBackend:
     def save(self, directory: Path) -> None:
         self.model.save_pretrained(directory, safe_serialization=True)
         self.tokenizer.save_pretrained(directory)
-        write_meta(directory, self.name, max_length=self.max_length, base_model=self.base_model)
+        write_meta(directory, self.name, max_length=self.max_length, base_model=self.base_model,
+                   **model_folder.context_meta(self.context))
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any], precision: str = "auto") -> TransformerBackend:
@@ -312,6 +315,7 @@ class TransformerBackend:
             tokenizer=tokenizer,
             max_length=model_folder.max_length(meta, directory),
             base_model=meta.get("base_model") or default_pretrained(),  # a folder without the entry: the default encoder
+            context=model_folder.reads_context(meta, directory),
         )
         check_positions(backend.max_length, model, f"{directory}: max_length", str(directory))
         if use_int8:

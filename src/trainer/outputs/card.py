@@ -139,6 +139,12 @@ def _limits(meta: dict[str, Any]) -> list[str]:
             f"It reads the first {meta['max_length']} tokens of a sentence (`max_length`); a longer sentence is "
             "labeled by its start, and predictions flag it as `truncated`."
         )
+    if meta.get("context"):
+        limits.append(
+            "It reads each sentence with the sentences before and after it in its article (`model.context`): "
+            "`predict --file`, `tag` and data sources with articles give them; a bare sentence (`predict --text`, "
+            "a file of sentences, serving) is read without them, and may be labeled otherwise."
+        )
     limits += [
         "Unverified sentences are rare in real news (1-5%): a small loss of precision on them inflates "
         "unverified counts a lot. Check the unverified precision above before counting them.",

@@ -115,6 +115,25 @@ def max_length(meta: dict[str, Any], directory: Path | None = None) -> int:
     return value
 
 
+# The metadata key of a transformer folder that reads each sentence with its neighbours (model.context); a
+# folder without it reads bare sentences, as every folder did before the option.
+CONTEXT_KEY = "context"
+
+
+def context_meta(context: bool) -> dict[str, bool]:
+    """The metadata entry of `context`: written only when on, so a plain model's metadata stays as it was."""
+    return {CONTEXT_KEY: True} if context else {}
+
+
+def reads_context(meta: dict[str, Any], directory: Path | None = None) -> bool:
+    """Whether a transformer folder reads context, from its metadata (read from `directory`)."""
+    value = meta.get(CONTEXT_KEY, False)
+    if not isinstance(value, bool):
+        raise ModelLoadError(f"{(directory or Path()) / MODEL_META}: expected {CONTEXT_KEY} to be true or false, "
+                             f"found {value!r}; the model folder is damaged")
+    return value
+
+
 # ---------------------------------------------------------------- manifest
 
 

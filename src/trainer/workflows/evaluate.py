@@ -135,7 +135,7 @@ def typed_column(values: list[Any]) -> list[Any]:
 def rows_from_data_config(path: Path) -> LabeledRows:
     """Every sentence of a data config's sources (anything build-data reads), without splitting."""
     from trainer.config import load_data_config
-    from trainer.data.build import apply_rules
+    from trainer.data.build import apply_rules, example_texts
     from trainer.data.sources import read_source
 
     config = load_data_config(path)
@@ -145,7 +145,7 @@ def rows_from_data_config(path: Path) -> LabeledRows:
     examples = [e for r in results for e in r.examples]
     if not examples:
         raise DataError(f"{path}: expected labeled sentences in its sources, found none")
-    groups, texts = [f"{portable_source(e.source, root)}/{e.article}" for e in examples], [e.text for e in examples]
+    groups, texts = [f"{portable_source(e.source, root)}/{e.article}" for e in examples], example_texts(examples)
     indices = [e.sentence_index for e in examples]
     return LabeledRows(
         config.name, texts, [e.label or "" for e in examples], groups,
@@ -186,10 +186,12 @@ def rows_from_split(model_dir: Path, split: str, dataset: Path | None = None) ->
 def rows_from_dataset(part: Any, name: str, root: Path | None = None) -> LabeledRows:
     """LabeledRows from one split of a built dataset (a `datasets.Dataset`); article ids name their
     source's files relative to `root` (the project), never by absolute path."""
+    from trainer.data.build import split_texts
+
     names = part.features["label"].names
     sources = [s.split(":", 1)[0] for s in part["source"]]
     groups = [f"{portable_source(s, root)}/{a}" for s, a in zip(part["source"], part["article"])]
-    texts, indices = list(part["text"]), list(part["sentence_index"])
+    texts, indices = split_texts(part), list(part["sentence_index"])
     return LabeledRows(
         name, texts, [names[i] for i in part["label"]], groups,
         {"source": sources, "beat": list(part["beat"]), "label_source": list(part["label_source"])},
@@ -419,6 +421,10 @@ def evaluate(
         if pinned is not None:
             pinned.check()  # every file loaded came from the one folder
         log.info("evaluating %s on %s (%d sentences)", model, rows.name, len(rows.texts))
+        if getattr(classifier.backend, "context", False) and not any(getattr(t, "before", "") or
+                                                                     getattr(t, "after", "") for t in rows.texts):
+            log.warning("%s reads each sentence with its neighbours, and %s gives none: it is read without them; "
+                        "a data config whose source names the articles gives them (--data-config)", model, rows.name)
         in_folder = output is None and pinned is not None
         report_dir = output or (
             model_folder.evaluation_dir(model_dir, rows.name) if in_folder else uri_report_dir(str(model), rows.name)

@@ -25,7 +25,7 @@ import numpy as np
 from trainer.infra.atomic import atomic_file
 from trainer.infra.progress import bar
 from trainer.config import DEFAULT_SEED, SklearnModel, TrainingConfig
-from trainer.data.build import CARD_JSON, CARD_MD, SPLITS, BuiltDataset, card_markdown
+from trainer.data.build import CARD_JSON, CARD_MD, SPLITS, BuiltDataset, card_markdown, split_texts
 from trainer.errors import DataError
 from trainer.labels import LABEL2ID, LABELS
 
@@ -53,7 +53,7 @@ def all_sentences(built: BuiltDataset) -> Sentences:
     for name in SPLITS:
         part = built.dataset[name]
         names = part.features["label"].names
-        texts += list(part["text"])
+        texts += split_texts(part)  # with their neighbours, for a model that reads context
         labels += [names[i] for i in part["label"]]
         groups += [f"{s}/{a}" for s, a in zip(part["source"], part["article"])]
         sources += list(part["source"])

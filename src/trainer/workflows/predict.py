@@ -17,7 +17,7 @@ from typing import get_args
 from trainer.models.calibration import apply_temperature
 from trainer.config import Precision
 from trainer.data.cleaning import clean_article
-from trainer.data.sentences import article_sentences
+from trainer.data.sentences import article_sentences, in_context
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 from trainer.models import load_backend
@@ -61,7 +61,9 @@ class Classifier:
         """One Prediction per input text, in input order. A single string is one text (one Prediction).
 
         Every text must be a string with a word in it: an empty or whitespace-only text has no label,
-        and raises `DataError` naming its position, as does anything that is not a string.
+        and raises `DataError` naming its position, as does anything that is not a string. A model that
+        reads context (`model.context`) reads a sentence's neighbours where the text carries them
+        (`trainer.data.sentences.InContext`; `in_context(sentences)` for an article's), else none.
 
         >>> clf.predict("The minister said the talks had failed.")[0].label  # doctest: +SKIP
         'attributed'
@@ -100,8 +102,9 @@ class Classifier:
             yield Prediction(text, LABELS[best], {label: float(row[i]) for i, label in enumerate(LABELS)}, cut)
 
     def tag_article(self, text: str, batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
-        """Clean a raw article (boilerplate out), split it into sentences and label each one."""
-        return self.predict(article_sentences(clean_article(text).paragraphs), batch_size=batch_size)
+        """Clean a raw article (boilerplate out), split it into sentences and label each one (read with its
+        neighbours by a model that reads context)."""
+        return self.predict(in_context(article_sentences(clean_article(text).paragraphs)), batch_size=batch_size)
 
 
 def _texts(texts: object) -> Iterable[str]:

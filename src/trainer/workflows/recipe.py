@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from trainer.config import ExperimentConfig
-from trainer.data.build import SPLITS, TEACHER_COLUMN, BuiltDataset, build_dataset
+from trainer.data.build import SPLITS, TEACHER_COLUMN, BuiltDataset, build_dataset, split_texts
 from trainer.infra import distributed
 from trainer.labels import LABELS
 from trainer.metrics import compute_metrics
@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 
 
 def split_texts_labels(split: Any) -> tuple[list[str], list[str]]:
-    """One split of a built dataset (a `datasets.Dataset`) as its texts and label names, in order."""
+    """One split of a built dataset (a `datasets.Dataset`) as its texts and label names, in order; a text
+    carries its neighbours where the dataset has them (`split_texts`), for a model that reads context."""
     names = split.features["label"].names
-    return list(split["text"]), [names[i] for i in split["label"]]
+    return split_texts(split), [names[i] for i in split["label"]]
 
 
 def teacher_targets(split: Any) -> np.ndarray | None:

@@ -195,16 +195,19 @@ def article_rows(article: Article, labeler: Any) -> tuple[int, Iterator[dict[str
     """The number of the article's sentences, their rows of the `sentences` table (made one at a time,
     before the model's columns, with the text the model reads as `model_input`), and what cleaning
     removed."""
-    from trainer.data.sentences import line_starts, sentence_spans
+    from trainer.data.sentences import InContext, line_starts, neighbours, sentence_spans
 
     sentences, removed = sentence_spans(article.text)
     starts = line_starts(article.text)
+    texts = [s.text for s in sentences]
 
     def rows() -> Iterator[dict[str, Any]]:
         for index, s in enumerate(sentences):
+            # the model input carries its neighbours, for a model that reads context (model.context)
             yield {"article_id": article.id, "paragraph_index": bisect.bisect_right(starts, s.start) - 1,
                    "sentence_index": index, "start": s.start, "end": s.end, "text": article.text[s.start:s.end],
-                   "rule_cues": labeler.label(s.text[:RULE_TEXT_CHARS]).fired, "model_input": s.text}
+                   "rule_cues": labeler.label(s.text[:RULE_TEXT_CHARS]).fired,
+                   "model_input": InContext(s.text, *neighbours(texts, index))}
 
     return len(sentences), rows(), removed
 

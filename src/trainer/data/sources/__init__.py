@@ -14,11 +14,19 @@ from trainer.data.sources.brat import brat_articles, brat_files, parse_brat, rea
 from trainer.data.sources.corpus import corpus_articles, corpus_files, read_corpus
 from trainer.data.sources.folder import folder_articles, folder_documents, folder_files, read_folder
 from trainer.data.sources.kinds import article_folder, input_files, read_source
-from trainer.data.sources.labeled import huggingface_files, labeled_examples, read_huggingface, read_labeled
+from trainer.data.sources.labeled import (
+    add_neighbours,
+    huggingface_files,
+    labeled_examples,
+    labeled_files,
+    read_huggingface,
+    read_labeled,
+)
 from trainer.data.sources.text import (
     HTML_SUFFIXES,
     TABLE_SUFFIXES,
     TEXT_SUFFIXES,
+    article_path,
     column_value,
     decode_article,
     decode_text,
@@ -35,12 +43,14 @@ from trainer.data.sources.text import (
 from trainer.data.sources.types import Example, SourceResult
 
 __all__ = [
+    "add_neighbours",
     "HTML_SUFFIXES",
     "TABLE_SUFFIXES",
     "TEXT_SUFFIXES",
     "Example",
     "SourceResult",
     "article_folder",
+    "article_path",
     "brat_articles",
     "brat_files",
     "column_value",
@@ -56,6 +66,7 @@ __all__ = [
     "id_value",
     "input_files",
     "labeled_examples",
+    "labeled_files",
     "parse_brat",
     "read_article",
     "read_brat",

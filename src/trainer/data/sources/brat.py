@@ -16,7 +16,7 @@ import regex
 
 from trainer.config import BratSource
 from trainer.data.rules import RuleLabeler, UserPattern, rules_path
-from trainer.data.sentences import Sentence, sentence_spans
+from trainer.data.sentences import Sentence, neighbours, sentence_spans
 from trainer.data.sources.text import read_article, read_exclusions, read_text
 from trainer.data.sources.types import Example, SourceResult
 from trainer.errors import DataError
@@ -108,6 +108,7 @@ def _brat_article(job: tuple[BratSource, str, Path, Path]) -> SourceResult:
     counted = [a for a in attributions if _counts(a.cue, source, labeler)]
     sentences, removed = sentence_spans(text, skip=discard)
     result.removed.update(removed)
+    texts = [s.text for s in sentences]
     for index, sentence in enumerate(sentences):
         length = max(1, sentence.end - sentence.start)
         attributed = any(_relays(sentence, a, length, source.min_content_share) for a in counted)
@@ -116,7 +117,9 @@ def _brat_article(job: tuple[BratSource, str, Path, Path]) -> SourceResult:
             rule = labeler.label(sentence.text)
             if rule.label == "unverified":
                 label, label_source = "unverified", "annotation+rule"
-        result.examples.append(Example(sentence.text, label, article, index, label_source, f"brat:{source.path}"))
+        before, after = neighbours(texts, index)
+        result.examples.append(Example(sentence.text, label, article, index, label_source, f"brat:{source.path}",
+                                       before=before, after=after))
     return result
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from trainer.config import CorpusSource
 from trainer.data.cleaning import clean_article
-from trainer.data.sentences import article_sentences, normalize
+from trainer.data.sentences import article_sentences, neighbours, normalize
 from trainer.data.sources.text import column_value, read_article, read_exclusions, read_jsonl
 from trainer.data.sources.types import Example, SourceResult
 from trainer.errors import DataError
@@ -47,16 +47,17 @@ def read_corpus(source: CorpusSource, num_proc: int = 1, progress: bool = True) 
         cleaned = clean_article(text)
         result.removed.update(cleaned.removed)
         result.articles += 1
-        for index, sentence in enumerate(article_sentences(cleaned.paragraphs)):
+        sentences = article_sentences(cleaned.paragraphs)
+        for index, sentence in enumerate(sentences):
             key = (article, sentence)
             label = gold.get(key)
             if label is None:
                 result.unlabeled.append({"article": article, "sentence_index": index, "text": sentence})
                 continue
             used.add(key)
-            result.examples.append(
-                Example(sentence, label, article, index, "gold", f"corpus:{source.articles}", beats.get(article, ""))
-            )
+            before, after = neighbours(sentences, index)  # unlabeled neighbours too: the article as written
+            result.examples.append(Example(sentence, label, article, index, "gold", f"corpus:{source.articles}",
+                                           beats.get(article, ""), before=before, after=after))
     result.unused_labels = [
         {"article": a, "sentence": s} for (a, s) in gold if (a, s) not in used and a not in excluded
     ]

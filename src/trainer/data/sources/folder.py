@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from trainer.config import FolderSource, LabeledSource
-from trainer.data.sentences import sentence_spans
+from trainer.data.sentences import neighbours, sentence_spans
 from trainer.data.sources.text import (
     HTML_SUFFIXES,
     TABLE_SUFFIXES,
@@ -76,9 +76,11 @@ def read_folder(source: FolderSource, num_proc: int = 1, progress: bool = True) 
         sentences, removed = sentence_spans(text)
         result.removed.update(removed)
         result.articles += 1
-        result.examples.extend(
-            Example(s.text, None, article, i, "rule", f"folder:{source.path}") for i, s in enumerate(sentences)
-        )
+        texts = [s.text for s in sentences]
+        for i, text in enumerate(texts):
+            before, after = neighbours(texts, i)
+            result.examples.append(Example(text, None, article, i, "rule", f"folder:{source.path}", before=before,
+                                           after=after))
     return result
 
 

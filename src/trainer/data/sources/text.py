@@ -48,6 +48,19 @@ def file_problem(path: Path, limit: int = MAX_ARTICLE_BYTES) -> tuple[str, str] 
     return None
 
 
+def article_path(folder: Path, article: str, where: str, named_by: str) -> Path:
+    """The file of `article` in `folder`; an id that would lead out of it (`../x`, `/etc/x`, a link out)
+    is a DataError (`named_by`: where the id came from): paths from data never leave the folder they belong to."""
+    path = folder / f"{article}.txt"
+    plain = article and not any(c in article for c in "/\\\0") and not article.startswith(".")
+    if not plain or not path.resolve().is_relative_to(folder.resolve()):
+        raise DataError(f"{where}: expected an article id that names a file in {folder}, found {article!r}; fix "
+                        f"{named_by}")
+    if not path.is_file():
+        raise DataError(f"{where}: expected article {article!r} at {path}, found no such file")
+    return path
+
+
 def read_text(path: Path) -> str:
     """Read a UTF-8 text file (a byte-order mark dropped), with a DataError for undecodable bytes or a
     file that cannot be read."""
