@@ -278,3 +278,22 @@ def test_onnx_batches_on_workers_give_the_source_probabilities(trained_tiny, tmp
     assert busy_cores.workers == 2
     source = load_classifier(model_dir, precision="fp32").backend.predict_proba(TEXTS, batch_size=4)
     np.testing.assert_allclose(exported, source, atol=1e-4)
+
+
+@pytest.mark.skipif(not int8.vnni(), reason="static int8 needs a CPU with VNNI or AMX")
+def test_static_int8_batches_on_workers_give_the_probabilities_of_one_thread(trained_tiny, tmp_path, busy_cores,
+                                                                            monkeypatch):
+    """The query-key-value product holds its outputs between three calls: per thread, so two batches at
+    once do not take each other's."""
+    output = tmp_path / "int8"
+    assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output), "--format", "int8"]) == 0
+    monkeypatch.setattr(int8, "choose", lambda precision, check: (True, "static int8 (forced here)"))
+    backend = load_classifier(output).backend
+    assert backend.precision == "int8"
+    texts = TEXTS * 4
+    on_workers = backend.predict_proba(texts, batch_size=2)
+    assert busy_cores.workers == 2
+    from trainer.infra import threads
+
+    threads.use(threads.ThreadGovernor(fixed=1))
+    np.testing.assert_allclose(on_workers, backend.predict_proba(texts, batch_size=2), atol=1e-6)
