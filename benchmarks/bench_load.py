@@ -14,7 +14,7 @@ process, round by round:
 each under the old policy (torch's default: one thread per core, fixed), with `--policies`
 also `one` (one thread, fixed: what the new policy did under load before it had workers), and the new one
 (infra/threads.py: the free cores, re-checked between batches and every few steps; where they leave
-one thread, prediction runs its batches on one single-thread worker per core at once). `--tasks`
+one thread, prediction runs its batches on two single-thread workers at once). `--tasks`
 picks some of them (a short A/B run of prediction alone: `--tasks predict --rounds 2 --n 128`). It prints the
 rates side by side, the share of the quiet rate each keeps under load, the load averages at the
 time, and the CPU (lscpu model and flags). The machine may be shared with other work already, so

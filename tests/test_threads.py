@@ -73,7 +73,8 @@ def test_runnable_elsewhere_reads_this_machine():
     (2, None, 1, 2),    # one thread left per batch on 2 cores: two batches at once
     (2, None, 2, 1),    # quiet: one batch on both cores
     (16, 1.5, 1, 1),    # a quota of one and a half cores: one worker
-    (16, 4.0, 1, 4),    # the quota, not the visible cores
+    (16, 4.0, 1, 2),    # never more than two: one thread beyond the free cores on a busy big machine
+    (64, None, 1, 2),
     (1, None, 1, 1),
 ])
 def test_choose_workers(cores, quota, threads_, expected):

@@ -10,7 +10,7 @@ the machine and calls `torch.set_num_threads` when the answer changes, between b
 or every few steps (training).
 
 Prediction's batches are independent of each other, so when the free cores leave one thread, it runs
-them on `choose_workers` single-thread workers at once (`run_batches`) instead of one: no barrier ties
+them on two single-thread workers at once (`choose_workers`, `run_batches`) instead of one: no barrier ties
 the workers together, so a core taken by other work slows only the worker on it, and each worker
 gets its own share of the cores as any other process's thread does. One thread alone gets half a core
 beside 3 busy processes on 2 cores; two independent ones get 0.8 (benchmarks/README.md, "Shared cores").
@@ -41,6 +41,8 @@ BUSY_TOLERANCE = 0.25
 # Weight of the newest sample in the running estimate of the load from elsewhere; one sample is one
 # instant, and runnable counts jump between 0 and several from one instant to the next.
 SMOOTHING = 0.5
+# Prediction's single-thread workers on cores with none free (`choose_workers`).
+MAX_WORKERS = 2
 # A thread count in the environment turns adapting off: TRAINER_THREADS, else OMP_NUM_THREADS.
 ENV_THREADS = ("TRAINER_THREADS", "OMP_NUM_THREADS")
 
@@ -61,8 +63,10 @@ def choose_threads(cores: int, quota: float | None, busy_elsewhere: float) -> in
 
 def choose_workers(cores: int, quota: float | None, threads: int) -> int:
     """Independent batch workers for prediction: one when the free cores give a batch several threads
-    (they compute it together), else one single-thread worker per usable core, which is the number of
-    threads torch's default would start there, without its barriers.
+    (they compute it together); when they give it one, two single-thread workers where two cores are
+    usable. Two, not one per core: one runnable thread beyond the free cores takes a fairer share beside
+    busy processes (0.8 of a core instead of 0.5 beside 3 on 2 cores) without flooding a big shared
+    machine whose cores are all taken.
 
     >>> choose_workers(cores=2, quota=None, threads=1)
     2
@@ -72,7 +76,7 @@ def choose_workers(cores: int, quota: float | None, threads: int) -> int:
     1
     """
     usable = cores if quota is None else min(cores, max(math.floor(quota), 1))
-    return max(1, usable) if threads == 1 else 1
+    return min(max(usable, 1), MAX_WORKERS) if threads == 1 else 1
 
 
 def affinity_cores() -> int:
