@@ -11,8 +11,11 @@ process, round by round:
 - training (the project's loop on the real all-MiniLM-L6-v2, `--steps` optimiser steps of
   `--batch-size` a round);
 
-each under the old policy (torch's default: one thread per core, fixed) and the new one
-(infra/threads.py: the free cores, re-checked between batches and every few steps). It prints the
+each under the old policy (torch's default: one thread per core, fixed), with `--policies`
+also `one` (one thread, fixed: what the new policy did under load before it had workers), and the new one
+(infra/threads.py: the free cores, re-checked between batches and every few steps; where they leave
+one thread, prediction runs its batches on two single-thread workers at once). `--tasks`
+picks some of them (a short A/B run of prediction alone: `--tasks predict --rounds 2 --n 128`). It prints the
 rates side by side, the share of the quiet rate each keeps under load, the load averages at the
 time, and the CPU (lscpu model and flags). The machine may be shared with other work already, so
 "quiet" means "without this script's load": the load average says how quiet it was.
@@ -84,6 +87,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--onnx", action="store_true", help="also time the ONNX export (needs onnxruntime)")
     parser.add_argument("--limit-s", type=float, default=900.0, help="the background load stops after this")
+    parser.add_argument("--tasks", default="predict,onnx,train",
+                        help="comma-separated: predict, onnx (with --onnx), train")
+    parser.add_argument("--policies", default="old,new",
+                        help="comma-separated: old (one thread per core, fixed), one (one thread, fixed), new")
     parser.add_argument("--name", default="load")
     args = parser.parse_args()
     need_model(args.model)
@@ -95,7 +102,9 @@ def main() -> None:
     print(f"CPU: {cpu['model']}, {cpu['cores']} CPUs; flags: {cpu['flags']}")
     texts = real_sentences(args.n * 4)
     tasks = build_tasks(args, texts)
-    policies = {"old": ThreadGovernor(fixed=affinity_cores()), "new": ThreadGovernor()}
+    known = {"old": lambda: ThreadGovernor(fixed=affinity_cores()), "one": lambda: ThreadGovernor(fixed=1),
+             "new": ThreadGovernor}
+    policies = {name: known[name]() for name in args.policies.split(",")}
     rates: dict[str, dict[str, list[float]]] = {}
     loads = {}
     for phase, busy in (("quiet", 0), ("loaded", args.busy)):
@@ -108,7 +117,7 @@ def main() -> None:
                         rate = run(round_)
                         rates.setdefault(f"{task} {policy}", {}).setdefault(phase, []).append(rate)
                         print(f"  {phase} round {round_ + 1} {task:<10} {policy}: {rate:7.1f}/s "
-                              f"({governor.threads} threads)", flush=True)
+                              f"({governor.threads} threads x {governor.workers} workers)", flush=True)
             loads[phase].append(load_line(f"{phase}, end"))
     threads.use(None)
     report(args, cpu, rates, loads)
@@ -127,12 +136,17 @@ def build_tasks(args: argparse.Namespace, texts: list[str]) -> dict[str, Callabl
         fn()
         return items / (time.perf_counter() - start)
 
-    tasks: dict[str, Callable[[int], float]] = {
-        "predict": lambda r: timed(lambda: classifier.predict(slices[r % 4], batch_size=32), args.n)}
-    if args.onnx:
+    wanted = set(args.tasks.split(","))
+    tasks: dict[str, Callable[[int], float]] = {}
+    if "predict" in wanted:
+        tasks["predict"] = lambda r: timed(lambda: classifier.predict(slices[r % 4], batch_size=32), args.n)
+    if args.onnx and "onnx" in wanted:
         onnx = onnx_classifier(args.model)
         if onnx is not None:
             tasks["onnx"] = lambda r: timed(lambda: onnx.predict(slices[r % 4], batch_size=32), args.n)
+    classifier.predict(slices[0][:32])  # warm-up
+    if "train" not in wanted:
+        return tasks
     loop = training_loop(texts, args.batch_size)
     events = iter(loop)
 
@@ -145,7 +159,6 @@ def build_tasks(args: argparse.Namespace, texts: list[str]) -> dict[str, Callabl
         return timed(steps, args.steps * args.batch_size)
 
     tasks["train"] = train
-    classifier.predict(slices[0][:32])  # warm-up
     train(0)
     return tasks
 

@@ -242,3 +242,58 @@ def test_onnx_model_predicts_but_does_not_train(trained_tiny, tmp_path):
     with pytest.raises(ConfigError, match="expected a trainable model, found an ONNX export"):
         load_classifier(output).backend.fit(["Shares rose."], ["verified"])
     assert main(["export", "--model", str(output), "--output", str(tmp_path / "again")]) == 2
+
+
+@pytest.fixture
+def busy_cores(monkeypatch):
+    """A governor that sees 3 busy processes on 2 cores: batches on 2 single-thread workers at once."""
+    from trainer.infra import threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: 3.0)
+    threads.use(threads.ThreadGovernor(cores=2, quota=None))
+    yield threads.governor()
+    threads.use(None)
+    torch.set_num_threads(before)
+
+
+def test_batches_on_workers_give_the_probabilities_of_one_thread(trained_tiny, busy_cores):
+    backend = load_classifier(trained_tiny[1].model_dir, precision="fp32").backend
+    on_workers = backend.predict_proba(TEXTS, batch_size=4)
+    embedded = backend.embed(TEXTS, batch_size=4)
+    assert (busy_cores.threads, busy_cores.workers) == (1, 2)
+    from trainer.infra import threads
+
+    threads.use(threads.ThreadGovernor(fixed=1))
+    np.testing.assert_allclose(on_workers, backend.predict_proba(TEXTS, batch_size=4), atol=1e-6)
+    np.testing.assert_allclose(embedded, backend.embed(TEXTS, batch_size=4), atol=1e-6)
+
+
+def test_onnx_batches_on_workers_give_the_source_probabilities(trained_tiny, tmp_path, busy_cores):
+    pytest.importorskip("onnxruntime")
+    model_dir = trained_tiny[1].model_dir
+    output = tmp_path / "onnx"
+    assert main(["export", "--model", str(model_dir), "--output", str(output)]) == 0
+    exported = load_classifier(output).backend.predict_proba(TEXTS, batch_size=4)
+    assert busy_cores.workers == 2
+    source = load_classifier(model_dir, precision="fp32").backend.predict_proba(TEXTS, batch_size=4)
+    np.testing.assert_allclose(exported, source, atol=1e-4)
+
+
+@pytest.mark.skipif(not int8.vnni(), reason="static int8 needs a CPU with VNNI or AMX")
+def test_static_int8_batches_on_workers_give_the_probabilities_of_one_thread(trained_tiny, tmp_path, busy_cores,
+                                                                            monkeypatch):
+    """The query-key-value product holds its outputs between three calls: per thread, so two batches at
+    once do not take each other's."""
+    output = tmp_path / "int8"
+    assert main(["export", "--model", str(trained_tiny[1].model_dir), "--output", str(output), "--format", "int8"]) == 0
+    monkeypatch.setattr(int8, "choose", lambda precision, check: (True, "static int8 (forced here)"))
+    backend = load_classifier(output).backend
+    assert backend.precision == "int8"
+    texts = TEXTS * 4
+    on_workers = backend.predict_proba(texts, batch_size=2)
+    assert busy_cores.workers == 2
+    from trainer.infra import threads
+
+    threads.use(threads.ThreadGovernor(fixed=1))
+    np.testing.assert_allclose(on_workers, backend.predict_proba(texts, batch_size=2), atol=1e-6)

@@ -9,6 +9,12 @@ cores ran 30 times slower beside three busy processes (benchmarks/README.md, "Sh
 the machine and calls `torch.set_num_threads` when the answer changes, between batches (prediction)
 or every few steps (training).
 
+Prediction's batches are independent of each other, so when the free cores leave one thread, it runs
+them on two single-thread workers at once (`choose_workers`, `run_batches`) instead of one: no barrier ties
+the workers together, so a core taken by other work slows only the worker on it, and each worker
+gets its own share of the cores as any other process's thread does. One thread alone gets half a core
+beside 3 busy processes on 2 cores; two independent ones get 0.8 (benchmarks/README.md, "Shared cores").
+
 >>> choose_threads(cores=2, quota=None, busy_elsewhere=0.0)
 2
 >>> choose_threads(cores=2, quota=None, busy_elsewhere=3.0)
@@ -21,8 +27,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+Batch = TypeVar("Batch")
 
 # A core that other processes keep busy less than this share of the time still counts as free: the
 # odd shell or editor beside a job should not halve its threads.
@@ -30,6 +41,8 @@ BUSY_TOLERANCE = 0.25
 # Weight of the newest sample in the running estimate of the load from elsewhere; one sample is one
 # instant, and runnable counts jump between 0 and several from one instant to the next.
 SMOOTHING = 0.5
+# Prediction's single-thread workers on cores with none free (`choose_workers`).
+MAX_WORKERS = 2
 # A thread count in the environment turns adapting off: TRAINER_THREADS, else OMP_NUM_THREADS.
 ENV_THREADS = ("TRAINER_THREADS", "OMP_NUM_THREADS")
 
@@ -46,6 +59,24 @@ def choose_threads(cores: int, quota: float | None, busy_elsewhere: float) -> in
     usable = float(cores) if quota is None else min(float(cores), max(quota, 1.0))
     free = usable - max(busy_elsewhere, 0.0)
     return max(1, min(math.floor(usable), math.floor(free + BUSY_TOLERANCE)))
+
+
+def choose_workers(cores: int, quota: float | None, threads: int) -> int:
+    """Independent batch workers for prediction: one when the free cores give a batch several threads
+    (they compute it together); when they give it one, two single-thread workers where two cores are
+    usable. Two, not one per core: one runnable thread beyond the free cores takes a fairer share beside
+    busy processes (0.8 of a core instead of 0.5 beside 3 on 2 cores) without flooding a big shared
+    machine whose cores are all taken.
+
+    >>> choose_workers(cores=2, quota=None, threads=1)
+    2
+    >>> choose_workers(cores=2, quota=None, threads=2)
+    1
+    >>> choose_workers(cores=16, quota=1.5, threads=1)
+    1
+    """
+    usable = cores if quota is None else min(cores, max(math.floor(quota), 1))
+    return min(max(usable, 1), MAX_WORKERS) if threads == 1 else 1
 
 
 def affinity_cores() -> int:
@@ -120,6 +151,7 @@ class ThreadGovernor:
     quota: float | None = field(default_factory=cgroup_quota)
     busy: float | None = None  # the running estimate of other processes' runnable threads
     threads: int = 0  # what torch was last set to here (0: not yet)
+    workers: int = 1  # prediction's independent batch workers for those threads (`choose_workers`)
 
     @classmethod
     def from_environment(cls) -> ThreadGovernor:
@@ -137,15 +169,23 @@ class ThreadGovernor:
         self.busy = now if self.busy is None else SMOOTHING * now + (1 - SMOOTHING) * self.busy
         return self.busy
 
-    def check(self) -> int:
-        """Sample the machine, choose the threads, set torch to them if they changed; returns them."""
+    def choose(self) -> int:
+        """Sample the machine and choose the threads, changing nothing yet."""
+        return self.fixed or choose_threads(self.cores, self.quota, self.sample())
+
+    def apply(self, wanted: int) -> int:
+        """Set torch to `wanted` threads if it is not there yet, and the workers that go with them."""
         import torch
 
-        wanted = self.fixed or choose_threads(self.cores, self.quota, self.sample())
         if wanted != self.threads:
             torch.set_num_threads(wanted)
             self.threads = wanted
+        self.workers = 1 if self.fixed else choose_workers(self.cores, self.quota, wanted)
         return wanted
+
+    def check(self) -> int:
+        """Sample the machine, choose the threads, set torch to them if they changed; returns them."""
+        return self.apply(self.choose())
 
 
 _governor: ThreadGovernor | None = None
@@ -168,3 +208,47 @@ def use(chosen: ThreadGovernor | None) -> None:
 def check() -> int:
     """`governor().check()`: what the loops call between batches."""
     return governor().check()
+
+
+def run_batches(work: Callable[[Batch], object], batches: Iterable[Batch]) -> None:
+    """`work(batch)` for every batch, the free cores re-checked before each: on one worker computing
+    with the chosen threads, or, when those are one, on `choose_workers` workers at once (threads of
+    this process; torch and ONNX Runtime release the GIL while they compute). `work` writes its own
+    results (each batch to its own rows); the first error it raises is raised here."""
+    chosen = governor()
+    pool, size = None, 0
+    running: set[Future] = set()
+    try:
+        for batch in batches:
+            wanted = chosen.choose()
+            if wanted != chosen.threads:  # never change torch's threads under a running batch
+                _finish(running)
+                chosen.apply(wanted)
+            if chosen.workers == 1:
+                _finish(running)
+                work(batch)
+                continue
+            if chosen.workers != size:
+                _finish(running)
+                if pool is not None:
+                    pool.shutdown()
+                pool, size = ThreadPoolExecutor(chosen.workers, thread_name_prefix="trainer-batch"), chosen.workers
+            if len(running) >= size:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                _raise_first(done)
+            running.add(pool.submit(work, batch))
+        _finish(running)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _finish(running: set[Future]) -> None:
+    done, _ = wait(running)
+    running.clear()
+    _raise_first(done)
+
+
+def _raise_first(done: Iterable[Future]) -> None:
+    for future in done:
+        future.result()

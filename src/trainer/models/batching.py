@@ -123,14 +123,19 @@ def _longest(lengths: np.ndarray, order: np.ndarray, start: int, size: int) -> i
 
 def probabilities(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int, logits_of: LogitsFn,
                   token_budget: int | None = None) -> np.ndarray:
-    """Softmax of `logits_of` over length-sorted batches, rows back in input order, columns in LABELS order."""
+    """Softmax of `logits_of` over length-sorted batches, rows back in input order, columns in LABELS order.
+
+    Batches run as `threads.run_batches` says: the free cores re-checked before each, and on cores
+    shared with other work several at once, each on one thread (`logits_of` must allow that)."""
     out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
-    for batch in sorted_batches(ids, batch_size, token_budget):
-        threads.check()  # other work may have taken cores since the last batch, or given them back
+
+    def softmax(batch: np.ndarray) -> None:
         logits = logits_of(*pad([ids[i] for i in batch], pad_id)).astype(np.float32)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         out[batch] = exp / exp.sum(axis=1, keepdims=True)
+
+    threads.run_batches(softmax, sorted_batches(ids, batch_size, token_budget))
     return out
 
 
@@ -139,7 +144,9 @@ def batched_rows(
 ) -> np.ndarray:
     """`rows_of` (one `width`-wide row per text) over length-sorted batches, rows back in input order."""
     out = np.zeros((len(ids), width), dtype=np.float32)
-    for batch in sorted_batches(ids, batch_size):
-        threads.check()
+
+    def rows(batch: np.ndarray) -> None:
         out[batch] = rows_of(*pad([ids[i] for i in batch], pad_id))
+
+    threads.run_batches(rows, sorted_batches(ids, batch_size))
     return out

@@ -14,6 +14,7 @@ to the fp32 weights (`int8.safetensors`); the weights are quantised when the mod
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -113,23 +114,26 @@ class StaticInt8Linear(torch.nn.Module):
 
 
 class _SharedProduct(torch.nn.Module):
-    """Query, key and value as one product: the first of the three calls on an input computes all three."""
+    """Query, key and value as one product: the first of the three calls on an input computes all three.
+    What it holds between the three calls is per thread: prediction may run batches on several threads
+    at once (infra/threads.run_batches)."""
 
     def __init__(self, fused: StaticInt8Linear, parts: int):
         super().__init__()
         self.fused, self.parts = fused, parts
-        self._input: torch.Tensor | None = None
-        self._outputs: tuple[torch.Tensor, ...] = ()
-        self._taken = 0
+        # thread -> (input, its outputs, how many taken); an entry lives only between the three calls
+        self._held: dict[int, tuple[torch.Tensor, tuple[torch.Tensor, ...], int]] = {}
 
     def take(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        if x is not self._input:
-            self._input, self._outputs, self._taken = x, self.fused(x).chunk(self.parts, dim=-1), 0
-        out = self._outputs[index]
-        self._taken += 1
-        if self._taken == self.parts:  # all three taken: hold no activations between batches
-            self._input, self._outputs = None, ()
-        return out
+        thread = threading.get_ident()
+        held, outputs, taken = self._held.get(thread, (None, (), 0))
+        if held is not x:
+            outputs, taken = self.fused(x).chunk(self.parts, dim=-1), 0
+        if taken + 1 == self.parts:  # all three taken: hold no activations between batches
+            self._held.pop(thread, None)
+        else:
+            self._held[thread] = (x, outputs, taken + 1)
+        return outputs[index]
 
 
 class _Part(torch.nn.Module):

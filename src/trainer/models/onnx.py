@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ class OnnxBackend:
                  context: bool = False):
         self.model_path = model_path
         self._sessions: dict[int, Any] = {}  # one per thread count the free cores asked for (infra/threads.py)
+        self._sessions_lock = threading.Lock()  # batches may run on several threads at once
         self.session = self.session_for(threads.check())
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -58,15 +60,19 @@ class OnnxBackend:
 
     def session_for(self, count: int) -> Any:
         """A session computing with `count` threads (its thread pool is fixed when it is made), made once:
-        a batch runs on the session for the cores free when it starts."""
-        if count not in self._sessions:
-            ort = _runtime()
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.intra_op_num_threads = count
-            self._sessions[count] = ort.InferenceSession(str(self.model_path), options,
-                                                         providers=["CPUExecutionProvider"])
-        return self._sessions[count]
+        a batch runs on the session for the cores free when it starts. Its threads wait for work asleep,
+        not spinning: on cores shared with other work a spinning thread takes the time of the thread it
+        waits for."""
+        with self._sessions_lock:
+            if count not in self._sessions:
+                ort = _runtime()
+                options = ort.SessionOptions()
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                options.intra_op_num_threads = count
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._sessions[count] = ort.InferenceSession(str(self.model_path), options,
+                                                             providers=["CPUExecutionProvider"])
+            return self._sessions[count]
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> OnnxBackend:
         raise ConfigError(
@@ -85,8 +91,8 @@ class OnnxBackend:
         ids, cut = encode(self.tokenizer, texts, self.max_length, self.context)
 
         def logits_of(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            self.session = self.session_for(threads.governor().threads or threads.check())
-            return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
+            session = self.session_for(threads.governor().threads or threads.check())
+            return session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
 
         return probabilities(ids, batch_size or 64, self.tokenizer.pad_token_id or 0, logits_of), cut
 

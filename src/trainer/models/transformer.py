@@ -256,6 +256,7 @@ class TransformerBackend:
                                         token_budget=self.token_budget or GPU_TOKEN_BUDGET, context=self.context)
         ids, cut = encode(self.tokenizer, texts, self.max_length, self.context)
 
+        @torch.inference_mode()  # per thread: batches may run on worker threads (infra/threads.run_batches)
         def logits_of(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             return self.forward(self._tensors(input_ids, mask)).float().cpu().numpy()
 
@@ -271,6 +272,7 @@ class TransformerBackend:
         ids, _ = encode(self.tokenizer, texts, self.max_length)
         encoder = self.model.base_model
 
+        @torch.inference_mode()  # per thread, as in predict_proba_and_truncated
         def pooled(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             inputs = self._tensors(input_ids, mask)
             with self._autocast():
