@@ -109,6 +109,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dev", type=Path, help="the dev set (JSONL), scored by each fold's model")
     parser.add_argument("--dev-articles", type=Path, help="the folder of the dev set's articles (for context)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cv_by_corpus"))
+    parser.add_argument("--demo", type=Path, help="an article (text file): the last fold's models label each of its "
+                        "sentences, side by side (e.g. data/examples/multi-sentence-quotation.txt)")
     return parser.parse_args()
 
 
@@ -129,7 +131,9 @@ def main() -> None:
              sum(bool(getattr(t, "before", "") or getattr(t, "after", "")) for t in texts))
     dev_texts, dev_gold = dev_rows(args.dev, args.dev_articles)
 
+    demo = demo_sentences(args.demo)
     predicted: dict[str, dict[int, str]] = {name: {} for name in configs}
+    demo_labels: dict[str, list[str]] = {}
     dev_scores: dict[str, list[float]] = {name: [] for name in configs}
     for number, fold in enumerate(folds_of(groups, corpus_of, args.folds, args.seed), 1):
         fold = sampled(fold, args.limit, args.seed + number)
@@ -141,11 +145,25 @@ def main() -> None:
             labels_ = run.backend.labels
             for i, p in zip(fold["test"], probabilities.argmax(axis=1)):
                 predicted[name][i] = labels_[p]
+            if demo:
+                demo_labels[name] = [f"{labels_[p.argmax()]} {p.max():.2f}" for p in run.backend.predict_proba(demo)]
             if dev_texts:
                 dev_predicted = [labels_[p] for p in run.backend.predict_proba(dev_texts).argmax(axis=1)]
                 dev_scores[name].append(compute_metrics(dev_gold, dev_predicted)["macro_f1"])
                 log.info("fold %d, %s: dev macro-F1 %.3f", number, name, dev_scores[name][-1])
     report(args, texts, labels, groups, corpus_of, predicted, dev_scores)
+    for number, sentence in enumerate(demo):
+        print(f"{number + 1}. {sentence}\n   " + "   ".join(f"{name}: {found[number]}" for name, found in demo_labels.items()))
+
+
+def demo_sentences(path: Path | None) -> list[str]:
+    """The sentences of an article, each with its neighbours (as `predict --file` reads them)."""
+    if path is None:
+        return []
+    from trainer.data.cleaning import clean_article
+    from trainer.data.sentences import article_sentences, in_context
+
+    return in_context(article_sentences(clean_article(path.read_text(encoding="utf-8")).paragraphs))
 
 
 def report(args: argparse.Namespace, texts: list[str], labels: list[str], groups: list[str],
