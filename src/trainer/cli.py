@@ -165,6 +165,8 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-train", action="store_true", help="write the probabilities only; train later with "
                         "trainer train --config (the same config)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
+    parser.add_argument("--force", action="store_true", help="label every source again, even a file that the same "
+                        "teacher wrote with the same draw")
 
 
 def _cmd_distill(args: argparse.Namespace) -> None:
@@ -172,7 +174,8 @@ def _cmd_distill(args: argparse.Namespace) -> None:
     from trainer.workflows.distill import distill
 
     config = load_config(args.config, args.overrides)
-    result = distill(config, args.teacher, train_student=not args.no_train, overwrite=args.overwrite)
+    result = distill(config, args.teacher, train_student=not args.no_train, overwrite=args.overwrite,
+                     force=args.force)
     cli_output.print_distill(result)
 
 

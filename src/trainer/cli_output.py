@@ -81,10 +81,11 @@ def print_training(result: Any) -> None:
 def print_distill(result: Any) -> None:
     """`distill`: each probabilities file written, with its counts and the teacher's label shares; then the student."""
     for written in result.files:
-        counts, shares = written.counts, "  ".join(f"{k} {v:.3f}" for k, v in written.shares.items())
+        counts = written.counts
+        shares = "  ".join(f"{label} {written.shares[label]:.3f}" for label in LABELS if label in written.shares)
         print(f"{written.path}: {counts['drawn']:,} of {counts['sentences']:,} sentences of {counts['articles']:,} "
-              f"articles ({counts['excluded_articles']} excluded); teacher's labels: {shares}; "
-              f"{written.seconds:.0f}s")
+              f"articles ({counts.get('excluded_articles', 0)} excluded); teacher's labels: {shares}; "
+              + ("kept (the same teacher and draw)" if written.reused else f"{written.seconds:.0f}s"))
     if result.student is not None:
         print_training(result.student)
 

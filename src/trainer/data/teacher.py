@@ -34,6 +34,11 @@ COLUMNS = ["article", *OFFSET_COLUMNS, "digest", *PROBABILITY_COLUMNS]
 META_KEY = b"trainer.teacher"
 
 
+def corpus_name(folder: Path) -> str:
+    """A folder of articles by its corpus's name: `corpora/polnear/text` is `polnear`."""
+    return folder.parent.name if folder.name in ("text", "articles") else folder.name
+
+
 def digest(text: str) -> str:
     """A short digest of a sentence's normalised text: the check that an article has not changed under its offsets."""
     return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()[:12]
@@ -120,7 +125,7 @@ def teacher_summary(source: TeacherSource, project: Path) -> dict[str, Any]:
     return {"file": str(where.relative_to(project)) if where.is_relative_to(project) else source.path.name,
             "teacher": meta.get("teacher", "?"), "base_model": meta.get("teacher_base_model", "?"),
             "sentences": counts.get("drawn", 0), "articles": counts.get("articles", 0),
-            "corpus": meta.get("articles", source.articles.name)}
+            "corpus": meta.get("articles", corpus_name(source.articles))}
 
 
 def _frame(source: TeacherSource) -> Any:

@@ -130,8 +130,11 @@ class TrainingLoop(Generic[T]):
 
         weight = None
         if cfg.class_weighting:
-            counts = np.bincount(y.numpy(), minlength=len(LABELS)).astype(float)
-            weight = torch.tensor(len(y) / (len(LABELS) * np.maximum(counts, 1)), dtype=torch.float32)
+            # From the gold sentences only: a teacher's sentences follow the corpora's own label shares, and
+            # counting them would weigh a rare gold label by how rare it is in the news rather than in the labels.
+            gold = y.numpy() if self.targets is None else y.numpy()[np.isnan(self.targets).any(axis=1)]
+            counts = np.bincount(gold, minlength=len(LABELS)).astype(float)
+            weight = torch.tensor(len(gold) / (len(LABELS) * np.maximum(counts, 1)), dtype=torch.float32)
             log.info("class weights %s", {label: round(float(w), 2) for label, w in zip(LABELS, weight)})
         self.loss_fn = torch.nn.CrossEntropyLoss(weight=weight.to(trainable.device) if weight is not None else None)
         self.soft = None if self.targets is None else soft_targets(y, self.targets, weight, cfg.distill_weight,

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from trainer.config import ExperimentConfig, TeacherSource
-from trainer.data.teacher import draw_pool, write_probabilities
+from trainer.data.teacher import corpus_name, draw_pool, write_probabilities
+from trainer.data.teacher import read_meta as read_teacher_meta
 from trainer.errors import ConfigError
 from trainer.infra.progress import bar
 from trainer.labels import LABELS
@@ -38,6 +39,7 @@ class TeacherFile:
     counts: dict[str, int]
     shares: dict[str, float]
     seconds: float
+    reused: bool = False  # written before by the same teacher with the same draw, so not labeled again
 
 
 @dataclass
@@ -56,6 +58,23 @@ def teacher_sources(config: ExperimentConfig) -> list[TeacherSource]:
     return sources
 
 
+def draw_settings(source: TeacherSource, teacher: Path) -> dict[str, Any]:
+    """What decides a probabilities file's rows: the teacher, the articles, the excluded ones, the draw."""
+    return {"teacher": teacher.name, "articles": corpus_name(source.articles), "seed": source.seed,
+            "max_sentences": source.max_sentences,
+            "exclude_articles": source.exclude_articles.name if source.exclude_articles else None}
+
+
+def up_to_date(source: TeacherSource, teacher: Path) -> TeacherFile | None:
+    """The source's file, if the same teacher wrote it with the same draw (then it is not labeled again)."""
+    if not source.path.is_file():
+        return None
+    meta = read_teacher_meta(source.path)
+    if meta.get("draw") != draw_settings(source, teacher):
+        return None
+    return TeacherFile(source.path, meta.get("counts", {}), meta.get("shares", {}), 0.0, reused=True)
+
+
 def label_pool(source: TeacherSource, teacher: Path, progress: bool = True) -> TeacherFile:
     """Draw the source's sentences, have the teacher label them, and write its probabilities file."""
     started = time.perf_counter()
@@ -66,23 +85,25 @@ def label_pool(source: TeacherSource, teacher: Path, progress: bool = True) -> T
     texts = [p.sentence.text for p in pool]
     rows = []
     predictions = classifier.iter_predict(texts, chunk_size=classifier.progress_chunk())
-    for prediction in bar(predictions, total=len(texts), desc=f"teacher on {source.articles.name}", unit="sentence",
+    for prediction in bar(predictions, total=len(texts), desc=f"teacher on {corpus_name(source.articles)}", unit="sentence",
                           disable=not progress):
         rows.append([prediction.probabilities[label] for label in LABELS])
     probabilities = np.asarray(rows, dtype=np.float32).reshape(len(texts), len(LABELS))
+    predicted = probabilities.argmax(axis=1) if len(texts) else np.array([], dtype=int)
+    shares = {label: float(np.mean(predicted == i)) if len(texts) else 0.0 for i, label in enumerate(LABELS)}
     meta = read_meta(teacher)
     write_probabilities(source.path, pool, probabilities, {
         "teacher": teacher.name, "teacher_base_model": Path(str(meta.get("base_model", ""))).name,
-        "articles": source.articles.name, "seed": source.seed, "counts": counts,
+        "articles": corpus_name(source.articles), "seed": source.seed, "counts": counts, "shares": shares,
+        "draw": draw_settings(source, teacher),
     })
-    predicted = probabilities.argmax(axis=1) if len(texts) else np.array([], dtype=int)
-    shares = {label: float(np.mean(predicted == i)) if len(texts) else 0.0 for i, label in enumerate(LABELS)}
     return TeacherFile(source.path, counts, shares, time.perf_counter() - started)
 
 
 def distill(config: ExperimentConfig, teacher: Path, train_student: bool = True, overwrite: bool = False,
-            progress: bool = True) -> DistillResult:
-    """Write the teacher's probabilities for every teacher source of `config`, then train the student."""
+            progress: bool = True, force: bool = False) -> DistillResult:
+    """Write the teacher's probabilities for every teacher source of `config` (a file that the same teacher wrote
+    with the same draw is kept, unless `force`), then train the student."""
     from trainer.workflows.train import train
 
     if not (teacher / MODEL_META).is_file():
@@ -91,7 +112,8 @@ def distill(config: ExperimentConfig, teacher: Path, train_student: bool = True,
                           "train one first (trainer train --config configs/mpnet-news-outlets.yaml)")
     result = DistillResult()
     for source in teacher_sources(config):
-        result.files.append(label_pool(source, teacher, progress))
+        kept = None if force else up_to_date(source, teacher)
+        result.files.append(kept or label_pool(source, teacher, progress))
     if train_student:
         result.student = train(config, overwrite=overwrite)
     return result
