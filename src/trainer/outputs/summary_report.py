@@ -17,6 +17,7 @@ import numpy as np
 from trainer.estimators import ESTIMATORS
 from trainer.infra.atomic import atomic_folder
 from trainer.labels import LABELS
+from trainer.outputs.spreadsheet import write_workbook
 
 COLOURS = {"ppi": "#1f77b4", "hand": "#9ecae1", "cc": "#bbbbbb", "acc": "#2ca02c", "pacc": "#2ca02c",
            "emq": "#2ca02c"}
@@ -56,9 +57,7 @@ def write_summary(summary: Any, target: Path) -> None:
               "notes": summary.notes, "audit": summary.audit, "rows": summary.rows}
     with atomic_folder(target) as tmp:
         frame.to_csv(tmp / "summary.csv", index=False)
-        with pd.ExcelWriter(tmp / "summary.xlsx", engine="openpyxl") as writer:
-            frame.to_excel(writer, sheet_name="shares", index=False)
-            pd.DataFrame({"note": summary.notes}).to_excel(writer, sheet_name="estimators", index=False)
+        write_workbook(tmp / "summary.xlsx", {"shares": frame, "estimators": pd.DataFrame({"note": summary.notes})})
         (tmp / "summary.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
         plot(summary, tmp / "summary.png", tmp / "summary.svg")
         (tmp / "summary.html").write_text(page(summary, tmp / "summary.png"), encoding="utf-8")

@@ -31,6 +31,7 @@ from typing import Any
 from trainer.infra.atomic import atomic_folder
 from trainer.errors import ConfigError, DataError, TrainerError
 from trainer.labels import LABELS
+from trainer.workflows.tag_input import check_input
 from trainer.workflows.tagging import MANIFEST, TABLES
 
 
@@ -208,6 +209,8 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
         raise ConfigError(f"--input: expected a folder of articles or a Parquet/JSONL/CSV table on Spark, found the "
                           f"data config {input}; pass its article folder (and drop excluded articles first), or use "
                           "trainer tag")
+    if "://" not in input:  # a local input: missing, or a FIFO, is one line before Spark starts
+        check_input(Path(input))
     uri, tracking_uri, run_id = model_uri(model)
     if tracking_uri:
         use_tracking_uri(tracking_uri)  # in the environment too: executors resolve runs:/ URIs
@@ -216,8 +219,7 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
     builder = SparkSession.builder.appName("trainer-tag")
     if master:
         builder = builder.master(master)
-    spark = (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    spark = _start(builder, master)
     spark.sparkContext.setLogLevel(os.environ.get("TRAINER_SPARK_LOG_LEVEL", "ERROR"))
     try:
         articles, meta, from_files = _read_articles(spark, input, text_column, id_column)
@@ -255,6 +257,19 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
         return result
     finally:
         spark.stop()
+
+
+def _start(builder: Any, master: str | None) -> Any:
+    """The Spark session; a master Spark cannot start (`--master nonsense://x`) is one line."""
+    from pyspark.errors import PySparkException
+
+    try:
+        return (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    except PySparkException as exc:
+        raise ConfigError(f"--master: expected a Spark master that starts (local[*], spark://HOST:7077, yarn), found "
+                          f"{master or 'the default'} fails ({str(exc).splitlines()[0][:160]}); check --master and "
+                          "SPARK_HOME") from None
 
 
 def _write_tables(spark: Any, staging: Path, rows: Any, sentences: Any, meta: list[str]) -> None:
