@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from trainer import cli_output
-from trainer.cli_args import add_config, add_eval_data, add_overrides, add_precision, fraction, label_map, whole
+from trainer.cli_args import (
+    MAX_TRIALS,
+    add_config,
+    add_eval_data,
+    add_overrides,
+    add_precision,
+    fraction,
+    label_map,
+    whole,
+)
 from trainer.config import DEFAULT_SEED, DEFAULT_TEXT_COLUMN, OnBadEncoding
 from trainer.errors import EXIT_USAGE, ConfigError, DataError, TrainerError
 from trainer.infra.console import quiet_libraries, setup_logging
@@ -106,6 +115,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from trainer.data.build import build_dataset
     from trainer.data.check import check_dataset
 
+    if args.issues_output is not None and not args.label_issues:  # else the option would do nothing, silently
+        raise TrainerError(f"--issues-output: expected --label-issues as well, found it alone ({args.issues_output})")
     config = load_data_config(args.config, args.overrides)
     built = build_dataset(config)
     problems = check_dataset(built, config.min_examples_per_label)
@@ -329,8 +340,8 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="the base experiment config (default: the space's config: key)")
     add_overrides(parser, "override a base config value for every trial (repeatable)")
     parser.add_argument("--space", required=True, type=Path, help="search space YAML (configs/sweeps/)")
-    parser.add_argument("--trials", required=True, type=whole(1), help="the study's budget of finished trials, "
-                        "shared by every worker on the same storage")
+    parser.add_argument("--trials", required=True, type=whole(1, MAX_TRIALS),
+                        help="the study's budget of finished trials, shared by every worker on the same storage")
     parser.add_argument("--storage", help="Optuna RDB storage URL (default: sqlite under "
                         "<output_dir>/sweeps/<study>/; postgresql://... for many machines)")
     parser.add_argument("--keep", choices=["best"], help="train the best trial's config into a model folder")
