@@ -59,6 +59,9 @@ def test_label_set_must_be_the_schemes(project):
         ("training.epochs=[1", r"--set training\.epochs: expected a YAML value, found '\[1': line 1: not valid YAML"),
         ("training.epochs={a: [1}", r"--set training\.epochs: expected a YAML value"),
         ("training..epochs=1", r"--set 'training\.\.epochs=1': expected KEY\.PATH=VALUE"),
+        ("training.seed=-5", r"--set training\.seed: expected greater than or equal to 0, found -5"),
+        ("training.seed=99999999999999", r"--set training\.seed: expected less than or equal to 4294967295"),
+        ("data.split.seed=-1", r"--set data\.split\.seed: expected greater than or equal to 0, found -1"),
     ],
 )
 def test_out_of_range_values(project, override, message):
@@ -405,6 +408,10 @@ def test_an_alias_bomb_in_an_override_is_refused():
                                                                          r"to be one of \['verified'"),
         (["sweep", "--config", "CONFIG", "--space", "x.yaml", "--trials", "100000"],
          r"error: trainer sweep: argument --trials: expected at most 10,000, found 100,000"),
+        (["select", "--model", "MODEL", "--input", "FOLDER", "--n", "2", "--output", "NEW", "--seed", "-1"],
+         r"error: trainer select: argument --seed: expected at least 0, found -1"),
+        (["audit", "OUT", "--n", "2", "--output", "NEW", "--seed", str(2**40)],
+         r"error: trainer audit: argument --seed: expected at most 4,294,967,295, found 1,099,511,627,776"),
         (["check-data", "--config", "CONFIG", "--issues-output", "FOLDER"],
          r"error: --issues-output: expected --label-issues as well, found it alone"),
         (["tag", "--model", "http://me:hunter2@127.0.0.1:9/model", "--input", "FOLDER", "--output", "NEW"],

@@ -29,6 +29,7 @@ from typing import Any, Literal, get_args
 
 from trainer import cli_output
 from trainer.cli_args import (
+    MAX_SEED,
     MAX_TRIALS,
     add_config,
     add_eval_data,
@@ -245,7 +246,7 @@ def _select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-per-article", type=whole(1), default=SelectSettings.max_per_article)
     parser.add_argument("--rare-share", type=fraction(0, 1), default=SelectSettings.rare_share,
                         help="with rare: share of picks kept for it")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--seed", type=whole(0, MAX_SEED), default=DEFAULT_SEED)
     parser.add_argument("--skip-labeled", type=Path, action="append", default=[], metavar="DATA_CONFIG",
                         help="skip sentences these data configs label already (repeatable)")
     parser.add_argument("--predictions", action="store_true",
@@ -393,7 +394,7 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-stratum", type=whole(1), help="with --by: sentences drawn from each stratum")
     parser.add_argument("--metadata", type=Path, help="a CSV/TSV/JSONL of article metadata to join on --key")
     parser.add_argument("--key", default="filename", help="the --metadata column that holds the article id")
-    parser.add_argument("--seed", type=int, default=AUDIT_SEED)
+    parser.add_argument("--seed", type=whole(0, MAX_SEED), default=AUDIT_SEED)
 
 
 def _cmd_audit(args: argparse.Namespace) -> None:

@@ -12,6 +12,8 @@ from trainer.labels import LABELS
 
 # A sweep's budget past this is a slip of the keyboard (each trial trains a model): refused, not run for weeks.
 MAX_TRIALS = 10_000
+# numpy's and scikit-learn's seeds run from 0 to 2**32 - 1; another is refused here, not deep in a sampler.
+MAX_SEED = 2**32 - 1
 
 
 def whole(minimum: int, maximum: int | None = None) -> Any:

@@ -35,6 +35,8 @@ from trainer.registry import BACKENDS, SOURCES, BackendKind, Registry, register_
 DEFAULT_TRACKING_DB = "mlflow.db"
 # The seed of splits, initial weights, batch order and the baseline's solver, unless a config sets one.
 DEFAULT_SEED = 13
+# A seed numpy, scikit-learn and Optuna all take: 0 to 2**32 - 1 (another ended a run in the crash guard).
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 # Tokens a transformer reads per sentence, unless a config sets it (or a model folder's metadata predates it),
 # and the bounds a config or a model folder may set.
 DEFAULT_MAX_LENGTH = 128
@@ -324,7 +326,7 @@ class PseudoLabelSource(SourceConfig):
     max_sentences: int | None = Field(
         default=None, ge=1, description="at most this many of the confident sentences, sampled with `seed`"
     )
-    seed: int = DEFAULT_SEED
+    seed: Seed = DEFAULT_SEED
 
     train_only: ClassVar[bool] = True  # `path` may not exist yet: a generated output, checked when built
 
@@ -343,7 +345,7 @@ class SplitConfig(_Strict):
 
     validation: float = Field(default=0.15, gt=0, lt=0.5)
     test: float = Field(default=0.15, gt=0, lt=0.5)
-    seed: int = DEFAULT_SEED
+    seed: Seed = DEFAULT_SEED
 
 
 def _scheme(value: list[str]) -> list[str]:
@@ -470,7 +472,7 @@ class TrainingConfig(_Strict):
     temperature_scaling: bool = Field(
         default=False, description="fit a temperature on validation; saved with the model and used by predict"
     )
-    seed: int = DEFAULT_SEED
+    seed: Seed = DEFAULT_SEED
 
 
 class _SweepParam(_Strict):
@@ -524,7 +526,7 @@ class SweepSpace(_Strict):
     pruner: Literal["median", "hyperband", "none"] = Field(
         default="median", description="prunes on the validation macro-F1 each epoch; backends without epochs never are"
     )
-    seed: int = Field(default=DEFAULT_SEED, description="the TPE sampler's seed")
+    seed: int = Field(default=DEFAULT_SEED, ge=0, le=2**32 - 1, description="the TPE sampler's seed")
     startup_trials: int = Field(default=5, ge=1, description="random trials before TPE models the results")
     params: dict[str, SweepParam] = Field(min_length=1)
 
