@@ -1265,3 +1265,30 @@ def test_a_uri_that_lost_a_slash_is_still_masked():
     from trainer.infra.secrets import mask_secrets
 
     assert mask_secrets("http:/me:hunter2@host:9/model") == "http:/me:***@host:9/model"
+
+
+def test_tag_spark_skips_a_row_without_an_id_as_tag_does():
+    import pandas as pd
+
+    from trainer.workflows.spark_tag import _split_partitions
+
+    rows = pd.DataFrame({"article_id": [None, float("nan"), " ", "ok"], "where": ["t.jsonl"] * 4,
+                         "text": ["The mayor said so."] * 4})
+    out = pd.concat(list(_split_partitions(iter([rows]), [], "error", from_files=False)))
+    assert sorted(out.loc[out["kind"] == "skipped", "reason"].str.split(":").str[0]) == ["no_id"] * 3
+    assert set(out.loc[out["kind"] != "skipped", "article_id"]) == {"ok"}
+
+
+def test_summarize_plots_a_huge_group_name_cut_and_keeps_it_whole_in_the_tables(trained_sklearn, tmp_path):
+    import pandas as pd
+
+    from trainer.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("The mayor said so. Officials confirmed it.")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / "out")) == 0
+    name = "outlet " * 100_000  # matplotlib laid out a tick label this long for minutes
+    (tmp_path / "meta.jsonl").write_text(json.dumps({"id": "a", "pub": name}) + "\n")
+    assert main(["summarize", str(tmp_path / "out"), "--by", "pub", "--metadata", str(tmp_path / "meta.jsonl"),
+                 "--key", "id", "--report", str(tmp_path / "report")]) == 0
+    assert set(pd.read_csv(tmp_path / "report" / "summary.csv")["group"]) == {name, "(all)"}

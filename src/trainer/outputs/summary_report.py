@@ -63,6 +63,20 @@ def write_summary(summary: Any, target: Path) -> None:
         (tmp / "summary.html").write_text(page(summary, tmp / "summary.png"), encoding="utf-8")
 
 
+# A group name longer than this is cut in the plot (the tables keep it whole): matplotlib lays out a 5 MB
+# tick label for minutes.
+MAX_TICK_CHARACTERS = 60
+
+
+def tick_label(group: str) -> str:
+    """A group's name as a tick label: at most MAX_TICK_CHARACTERS, cut with an ellipsis.
+
+    >>> tick_label("x" * 100)[-3:], len(tick_label("x" * 100))
+    ('xx…', 60)
+    """
+    return group if len(group) <= MAX_TICK_CHARACTERS else group[:MAX_TICK_CHARACTERS - 1] + "…"
+
+
 def plot(summary: Any, png: Path, svg: Path) -> None:
     """One panel per label, its own scale; a bar per group and estimator with its 95% interval."""
     import matplotlib
@@ -88,7 +102,8 @@ def plot(summary: Any, png: Path, svg: Path) -> None:
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
     audited = {r["group"]: r["audited"] for r in summary.rows}
-    axes[-1].set_xticks(x, [f"{g}\n(audit {audited[g]})" if summary.audit else g for g in groups], fontsize=8)
+    ticks = [tick_label(str(g)) + (f"\n(audit {audited[g]})" if summary.audit else "") for g in groups]
+    axes[-1].set_xticks(x, ticks, fontsize=8)
     axes[0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(names), frameon=False, fontsize=8)
     fig.suptitle(f"Share of sentences by {summary.by}: {SHORT[summary.primary]}"
                  + (" (prediction-powered inference)" if summary.primary == "ppi" else "")

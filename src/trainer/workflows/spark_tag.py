@@ -120,6 +120,11 @@ def _schema(meta_columns: list[str]) -> str:
     return ", ".join([f"{name} {kind}" for name, kind in _ROW_TYPE] + [f"`meta_{c}` string" for c in meta_columns])
 
 
+def _no_id(value: Any) -> bool:
+    """A missing, NaN or blank article id (pandas gives a null as None or NaN)."""
+    return value is None or (isinstance(value, float) and value != value) or not str(value).strip()
+
+
 def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_encoding: str,
                       from_files: bool) -> Iterator[Any]:
     """mapInPandas: article rows in, sentence/article/skipped rows out (see `_schema`)."""
@@ -143,6 +148,10 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
                     out.append({**empty, "kind": "skipped", "article_id": path.stem, "where": str(path),
                                 "reason": undecodable(exc)})
                     continue
+            elif _no_id(record["article_id"]):  # as `trainer tag` skips it (a null was the article 'nan')
+                out.append({**empty, "kind": "skipped", "where": record["where"],
+                            "reason": f"no_id: expected an article id, found {json.dumps(record['article_id'])}"})
+                continue
             else:
                 meta = {c: record[f"meta_{c}"] for c in meta_columns}
                 article = Article(str(record["article_id"]), str(record["text"] or ""), meta, record["where"])
