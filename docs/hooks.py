@@ -242,7 +242,8 @@ def _tag(member: type) -> str:
 
 def config_models() -> list[tuple[str, str, type]]:
     """(title, a note, model): the config files the reference documents."""
-    from trainer.config.schema import DataConfig, ExperimentConfig, SweepSpace
+    from trainer.config.schema import DataConfig, ExperimentConfig
+    from trainer.config.sweep_space import SweepSpace
 
     return [
         ("Experiment config", "Its `data:` names a data config file or holds one inline.", ExperimentConfig),

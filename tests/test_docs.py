@@ -13,7 +13,8 @@ import yaml
 from pydantic import BaseModel
 
 from trainer.cli import TABLE, build_parser
-from trainer.config.schema import DataConfig, ExperimentConfig, SweepSpace
+from trainer.config.schema import DataConfig, ExperimentConfig
+from trainer.config.sweep_space import SweepSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

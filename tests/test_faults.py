@@ -509,3 +509,59 @@ def test_too_many_resamples_are_refused_before_any_work(model_copy):
     done = _cli("evaluate", "--model", str(model_copy[0]), "--resamples", "100000000")
     assert done.returncode == 2
     _one_error_line(done.stderr, r"--resamples: expected at most 100,000 bootstrap resamples, found 100,000,000")
+
+
+# ---------------------------------------------------------------- full, read-only and size-limited disks
+
+
+def _limited(limit_kib: int, *args: str) -> subprocess.CompletedProcess:
+    """A trainer command under `ulimit -f` (a file past it fails with EFBIG, as Python ignores SIGXFSZ)."""
+    return subprocess.run(["bash", "-c", f'ulimit -f {limit_kib}; exec "$@"', "trainer", sys.executable, "-m",
+                           "trainer.cli", "-q", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_a_file_size_limit_is_the_disk_line_and_nothing_is_half_written(project):
+    config = project.write("data/fixture.yaml", project.data_config())
+    done = _limited(8, "build-data", "--config", str(config))
+    assert done.returncode == 2, done.stderr[-1500:]
+    _one_error_line(done.stderr, r"expected room to write the command's output, found a file over the size limit")
+    assert not (project.root / "processed" / "fixture").exists()
+
+
+def _tmpfs(folder: Path, options: str) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("state", ["full", "read-only"])
+def test_train_on_a_full_or_read_only_disk_is_one_line(project, state):
+    disk = project.root / "disk"
+    if not _tmpfs(disk, "size=256k"):
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        if state == "full":
+            subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=64k"], capture_output=True)
+        else:
+            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        config = project.experiment("disk", {"backend": "sklearn"}, output_dir=str(disk / "models"))
+        done = _cli("train", "--config", str(config))
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    assert done.returncode == 2, done.stderr[-1500:]
+    _one_error_line(done.stderr, "found the disk is full" if state == "full" else "found .* read-only")
+
+
+def test_an_export_that_fills_the_disk_blames_the_disk_not_torch():
+    import errno
+
+    from trainer.models.onnx import disk_error_behind
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        try:
+            raise full
+        except OSError as inner:
+            raise RuntimeError("exporter failed") from inner
+    except RuntimeError as wrapped:
+        assert disk_error_behind(wrapped) is full
+    assert disk_error_behind(RuntimeError("a real exporter failure")) is None

@@ -59,6 +59,9 @@ def test_label_set_must_be_the_schemes(project):
         ("training.epochs=[1", r"--set training\.epochs: expected a YAML value, found '\[1': line 1: not valid YAML"),
         ("training.epochs={a: [1}", r"--set training\.epochs: expected a YAML value"),
         ("training..epochs=1", r"--set 'training\.\.epochs=1': expected KEY\.PATH=VALUE"),
+        ("training.seed=-5", r"--set training\.seed: expected greater than or equal to 0, found -5"),
+        ("training.seed=99999999999999", r"--set training\.seed: expected less than or equal to 4294967295"),
+        ("data.split.seed=-1", r"--set data\.split\.seed: expected greater than or equal to 0, found -1"),
     ],
 )
 def test_out_of_range_values(project, override, message):
@@ -403,6 +406,16 @@ def test_an_alias_bomb_in_an_override_is_refused():
         (["evaluate", "--model", "runs:/nonexistent/model"], r"error: runs:/nonexistent/model: expected a logged model"),
         (["evaluate", "--model", "MODEL", "--label-map", "FACT=fact"], r"error: --label-map 'FACT=fact': expected OURS "
                                                                          r"to be one of \['verified'"),
+        (["sweep", "--config", "CONFIG", "--space", "x.yaml", "--trials", "100000"],
+         r"error: trainer sweep: argument --trials: expected at most 10,000, found 100,000"),
+        (["select", "--model", "MODEL", "--input", "FOLDER", "--n", "2", "--output", "NEW", "--seed", "-1"],
+         r"error: trainer select: argument --seed: expected at least 0, found -1"),
+        (["audit", "OUT", "--n", "2", "--output", "NEW", "--seed", str(2**40)],
+         r"error: trainer audit: argument --seed: expected at most 4,294,967,295, found 1,099,511,627,776"),
+        (["check-data", "--config", "CONFIG", "--issues-output", "FOLDER"],
+         r"error: --issues-output: expected --label-issues as well, found it alone"),
+        (["tag", "--model", "http://me:hunter2@127.0.0.1:9/model", "--input", "FOLDER", "--output", "NEW"],
+         r"error: http:/me:\*\*\*@127\.0\.0\.1:9/model: expected a model folder"),
     ],
 )
 def test_command_line_mistakes_are_one_line(trained_sklearn, argv, message, capsys, monkeypatch):
@@ -413,7 +426,7 @@ def test_command_line_mistakes_are_one_line(trained_sklearn, argv, message, caps
     blocker = project.root / "README.md"
     blocker.write_text("a file")
     names = {"CONFIG": str(project.experiment("cli", {"backend": "sklearn"})), "MODEL": str(result.model_dir),
-             "BLOCKER": str(blocker), "FOLDER": str(project.root)}
+             "BLOCKER": str(blocker), "FOLDER": str(project.root), "NEW": str(project.root / "new-output")}
     try:
         code = main([names.get(a, a) for a in argv])
     except SystemExit as exited:  # argparse's own mistakes end the process from inside parse_args
@@ -950,6 +963,11 @@ def _ls_task(**meta) -> dict:
     ([_ls_task(article="../secret")], r"expected an article id that names a file in .*found '\.\./secret'"),
     ([_ls_task(article="/etc/hostname")], r"expected an article id that names a file in .*found '/etc/hostname'"),
     ([_ls_task(article="link")], r"expected an article id that names a file in .*found 'link'"),
+    ("[" * 100_000, r"export\.json: expected Label Studio's JSON export, found JSON nested too deep to read"),
+    ([{**_ls_task(), "annotations": [{"id": 1, "result": [{"from_name": "label", "type": "choices",
+                                                           "value": {"choices": ["verified", "attributed"]}}]}]}],
+     r"task 1, annotation 1: expected one 'label' choice in the annotation's result, found 2 \('verified', "
+     r"'attributed'\); make the control single-choice"),
 ])
 def test_label_studio_exports_of_the_wrong_shape_or_leading_out_are_one_line(tmp_path, tasks, message):
     from trainer.config import LabelStudioSource
@@ -959,7 +977,7 @@ def test_label_studio_exports_of_the_wrong_shape_or_leading_out_are_one_line(tmp
     (tmp_path / "arts" / "a.txt").write_text("The mayor said so. It rained.")
     (tmp_path / "secret.txt").write_text("A secret sentence of another folder.")
     (tmp_path / "arts" / "link.txt").symlink_to(tmp_path / "secret.txt")
-    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    (tmp_path / "export.json").write_text(tasks if isinstance(tasks, str) else json.dumps(tasks))
     with pytest.raises(DataError, match=message):
         read_labelstudio(LabelStudioSource(path=tmp_path / "export.json", articles=tmp_path / "arts"), progress=False)
 
@@ -1089,3 +1107,188 @@ def test_a_raw_folder_skips_special_files_and_keeps_names_that_are_not_utf8(proj
                                              "sources": [{"kind": "folder", "path": str(folder)}]})
     built = build_dataset(load_data_config(config), progress=False)
     assert built.card["fingerprint"]
+
+
+# ------------------------------------------------ round three, second pass: tables, workbooks, paths, limits
+
+
+def test_tables_keep_line_breaks_inside_cells_and_long_cells(tmp_path):
+    from trainer.data.sources import read_table
+
+    (tmp_path / "t.csv").write_text('id,text\na,"Para one said.\n\nPara two\u2028held."\nb,"' + "x" * 200_000 + '"\n')
+    rows = [row for _, row in read_table(tmp_path / "t.csv")]
+    assert rows[0]["text"] == "Para one said.\n\nPara two\u2028held." and len(rows[1]["text"]) == 200_000
+    # json.dumps(..., ensure_ascii=False) writes U+2028 and U+0085 as they are: text, not line ends
+    (tmp_path / "t.jsonl").write_text(json.dumps({"id": "a", "text": "One\u2028two\x85three."}, ensure_ascii=False)
+                                      + "\n", encoding="utf-8")
+    assert [row["text"] for _, row in read_table(tmp_path / "t.jsonl")] == ["One\u2028two\x85three."]
+
+
+def test_a_bad_jsonl_line_is_skipped_and_the_rest_of_the_file_tagged(trained_sklearn, tmp_path):
+    from trainer.cli import main
+
+    (tmp_path / "t.jsonl").write_text("\n".join([json.dumps({"text": "The mayor said so."}), "[" * 100_000, "{broken",
+                                                 json.dumps({"text": "Officials confirmed it."})]) + "\n")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "t.jsonl", tmp_path / "out")) == 0
+    skipped = _parquet_rows(tmp_path / "out", "skipped")
+    assert sorted(skipped["where"]) == [f"{tmp_path / 't.jsonl'}:2", f"{tmp_path / 't.jsonl'}:3"]
+    assert any("nested too deep" in r for r in skipped["reason"])
+    # a bad line keeps its place in the numbering: fixing it renames no other row's article
+    assert sorted(_parquet_rows(tmp_path / "out", "articles")["article_id"]) == ["t-0", "t-3"]
+
+
+def test_a_single_input_file_of_an_unknown_kind_is_one_line(trained_sklearn, tmp_path, capsys):
+    from trainer.cli import main
+
+    (tmp_path / "t.tsv").write_text("id\ttext\na\tThe mayor said so.\n")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "t.tsv", tmp_path / "out")) == 2
+    assert re.match(r"error: .*t\.tsv: expected a folder, an article \(.txt, .md, .html, .htm\), a table .* found a "
+                    r"\.tsv file; convert it", _one_error_line(capsys))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_table_row_over_the_article_limit_is_skipped(trained_sklearn, tmp_path, monkeypatch):
+    from trainer.cli import main
+    from trainer.workflows import tag_input
+
+    monkeypatch.setattr(tag_input, "MAX_ARTICLE_BYTES", 1000)
+    (tmp_path / "t.jsonl").write_text(json.dumps({"id": "big", "text": "The mayor said it. " * 100}) + "\n"
+                                      + json.dumps({"id": "small", "text": "Officials confirmed it."}) + "\n")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "t.jsonl", tmp_path / "out", "--id-column",
+                          "id")) == 0
+    assert list(_parquet_rows(tmp_path / "out", "skipped")["reason"]) == [
+        "too_large: 1,900 characters, over 1,000 for one article"]
+    assert list(_parquet_rows(tmp_path / "out", "articles")["article_id"]) == ["small"]
+
+
+def test_workbooks_hold_text_never_formulas_and_no_control_characters(trained_sklearn, tmp_path):
+    import openpyxl
+
+    from trainer.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text('=HYPERLINK("http://x.example","open") said the mayor.\n\n'
+                                           "Officials\x00 confirmed\x07 it.\n")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / "out", "--format", "xlsx")) == 0
+    cells = [c for sheet in openpyxl.load_workbook(next((tmp_path / "out").glob("*.xlsx")))
+             for row in sheet.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    texts = {c.value for c in cells if isinstance(c.value, str)}
+    assert '=HYPERLINK("http://x.example","open") said the mayor.' in texts
+    assert "Officials\ufffd confirmed\ufffd it." in texts
+
+
+def test_a_tag_output_never_reaches_outside_itself(trained_sklearn, tmp_path, capsys):
+    from trainer.cli import main
+
+    model = trained_sklearn[1].model_dir
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("The mayor said so. Officials confirmed it.")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("not the tagger's")
+    assert main(_tag_args(model, tmp_path / "in", tmp_path / "out")) == 0
+    # a tables folder that is a link: its unlisted files would be removed as a kill's leftovers
+    articles = tmp_path / "out" / "articles"
+    articles.rename(tmp_path / "articles-real")
+    articles.symlink_to(mine)
+    assert main(_tag_args(model, tmp_path / "in", tmp_path / "out")) == 2
+    assert "expected articles/ to be a folder inside" in _one_error_line(capsys)
+    assert (mine / "keep.txt").exists()
+    articles.unlink()
+    (tmp_path / "articles-real").rename(articles)
+    # a part name in the manifest is a path from the file: one that leads out is refused
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    manifest["parts"].append({"name": "../../mine/keep.txt"})
+    manifest["partial"] = ["a"]
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(manifest))
+    assert main(_tag_args(model, tmp_path / "in", tmp_path / "out")) == 2
+    assert "expected parts named part-NNNNN.parquet" in _one_error_line(capsys)
+    assert (mine / "keep.txt").read_text() == "not the tagger's"
+
+
+def test_overwrite_through_a_link_to_another_models_output(trained_sklearn, tmp_path):
+    from trainer.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("The mayor said so. Officials confirmed it.")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / "real")) == 0
+    manifest = json.loads((tmp_path / "real" / "manifest.json").read_text())
+    (tmp_path / "real" / "manifest.json").write_text(json.dumps({**manifest, "model": "another"}))
+    (tmp_path / "out").symlink_to(tmp_path / "real")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / "out", "--overwrite")) == 0
+    assert (tmp_path / "out").is_symlink()
+    assert json.loads((tmp_path / "real" / "manifest.json").read_text())["model"] == manifest["model"]
+    assert len(_parquet_rows(tmp_path / "real", "sentences")) == 2
+
+
+def test_summarize_keeps_a_column_named_like_a_path_inside_the_output(trained_sklearn, tmp_path):
+    from trainer.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("The mayor said so. Officials confirmed it.")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / "out")) == 0
+    (tmp_path / "meta.jsonl").write_text(json.dumps({"id": "a", "../../pwn": "=1+1<script>"}) + "\n")
+    assert main(["summarize", str(tmp_path / "out"), "--by", "../../pwn", "--metadata", str(tmp_path / "meta.jsonl"),
+                 "--key", "id"]) == 0
+    assert (tmp_path / "out" / "summary-.._.._pwn" / "summary.csv").is_file()
+    assert not (tmp_path / "pwn").exists() and not (tmp_path.parent / "pwn").exists()
+
+
+def test_tasks_of_one_sentence_are_pooled_and_a_missing_adjudicator_is_named(tmp_path):
+    from trainer.config import LabelStudioSource
+    from trainer.data.labelstudio import read_labelstudio
+
+    (tmp_path / "arts").mkdir()
+    (tmp_path / "arts" / "a.txt").write_text("The mayor said so. It rained.")
+
+    def annotation(number: int, who: int, label: str) -> dict:
+        return {"id": number, "completed_by": who, "result": [
+            {"from_name": "label", "type": "choices", "value": {"choices": [label]}}]}
+
+    first = {**_ls_task(), "annotations": [annotation(1, 1, "attributed")]}
+    again = {**_ls_task(), "id": 2, "annotations": [annotation(1, 1, "attributed"), annotation(2, 2, "verified")]}
+    (tmp_path / "export.json").write_text(json.dumps([first, first, again]))
+    source = LabelStudioSource(path=tmp_path / "export.json", articles=tmp_path / "arts", resolve="drop")
+    result = read_labelstudio(source, progress=False)
+    # one sentence, its two annotators disagree: dropped, never two rows of opposite labels
+    assert result.examples == [] and result.skipped["task_of_a_sentence_seen_before"] == 2
+    assert result.skipped["dropped_disagreement"] == 1
+    adjudicated = LabelStudioSource(path=tmp_path / "export.json", articles=tmp_path / "arts", resolve="adjudicator",
+                                    adjudicator="nobody@example.org")
+    with pytest.raises(DataError, match=r"expected adjudicator 'nobody@example.org' among the annotators of the "
+                                        r"export \(1 disagreements wait for them\), found only \['1', '2'\]"):
+        read_labelstudio(adjudicated, progress=False)
+
+
+def test_a_uri_that_lost_a_slash_is_still_masked():
+    from trainer.infra.secrets import mask_secrets
+
+    assert mask_secrets("http:/me:hunter2@host:9/model") == "http:/me:***@host:9/model"
+
+
+def test_tag_spark_skips_a_row_without_an_id_as_tag_does():
+    import pandas as pd
+
+    from trainer.workflows.spark_tag import _split_partitions
+
+    rows = pd.DataFrame({"article_id": [None, float("nan"), " ", "ok"], "where": ["t.jsonl"] * 4,
+                         "text": ["The mayor said so."] * 4})
+    out = pd.concat(list(_split_partitions(iter([rows]), [], "error", from_files=False)))
+    assert sorted(out.loc[out["kind"] == "skipped", "reason"].str.split(":").str[0]) == ["no_id"] * 3
+    assert set(out.loc[out["kind"] != "skipped", "article_id"]) == {"ok"}
+
+
+def test_summarize_plots_a_huge_group_name_cut_and_keeps_it_whole_in_the_tables(trained_sklearn, tmp_path):
+    import pandas as pd
+
+    from trainer.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("The mayor said so. Officials confirmed it.")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / "out")) == 0
+    name = "outlet " * 100_000  # matplotlib laid out a tick label this long for minutes
+    (tmp_path / "meta.jsonl").write_text(json.dumps({"id": "a", "pub": name}) + "\n")
+    assert main(["summarize", str(tmp_path / "out"), "--by", "pub", "--metadata", str(tmp_path / "meta.jsonl"),
+                 "--key", "id", "--report", str(tmp_path / "report")]) == 0
+    assert set(pd.read_csv(tmp_path / "report" / "summary.csv")["group"]) == {name, "(all)"}

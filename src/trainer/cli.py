@@ -28,7 +28,17 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from trainer import cli_output
-from trainer.cli_args import add_config, add_eval_data, add_overrides, add_precision, fraction, label_map, whole
+from trainer.cli_args import (
+    MAX_SEED,
+    MAX_TRIALS,
+    add_config,
+    add_eval_data,
+    add_overrides,
+    add_precision,
+    fraction,
+    label_map,
+    whole,
+)
 from trainer.config import DEFAULT_SEED, DEFAULT_TEXT_COLUMN, OnBadEncoding
 from trainer.errors import EXIT_USAGE, ConfigError, DataError, TrainerError
 from trainer.infra.console import quiet_libraries, setup_logging
@@ -106,6 +116,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from trainer.data.build import build_dataset
     from trainer.data.check import check_dataset
 
+    if args.issues_output is not None and not args.label_issues:  # else the option would do nothing, silently
+        raise TrainerError(f"--issues-output: expected --label-issues as well, found it alone ({args.issues_output})")
     config = load_data_config(args.config, args.overrides)
     built = build_dataset(config)
     problems = check_dataset(built, config.min_examples_per_label)
@@ -256,7 +268,7 @@ def _select_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at most this many picks from one article")
     parser.add_argument("--rare-share", type=fraction(0, 1), default=SelectSettings.rare_share,
                         help="with rare: share of picks kept for it")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the same seed, the same picks")
+    parser.add_argument("--seed", type=whole(0, MAX_SEED), default=DEFAULT_SEED, help="the same seed, the same picks")
     parser.add_argument("--skip-labeled", type=Path, action="append", default=[], metavar="DATA_CONFIG",
                         help="skip sentences these data configs label already (repeatable)")
     parser.add_argument("--predictions", action="store_true",
@@ -351,8 +363,8 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="the base experiment config (default: the space's config: key)")
     add_overrides(parser, "override a base config value for every trial (repeatable)")
     parser.add_argument("--space", required=True, type=Path, help="search space YAML (configs/sweeps/)")
-    parser.add_argument("--trials", required=True, type=whole(1), help="the study's budget of finished trials, "
-                        "shared by every worker on the same storage")
+    parser.add_argument("--trials", required=True, type=whole(1, MAX_TRIALS),
+                        help="the study's budget of finished trials, shared by every worker on the same storage")
     parser.add_argument("--storage", help="Optuna RDB storage URL (default: sqlite under "
                         "<output_dir>/sweeps/<study>/; postgresql://... for many machines)")
     parser.add_argument("--keep", choices=["best"], help="train the best trial's config into a model folder")
@@ -404,7 +416,7 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-stratum", type=whole(1), help="with --by: sentences drawn from each stratum")
     parser.add_argument("--metadata", type=Path, help="a CSV/TSV/JSONL of article metadata to join on --key")
     parser.add_argument("--key", default="filename", help="the --metadata column that holds the article id")
-    parser.add_argument("--seed", type=int, default=AUDIT_SEED, help="the same seed, the same sample")
+    parser.add_argument("--seed", type=whole(0, MAX_SEED), default=AUDIT_SEED, help="the same seed, the same sample")
 
 
 def _cmd_audit(args: argparse.Namespace) -> None:

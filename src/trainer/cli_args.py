@@ -10,9 +10,14 @@ from trainer.config import SPLITS
 from trainer.errors import ConfigError
 from trainer.labels import LABELS
 
+# A sweep's budget past this is a slip of the keyboard (each trial trains a model): refused, not run for weeks.
+MAX_TRIALS = 10_000
+# numpy's and scikit-learn's seeds run from 0 to 2**32 - 1; another is refused here, not deep in a sampler.
+MAX_SEED = 2**32 - 1
 
-def whole(minimum: int) -> Any:
-    """An argparse type: a whole number of at least `minimum`."""
+
+def whole(minimum: int, maximum: int | None = None) -> Any:
+    """An argparse type: a whole number of at least `minimum` (and at most `maximum`)."""
 
     def parse(raw: str) -> int:
         try:
@@ -21,6 +26,8 @@ def whole(minimum: int) -> Any:
             raise argparse.ArgumentTypeError(f"expected a whole number, found {raw!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected at least {minimum}, found {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected at most {maximum:,}, found {value:,}")
         return value
 
     return parse

@@ -35,17 +35,12 @@ from trainer.config.schema import (
     SOURCE_TAG,
     SPLITS,
     SWEEP_PARAM_TAG,
-    SWEEP_PARAM_TYPES,
-    SWEEP_PARAMS,
     BratSource,
-    CategoricalParam,
     CorpusSource,
     DataConfig,
     ExperimentConfig,
-    FloatParam,
     FolderSource,
     HuggingFaceSource,
-    IntParam,
     LabeledRowsSource,
     LabeledSource,
     LabelName,
@@ -59,11 +54,19 @@ from trainer.config.schema import (
     SklearnModel,
     SourceConfig,
     SplitConfig,
-    SweepParam,
-    SweepSpace,
     TrackingConfig,
     TrainingConfig,
     TransformerModel,
+)
+
+from trainer.config.sweep_space import (
+    SWEEP_PARAM_TYPES,
+    SWEEP_PARAMS,
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    SweepParam,
+    SweepSpace,
 )
 
 # DataSource and ModelConfig are left out: the unions are rebuilt when a kind registers, so read them

@@ -21,10 +21,10 @@ from trainer.config.schema import (
     BACKEND_TAG,
     ROOT,
     SOURCE_TAG,
-    SWEEP_PARAM_TYPES,
     DataConfig,
     ExperimentConfig,
 )
+from trainer.config.sweep_space import SWEEP_PARAM_TYPES
 from trainer.errors import ConfigError
 from trainer.registry import BACKENDS, SOURCES
 

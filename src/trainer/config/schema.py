@@ -35,6 +35,8 @@ from trainer.registry import BACKENDS, SOURCES, BackendKind, Registry, register_
 DEFAULT_TRACKING_DB = "mlflow.db"
 # The seed of splits, initial weights, batch order and the baseline's solver, unless a config sets one.
 DEFAULT_SEED = 13
+# A seed numpy, scikit-learn and Optuna all take: 0 to 2**32 - 1 (another ended a run in the crash guard).
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 # Tokens a transformer reads per sentence, unless a config sets it (or a model folder's metadata predates it),
 # and the bounds a config or a model folder may set.
 DEFAULT_MAX_LENGTH = 128
@@ -114,6 +116,10 @@ class _Strict(BaseModel):
 # Names a file system gives a meaning of its own (Windows devices), whatever the extension.
 _RESERVED_NAMES = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 MAX_NAME_LENGTH = 100
+
+
+# The strict base of every config model, for config parts declared in other modules (config/sweep_space.py).
+Strict = _Strict
 
 
 def _path_component(value: str) -> str:
@@ -342,7 +348,7 @@ class PseudoLabelSource(SourceConfig):
     max_sentences: int | None = Field(
         default=None, ge=1, description="at most this many of the confident sentences, sampled with `seed`"
     )
-    seed: int = Field(default=DEFAULT_SEED, description="the seed of the max_sentences sample")
+    seed: Seed = Field(default=DEFAULT_SEED, description="the seed of the max_sentences sample")
 
     train_only: ClassVar[bool] = True  # `path` may not exist yet: a generated output, checked when built
 
@@ -357,7 +363,7 @@ class TeacherSource(SourceConfig):
     path: Path = Field(description="the probabilities file (Parquet) that `trainer distill` writes and reads")
     articles: Path = Field(description="folder of <article>.txt the offsets point into")
     max_sentences: int = Field(default=20000, ge=1, description="sentences `trainer distill` draws (seeded)")
-    seed: int = DEFAULT_SEED
+    seed: Seed = Field(default=DEFAULT_SEED, description="the seed of the draw")
 
     train_only: ClassVar[bool] = True  # `path` may not exist yet: a generated output, checked when built
     _exists = field_validator("articles")(_must_exist)
@@ -377,7 +383,7 @@ class SplitConfig(_Strict):
 
     validation: float = Field(default=0.15, gt=0, lt=0.5, description="share of each source's articles for validation")
     test: float = Field(default=0.15, gt=0, lt=0.5, description="share of each source's articles for test")
-    seed: int = Field(default=DEFAULT_SEED, description="the seed of the split: the same seed, the same splits")
+    seed: Seed = Field(default=DEFAULT_SEED, description="the seed of the split: the same seed, the same splits")
 
 
 def _scheme(value: list[str]) -> list[str]:
@@ -526,63 +532,7 @@ class TrainingConfig(_Strict):
     temperature_scaling: bool = Field(
         default=False, description="fit a temperature on validation; saved with the model and used by predict"
     )
-    seed: int = Field(default=DEFAULT_SEED, description="seeds everything random in the run")
-
-
-class _SweepParam(_Strict):
-    @model_validator(mode="after")
-    def _range(self) -> Any:
-        low, high = getattr(self, "low", None), getattr(self, "high", None)
-        if low is not None and not low < high:
-            raise ValueError(f"expected low < high, found low {low} and high {high}")
-        if getattr(self, "log", False) and low is not None and low <= 0:
-            raise ValueError(f"expected low > 0 with log: true, found {low}")
-        if getattr(self, "log", False) and getattr(self, "step", 1) != 1:
-            raise ValueError("expected step: 1 with log: true (Optuna samples a log range without steps), "
-                             f"found step {self.step}")
-        return self
-
-
-class FloatParam(_SweepParam):
-    type: Literal["float"]
-    low: float = Field(allow_inf_nan=False, description="the smallest value")
-    high: float = Field(allow_inf_nan=False, description="the largest value")
-    log: bool = Field(default=False, description="sample on a log scale")
-
-
-class IntParam(_SweepParam):
-    type: Literal["int"]
-    low: int = Field(description="the smallest value")
-    high: int = Field(description="the largest value")
-    step: int = Field(default=1, ge=1, description="the spacing of the values")
-    log: bool = Field(default=False, description="sample on a log scale")
-
-
-class CategoricalParam(_SweepParam):
-    type: Literal["categorical"]
-    choices: list[str | int | float | bool | None] = Field(min_length=1, description="the values to choose from")
-
-
-SWEEP_PARAMS = (FloatParam, IntParam, CategoricalParam)
-SweepParam = Annotated[Union[SWEEP_PARAMS], Field(discriminator=SWEEP_PARAM_TAG)]  # noqa: UP007
-# The tags of a sweep parameter's `type` ("float", "int", "categorical").
-SWEEP_PARAM_TYPES: tuple[str, ...] = tuple(get_args(param.model_fields[SWEEP_PARAM_TAG].annotation)[0]
-                                           for param in SWEEP_PARAMS)
-
-
-class SweepSpace(_Strict):
-    """A search space: `trainer sweep --space configs/sweeps/<name>.yaml`. Keys are the dotted config
-    keys of `--set`; each trial's values are applied to the base config as `--set` would."""
-
-    study: SafeName = Field(description="the Optuna study name (workers share it)")
-    config: Path | None = Field(default=None, description="the base experiment config, when --config is not given")
-    metric: Literal["val_macro_f1"] = Field(default="val_macro_f1", description="what the study maximises")
-    pruner: Literal["median", "hyperband", "none"] = Field(
-        default="median", description="prunes on the validation macro-F1 each epoch; backends without epochs never are"
-    )
-    seed: int = Field(default=DEFAULT_SEED, description="the TPE sampler's seed")
-    startup_trials: int = Field(default=5, ge=1, description="random trials before TPE models the results")
-    params: dict[str, SweepParam] = Field(min_length=1, description="dotted config key (as for --set) -> its range")
+    seed: Seed = Field(default=DEFAULT_SEED, description="seeds everything random in the run")
 
 
 class TrackingConfig(_Strict):

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from trainer.data.sentences import ArticleLines, normalize
-from trainer.data.sources import Example, SourceResult, article_path, read_exclusions, read_text
+from trainer.data.sources import Example, SourceResult, article_path, parse_json, read_exclusions, read_text
 from trainer.errors import DataError
 from trainer.labels import LABELS
 
@@ -108,6 +108,10 @@ def _choice(annotation: dict[str, Any], control: str, where: str) -> str:
         if result.get("from_name") == control and result.get("type", "choices") == "choices":
             choices = _shaped(_shaped(result.get("value"), dict, "a result's value", where).get("choices"), list,
                               "value.choices", where)
+            if len(choices) > 1:
+                raise DataError(f"{where}: expected one '{control}' choice in the annotation's result, found "
+                                f"{len(choices)} ({', '.join(map(repr, choices))}); make the control single-choice "
+                                "and relabel the task")
             if len(choices) == 1:
                 label = str(choices[0])
                 if label not in LABELS:
@@ -138,13 +142,11 @@ def _resolve(labels: dict[str, str], ground_truth: str | None, source: Any) -> t
 
 def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> SourceResult:
     """Examples from a Label Studio export, one per task that resolves to a label."""
-    try:
-        tasks = json.loads(read_text(source.path))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{source.path}: expected Label Studio's JSON export, found invalid JSON ({exc.msg})") from None
+    tasks = parse_json(read_text(source.path), str(source.path), "Label Studio's JSON export")
     if not isinstance(tasks, list):
         raise DataError(f"{source.path}: expected a list of tasks (Label Studio's JSON export), "
                         f"found a {type(tasks).__name__}")
+    tasks, pooled = pool_same_sentence(tasks)
     articles: dict[str, str] = {}
     lines: dict[str, ArticleLines] = {}  # each article's lines, each split once, for the neighbours of its tasks
     excluded = read_exclusions(source.exclude_articles)
@@ -192,6 +194,9 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
         result.examples.append(Example(normalize(text), label, article, index, "annotation",
                                        f"labelstudio:{source.path}", before=before, after=after))
     result.articles = len(counters)
+    _check_adjudicator(source, labels_by_task, how["dropped_no_adjudication"])
+    if pooled:
+        result.skipped["task_of_a_sentence_seen_before"] += pooled
     if left_out:
         result.skipped["excluded_article"] += len(left_out)
     # The adjudicator settles disagreements; agreement is between the annotators they settle.
@@ -199,6 +204,55 @@ def read_labelstudio(source: Any, num_proc: int = 1, progress: bool = True) -> S
     result.agreement = {f"labelstudio:{source.path}": {**agreement(judged), "resolved": dict(how),
                                                         "rule": source.resolve}}
     return result
+
+
+def pool_same_sentence(tasks: list[Any]) -> tuple[list[Any], int]:
+    """The tasks with those of one sentence (the same article and offsets: a task imported twice, or the
+    sentence selected again) made one, holding the annotations of all; and how many were merged away.
+    An annotation seen before (the same id, a task exported twice) is counted once.
+
+    >>> a = {"id": 1, "data": {"meta": {"article": "x", "start": 0, "end": 5}}, "annotations": [{"id": 7}]}
+    >>> b = {"id": 2, "data": {"meta": {"article": "x", "start": 0, "end": 5}}, "annotations": [{"id": 7}, {"id": 8}]}
+    >>> tasks, merged = pool_same_sentence([a, b])
+    >>> [x["id"] for x in tasks[0]["annotations"]], merged
+    ([7, 8], 1)
+    """
+    first: dict[tuple[str, ...], dict[str, Any]] = {}
+    kept: list[Any] = []
+    for task in tasks:
+        key = _sentence_key(task)
+        if key is None:
+            kept.append(task)
+            continue
+        annotations = list(task.get("annotations") or [])
+        if key not in first:
+            first[key] = {**task, "annotations": annotations}
+            kept.append(first[key])
+            continue
+        seen = {a.get("id") for a in first[key]["annotations"] if isinstance(a, dict) and a.get("id") is not None}
+        first[key]["annotations"] += [a for a in annotations
+                                      if not (isinstance(a, dict) and a.get("id") is not None and a.get("id") in seen)]
+    return kept, len(tasks) - len(kept)
+
+
+def _sentence_key(task: Any) -> tuple[str, ...] | None:
+    """(article, start, end) of a task whose meta names them, else None (such a task stands alone)."""
+    data = task.get("data") if isinstance(task, dict) else None
+    meta = data.get("meta") if isinstance(data, dict) else None
+    if not isinstance(meta, dict) or not all(k in meta for k in ("article", "start", "end")):
+        return None
+    if not isinstance(task.get("annotations", []), (list, type(None))):
+        return None
+    return tuple(json.dumps(meta[k]) for k in ("article", "start", "end"))
+
+
+def _check_adjudicator(source: Any, labels_by_task: list[dict[str, str]], unsettled: int) -> None:
+    """Disagreements left unsettled by an adjudicator who annotated nothing in the export: a misspelt name."""
+    annotators = sorted({a for labels in labels_by_task for a in labels})
+    if source.resolve == "adjudicator" and unsettled and source.adjudicator not in annotators:
+        raise DataError(f"{source.path}: expected adjudicator {source.adjudicator!r} among the annotators of the "
+                        f"export ({unsettled} disagreements wait for them), found only {annotators[:10]}; set "
+                        "`adjudicator:` to one of them (an email or user id)")
 
 
 def _task_text(data: dict[str, Any], meta: dict[str, Any], article: str, source: Any, articles: dict[str, str],

@@ -27,7 +27,8 @@ EXIT_BUG = 1
 CRASH_FOLDER = "trainer-crashes"
 # Disk faults that are the machine's state, not a bug: one line, exit 2.
 DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
-               errno.EROFS: "the file system is read-only"}
+               errno.EROFS: "the file system is read-only",
+               errno.EFBIG: "a file over the size limit (ulimit -f, or the file system's largest file)"}
 
 
 def signal_exit_code(signum: int) -> int:

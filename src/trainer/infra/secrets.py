@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*):[^\s/@]*@")
+# `:/` too: a URI passed through Path() loses one slash (`http:/me:pw@host/model`) and is still shown
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*:/{1,2}[^\s/@:]*):[^\s/@]*@")
 _QUERY = re.compile(r"(?i)(?P<head>[?&;][^=&\s]*(?:password|passwd|pwd|token|secret|key)[^=&\s]*=)[^&\s]*")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from trainer.errors import ConfigError, ModelLoadError
 from trainer.infra import threads
+from trainer.infra.crash import DISK_ERRORS
 from trainer.labels import LABELS
 from trainer.outputs import model_folder
 from trainer.models.batching import encode, load_tokenizer, probabilities
@@ -124,6 +125,9 @@ def export_onnx(source: Any, directory: Path, int8: bool) -> None:
         try:
             _export(torch, model, example, fp32_path)
         except Exception as error:  # the exporter's failures come as many types; all mean the same here
+            disk = disk_error_behind(error)
+            if disk is not None:  # a full or read-only disk is the machine's fault, not torch's: one line
+                raise disk from None
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ModelLoadError(
                 f"expected torch {torch.__version__} to export this model to ONNX, found it fails ({message}); "
@@ -207,6 +211,16 @@ def _modules_of(node: Any) -> list[str]:
 def _is_ffn_down_projection(modules: list[str]) -> bool:
     """BERT-family naming: layer.N.output.dense is the feed-forward block's second matrix."""
     return any(re.search(r"\blayer\.\d+\.output\.dense$", m) for m in modules)
+
+
+def disk_error_behind(error: BaseException | None) -> OSError | None:
+    """The full-disk (or read-only, over-quota) OSError behind `error`, which the exporter may have wrapped."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError) and error.errno in DISK_ERRORS:
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
 
 
 def _kept_in_fp32(graph: Any) -> list[str]:

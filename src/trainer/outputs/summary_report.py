@@ -17,6 +17,7 @@ import numpy as np
 from trainer.estimators import ESTIMATORS
 from trainer.infra.atomic import atomic_folder
 from trainer.labels import LABELS
+from trainer.outputs.spreadsheet import write_workbook
 
 COLOURS = {"ppi": "#1f77b4", "hand": "#9ecae1", "cc": "#bbbbbb", "acc": "#2ca02c", "pacc": "#2ca02c",
            "emq": "#2ca02c"}
@@ -56,12 +57,24 @@ def write_summary(summary: Any, target: Path) -> None:
               "notes": summary.notes, "audit": summary.audit, "rows": summary.rows}
     with atomic_folder(target) as tmp:
         frame.to_csv(tmp / "summary.csv", index=False)
-        with pd.ExcelWriter(tmp / "summary.xlsx", engine="openpyxl") as writer:
-            frame.to_excel(writer, sheet_name="shares", index=False)
-            pd.DataFrame({"note": summary.notes}).to_excel(writer, sheet_name="estimators", index=False)
+        write_workbook(tmp / "summary.xlsx", {"shares": frame, "estimators": pd.DataFrame({"note": summary.notes})})
         (tmp / "summary.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
         plot(summary, tmp / "summary.png", tmp / "summary.svg")
         (tmp / "summary.html").write_text(page(summary, tmp / "summary.png"), encoding="utf-8")
+
+
+# A group name longer than this is cut in the plot (the tables keep it whole): matplotlib lays out a 5 MB
+# tick label for minutes.
+MAX_TICK_CHARACTERS = 60
+
+
+def tick_label(group: str) -> str:
+    """A group's name as a tick label: at most MAX_TICK_CHARACTERS, cut with an ellipsis.
+
+    >>> tick_label("x" * 100)[-3:], len(tick_label("x" * 100))
+    ('xx…', 60)
+    """
+    return group if len(group) <= MAX_TICK_CHARACTERS else group[:MAX_TICK_CHARACTERS - 1] + "…"
 
 
 def plot(summary: Any, png: Path, svg: Path) -> None:
@@ -89,7 +102,8 @@ def plot(summary: Any, png: Path, svg: Path) -> None:
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
     audited = {r["group"]: r["audited"] for r in summary.rows}
-    axes[-1].set_xticks(x, [f"{g}\n(audit {audited[g]})" if summary.audit else g for g in groups], fontsize=8)
+    ticks = [tick_label(str(g)) + (f"\n(audit {audited[g]})" if summary.audit else "") for g in groups]
+    axes[-1].set_xticks(x, ticks, fontsize=8)
     axes[0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(names), frameon=False, fontsize=8)
     fig.suptitle(f"Share of sentences by {summary.by}: {SHORT[summary.primary]}"
                  + (" (prediction-powered inference)" if summary.primary == "ppi" else "")

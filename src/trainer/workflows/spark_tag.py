@@ -31,6 +31,7 @@ from typing import Any
 from trainer.infra.atomic import atomic_folder
 from trainer.errors import ConfigError, DataError, TrainerError
 from trainer.labels import LABELS
+from trainer.workflows.tag_input import check_input
 from trainer.workflows.tagging import MANIFEST, TABLES
 
 
@@ -119,6 +120,11 @@ def _schema(meta_columns: list[str]) -> str:
     return ", ".join([f"{name} {kind}" for name, kind in _ROW_TYPE] + [f"`meta_{c}` string" for c in meta_columns])
 
 
+def _no_id(value: Any) -> bool:
+    """A missing, NaN or blank article id (pandas gives a null as None or NaN)."""
+    return value is None or (isinstance(value, float) and value != value) or not str(value).strip()
+
+
 def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_encoding: str,
                       from_files: bool) -> Iterator[Any]:
     """mapInPandas: article rows in, sentence/article/skipped rows out (see `_schema`)."""
@@ -142,6 +148,10 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
                     out.append({**empty, "kind": "skipped", "article_id": path.stem, "where": str(path),
                                 "reason": undecodable(exc)})
                     continue
+            elif _no_id(record["article_id"]):  # as `trainer tag` skips it (a null was the article 'nan')
+                out.append({**empty, "kind": "skipped", "where": record["where"],
+                            "reason": f"no_id: expected an article id, found {json.dumps(record['article_id'])}"})
+                continue
             else:
                 meta = {c: record[f"meta_{c}"] for c in meta_columns}
                 article = Article(str(record["article_id"]), str(record["text"] or ""), meta, record["where"])
@@ -208,6 +218,8 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
         raise ConfigError(f"--input: expected a folder of articles or a Parquet/JSONL/CSV table on Spark, found the "
                           f"data config {input}; pass its article folder (and drop excluded articles first), or use "
                           "trainer tag")
+    if "://" not in input:  # a local input: missing, or a FIFO, is one line before Spark starts
+        check_input(Path(input))
     uri, tracking_uri, run_id = model_uri(model)
     if tracking_uri:
         use_tracking_uri(tracking_uri)  # in the environment too: executors resolve runs:/ URIs
@@ -216,8 +228,7 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
     builder = SparkSession.builder.appName("trainer-tag")
     if master:
         builder = builder.master(master)
-    spark = (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    spark = _start(builder, master)
     spark.sparkContext.setLogLevel(os.environ.get("TRAINER_SPARK_LOG_LEVEL", "ERROR"))
     try:
         articles, meta, from_files = _read_articles(spark, input, text_column, id_column)
@@ -255,6 +266,19 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
         return result
     finally:
         spark.stop()
+
+
+def _start(builder: Any, master: str | None) -> Any:
+    """The Spark session; a master Spark cannot start (`--master nonsense://x`) is one line."""
+    from pyspark.errors import PySparkException
+
+    try:
+        return (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    except PySparkException as exc:
+        raise ConfigError(f"--master: expected a Spark master that starts (local[*], spark://HOST:7077, yarn), found "
+                          f"{master or 'the default'} fails ({str(exc).splitlines()[0][:160]}); check --master and "
+                          "SPARK_HOME") from None
 
 
 def _write_tables(spark: Any, staging: Path, rows: Any, sentences: Any, meta: list[str]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,8 @@ def summarize(
     manifest_path = output / MANIFEST
     if not manifest_path.is_file():
         raise DataError(f"{output}: expected the output of `trainer tag` (with {MANIFEST}), found none")
-    target = report or output / f"summary-{by}"
+    # a column name is data: any separator in it stays inside the name (`summary-.._.._x`), never a path out
+    target = report or output / f"summary-{re.sub(r'[^A-Za-z0-9_.-]', '_', by)}"
     check_replaceable(target, SUMMARY_FILES, "--report")  # never replace a folder of other files
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

@@ -51,6 +51,18 @@ def check_input(path: Path) -> None:
                         "copy the data into a file")
 
 
+def check_suffix(path: Path) -> None:
+    """Refuse a single input file of a kind no reader takes (a `.tsv`, a `.jsonl.gz`), instead of reading nothing."""
+    from trainer.data.sources import HTML_SUFFIXES, TABLE_SUFFIXES, TEXT_SUFFIXES
+
+    known = TEXT_SUFFIXES + HTML_SUFFIXES + TABLE_SUFFIXES + (".yaml", ".yml")
+    if path.is_file() and path.suffix.lower() not in known:
+        raise DataError(f"{path}: expected a folder, an article ({', '.join(TEXT_SUFFIXES + HTML_SUFFIXES)}), a "
+                        f"table ({', '.join(TABLE_SUFFIXES)}) or a data config (.yaml), found a "
+                        f"{path.suffix or 'suffix-less'} file; convert it to one of these (a TSV to CSV, a .gz file "
+                        "uncompressed)")
+
+
 def unreadable(file: Path) -> str | None:
     """Why `file` is not read at all (`dangling_link`, `not_a_regular_file: a FIFO`, `too_large: ...`), or None."""
     problem = file_problem(file, MAX_ARTICLE_BYTES)
@@ -72,15 +84,19 @@ def table_articles(file: Path, text_column: str, id_column: str | None, on_bad_e
     """The rows of a table as articles; a row without an id or text of its own is skipped with its reason."""
     from trainer.data.sources import read_table
 
-    for number, (where, row) in enumerate(read_table(file, on_bad_encoding)):
+    bad: list[str] = []  # JSONL lines that are not a JSON object: each skipped, the rest of the file read
+    for number, (where, row) in enumerate(read_table(file, on_bad_encoding, bad_lines=bad)):
         where = shown(where)
         reason = _bad_row(row, text_column, id_column)
         if reason:
             skipped.append({"where": where, "reason": reason})
             continue
-        article = str(row[id_column]) if id_column else f"{shown(file.stem)}-{number}"
+        # a bad line keeps its place in the numbering: fixing it later renames no other row's article
+        article = str(row[id_column]) if id_column else f"{shown(file.stem)}-{number + len(bad)}"
         meta = {k: _cell(v) for k, v in row.items() if k not in (text_column, id_column)}
         yield Article(article, row[text_column] or "", meta, where)
+    skipped += [{"where": shown(message.split(": expected")[0]), "reason": f"unreadable: {message[:200]}"}
+                for message in bad]
 
 
 def _bad_row(row: dict[str, Any], text_column: str, id_column: str | None) -> str | None:
@@ -89,6 +105,8 @@ def _bad_row(row: dict[str, Any], text_column: str, id_column: str | None) -> st
     text = row[text_column]
     if text is not None and not isinstance(text, str):
         return f"not_text: expected text in the '{text_column}' column, found {type(text).__name__}"
+    if text is not None and len(text) > MAX_ARTICLE_BYTES:  # as an article file over the limit is
+        return f"too_large: {len(text):,} characters, over {MAX_ARTICLE_BYTES:,} for one article"
     if id_column is None:
         return None
     value = row.get(id_column)

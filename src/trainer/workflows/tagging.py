@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import re
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ from trainer.labels import LABELS
 from trainer.workflows.tag_input import (
     Article,
     check_input,
+    check_suffix,
     content_hash,
     input_files,
     read_article_bytes,
@@ -59,6 +61,7 @@ MANIFEST = "manifest.json"
 TABLES = ("sentences", "articles", "skipped")
 # Sentences per part: a kill loses at most one part's work.
 PART_SENTENCES = 20_000
+PART_NAME = re.compile(r"part-\d{5,}\.parquet")
 FORMATS = ("parquet", "csv", "xlsx")  # the parts are Parquet; csv and xlsx add whole tables beside them
 WORKBOOK = "tagged.xlsx"
 EXCEL_MAX_ROWS = 1_048_575  # an Excel sheet's rows, less the header
@@ -167,6 +170,11 @@ def _read_manifest(output: Path) -> dict[str, Any] | None:
             manifest["parts"], list) or not isinstance(manifest["done"], dict):
         raise ConfigError(f"--output: expected the {MANIFEST} of an earlier trainer tag in {output} (with "
                           f"{', '.join(keys)}), found another JSON; choose another folder")
+    bad = [part for part in manifest["parts"]
+           if not (isinstance(part, dict) and PART_NAME.fullmatch(str(part.get("name"))))]
+    if bad:  # a name from the file is a path that could lead out of the output (`../../x.parquet`)
+        raise ConfigError(f"--output: expected parts named part-NNNNN.parquet in {path}, found {str(bad[0])[:80]}; "
+                          "choose another folder")
     manifest.setdefault("partial", [])
     manifest.setdefault("skipped_where", [])
     return manifest
@@ -280,6 +288,7 @@ def tag(
     if format not in FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, found {format!r}")
     check_input(input)
+    check_suffix(input)
     with output_lock(output, f"--output {output}", "trainer tag into it"):
         result = _tag(model, input, output, text_column, id_column, overwrite, part_sentences, on_bad_encoding,
                       progress)
@@ -301,14 +310,9 @@ def export_tables(output: Path, format: str) -> list[Path]:
         raise DataError(f"--format xlsx: expected at most {EXCEL_MAX_ROWS:,} rows per sheet, found "
                         f"{', '.join(too_long)}; use --format csv or parquet for a corpus this size")
 
-    def write(tmp: Path) -> None:
-        import pandas as pd
+    from trainer.outputs.spreadsheet import write_workbook
 
-        with pd.ExcelWriter(tmp, engine="openpyxl") as workbook:
-            for table, frame in frames.items():
-                frame.to_excel(workbook, sheet_name=table, index=False)
-
-    atomic_file(output / WORKBOOK, write)
+    atomic_file(output / WORKBOOK, lambda tmp: write_workbook(tmp, frames))
     return [output / WORKBOOK]
 
 
@@ -530,6 +534,9 @@ def _open_output(model: str | Path, output: Path, overwrite: bool) -> _Parts:
                             "validation_confusion": validation["confusion_matrix"] if validation else None}
     listed = {part["name"] for part in manifest["parts"]}
     for table in TABLES:
+        if (output / table).is_symlink():  # its unlisted files are removed below: never a folder elsewhere
+            raise ConfigError(f"--output: expected {table}/ to be a folder inside {output}, found a link to "
+                              f"{(output / table).resolve()}; choose another folder")
         (output / table).mkdir(parents=True, exist_ok=True)
         for stale in (output / table).iterdir():  # a part the manifest does not list was cut short by a kill
             if stale.name not in listed:
@@ -552,7 +559,11 @@ def _earlier_manifest(output: Path, model_name: str, run_id: str | None, overwri
             raise ConfigError(f"--output: expected output of model {model_name!r}, found {output} written by "
                               f"{manifest['model']!r} (run {manifest['run_id']}); pass --overwrite or choose "
                               "another folder")
-        shutil.rmtree(output)
+        for child in output.iterdir():  # the folder's content, not the folder: `output` may be a link to it
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
         manifest = None
     if output.exists() and manifest is None and any(output.iterdir()) and not overwrite:
         raise ConfigError(f"--output: expected a new folder or an earlier tag output, found {output} with other "

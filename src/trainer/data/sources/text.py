@@ -4,6 +4,7 @@ made into text, JSONL/CSV/Parquet tables, article-id lists, and the cells of a t
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -116,28 +117,43 @@ def decode_article(data: bytes, path: Path, on_bad_encoding: str, result: Source
     return text
 
 
-def read_jsonl(path: Path, text: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path, text: str | None = None,
+               bad_lines: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line (of `text`, when the file is read already);
-    DataError names the bad line."""
-    for number, line in enumerate((read_text(path) if text is None else text).splitlines(), start=1):
+    DataError names the bad line, or with `bad_lines` the line is left out and its DataError's message added."""
+    # Lines end at "\n" only: U+2028 or U+0085 inside a JSON string (json.dumps(..., ensure_ascii=False)
+    # writes them as they are) are text, not line ends as str.splitlines would have them.
+    for number, line in enumerate((read_text(path) if text is None else text).split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{number}: expected a JSON object per line, found invalid JSON ({exc.msg})"
-            ) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}")
+            obj = parse_json(line, f"{path}:{number}", "a JSON object per line")
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}")
+        except DataError as exc:
+            if bad_lines is None:
+                raise
+            bad_lines.append(str(exc))
+            continue
         yield number, obj
 
 
+def parse_json(text: str, where: str, expected: str) -> Any:
+    """JSON text as Python values; invalid JSON, or arrays nested past Python's recursion limit, a DataError."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: expected {expected}, found invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{where}: expected {expected}, found JSON nested too deep to read") from None
+
+
 def read_table(
-    path: Path, on_bad_encoding: str = "error", result: SourceResult | None = None
+    path: Path, on_bad_encoding: str = "error", result: SourceResult | None = None, bad_lines: list[str] | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Rows of a JSONL, CSV or Parquet file as (where, row), `where` naming file and line (or row).
-    JSONL and CSV are decoded as `decode_text` does (`on_bad_encoding`, counted in `result`)."""
+    JSONL and CSV are decoded as `decode_text` does (`on_bad_encoding`, counted in `result`). With
+    `bad_lines`, a JSONL line that is not a JSON object is left out (its message added) instead of an error."""
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
@@ -151,7 +167,11 @@ def read_table(
     text = decode_text(read_bytes(path), path, on_bad_encoding, result if result is not None else SourceResult())
     if path.suffix.lower() == ".csv":
         try:
-            for number, row in enumerate(csv.DictReader(text.splitlines()), start=2):
+            # newline="": a quoted cell keeps its line breaks (paragraphs), as the csv module asks
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            csv.field_size_limit(max(csv.field_size_limit(), MAX_ARTICLE_BYTES))  # an article per cell
+            for row in reader:
+                number = reader.line_num
                 if None in row:  # more fields than the header names
                     raise DataError(f"{path}:{number}: expected {len(row) - 1} fields as in the header, found more "
                                     "(quote fields that hold commas)")
@@ -159,7 +179,7 @@ def read_table(
         except csv.Error as exc:
             raise DataError(f"{path}: expected CSV, found {exc}") from None
     else:
-        for number, row in read_jsonl(path, text):
+        for number, row in read_jsonl(path, text, bad_lines):
             yield f"{path}:{number}", row
 
 
