@@ -174,11 +174,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser, "the student's experiment config (its data: kind: teacher sources)")
     parser.add_argument("--teacher", required=True, type=Path, help="the teacher's model folder")
-    parser.add_argument("--no-train", action="store_true", help="write the probabilities only; train later with "
-                        "trainer train --config (the same config)")
+    parser.add_argument("--no-train", action="store_true", help="write the probabilities only (train later)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
-    parser.add_argument("--force", action="store_true", help="label every source again, even a file that the same "
-                        "teacher wrote with the same draw")
+    parser.add_argument("--force", action="store_true", help="label a source again though its file is up to date")
 
 
 def _cmd_distill(args: argparse.Namespace) -> None:
@@ -186,8 +184,7 @@ def _cmd_distill(args: argparse.Namespace) -> None:
     from trainer.workflows.distill import distill
 
     config = load_config(args.config, args.overrides)
-    result = distill(config, args.teacher, train_student=not args.no_train, overwrite=args.overwrite,
-                     force=args.force)
+    result = distill(config, args.teacher, not args.no_train, args.overwrite, force=args.force)
     cli_output.print_distill(result)
 
 
