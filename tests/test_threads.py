@@ -122,6 +122,18 @@ def test_run_batches_runs_two_at_once_on_loaded_cores(loaded_two_cores):
     assert seen[0] != seen[1] and threading.get_ident() not in seen.values()
 
 
+def test_run_batches_workers_compute_in_the_callers_inference_mode(loaded_two_cores):
+    model = torch.nn.Linear(3, 2)
+    seen = {}
+
+    def work(batch: int) -> None:  # what predict's batches do: a forward pass, then numpy
+        seen[batch] = (torch.is_inference_mode_enabled(), model(torch.ones(1, 3)).numpy().shape)
+
+    with torch.inference_mode():
+        threads.run_batches(work, range(6))
+    assert seen == {b: (True, (1, 2)) for b in range(6)}
+
+
 def test_run_batches_runs_in_the_calling_thread_on_quiet_cores(monkeypatch):
     import threading
 

@@ -218,6 +218,7 @@ def run_batches(work: Callable[[Batch], object], batches: Iterable[Batch]) -> No
     chosen = governor()
     pool, size = None, 0
     running: set[Future] = set()
+    on_worker = in_callers_mode(work)
     try:
         for batch in batches:
             wanted = chosen.choose()
@@ -236,11 +237,29 @@ def run_batches(work: Callable[[Batch], object], batches: Iterable[Batch]) -> No
             if len(running) >= size:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _raise_first(done)
-            running.add(pool.submit(work, batch))
+            running.add(pool.submit(on_worker, batch))
         _finish(running)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def in_callers_mode(work: Callable[[Batch], object]) -> Callable[[Batch], object]:
+    """`work`, run in the calling thread's torch modes: grad and inference mode are per thread, so a worker
+    would otherwise compute with gradients (and `.numpy()` on its result would fail) under the caller's
+    `torch.inference_mode()`."""
+    import sys
+
+    torch = sys.modules.get("torch")  # not imported here: a caller that never imported torch needs no modes
+    if torch is None:
+        return work
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def run(batch: Batch) -> object:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return work(batch)
+
+    return run
 
 
 def _finish(running: set[Future]) -> None:
