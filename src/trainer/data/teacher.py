@@ -62,7 +62,7 @@ def draw_pool(source: TeacherSource, progress: bool = True) -> tuple[list[PoolSe
     files = sorted(source.articles.glob("*.txt"))
     everything: list[PoolSentence] = []
     counts = {"articles": 0, "excluded_articles": 0, "unreadable_articles": 0}
-    for path in bar(files, desc=f"splitting {source.articles.name}", unit="article", disable=not progress):
+    for path in bar(files, desc=f"splitting {corpus_name(source.articles)}", unit="article", disable=not progress):
         if path.stem in excluded:
             counts["excluded_articles"] += 1
             continue
@@ -128,20 +128,23 @@ def teacher_summary(source: TeacherSource, project: Path) -> dict[str, Any]:
             "corpus": meta.get("articles", corpus_name(source.articles))}
 
 
-def _frame(source: TeacherSource) -> Any:
+def _frame(source: TeacherSource, columns: list[str] = COLUMNS) -> Any:
+    """The probabilities file's `columns` (all by default), with a DataError for a file that is not one."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     if not source.path.is_file():
         raise DataError(f"{source.path}: expected a teacher's probabilities file, found none; write it with "
                         "`trainer distill --teacher MODEL --config CONFIG`")
     try:
-        frame = pd.read_parquet(source.path)
+        present = set(pq.read_schema(source.path).names)
+        frame = pd.read_parquet(source.path, columns=[c for c in columns if c in present])
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a file that is not Parquet
         raise DataError(f"{source.path}: expected a Parquet file written by `trainer distill`, found "
                         f"{type(exc).__name__}; write it again with `trainer distill`") from None
-    missing = [column for column in COLUMNS if column not in frame.columns]
+    missing = [column for column in columns if column not in frame.columns]
     if missing:
-        raise DataError(f"{source.path}: expected the columns {COLUMNS}, found no {missing}; write it again with "
+        raise DataError(f"{source.path}: expected the columns {columns}, found no {missing}; write it again with "
                         "`trainer distill`")
     return frame
 
@@ -187,5 +190,5 @@ def teacher_files(source: TeacherSource) -> list[Path]:
     articles it names."""
     if not source.path.is_file():
         return []
-    articles = sorted({str(a) for a in _frame(source)["article"]})
+    articles = sorted({str(a) for a in _frame(source, ["article"])["article"]})  # one column: the rest is read later
     return [source.path, *(source.articles / f"{article}.txt" for article in articles)]

@@ -26,7 +26,7 @@ from trainer.errors import ConfigError
 from trainer.infra.progress import bar
 from trainer.labels import LABELS
 from trainer.outputs.model_folder import MODEL_META, read_meta
-from trainer.workflows.predict import load_classifier
+from trainer.workflows.predict import Classifier, load_classifier
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +75,18 @@ def up_to_date(source: TeacherSource, teacher: Path) -> TeacherFile | None:
     return TeacherFile(source.path, meta.get("counts", {}), meta.get("shares", {}), 0.0, reused=True)
 
 
-def label_pool(source: TeacherSource, teacher: Path, progress: bool = True) -> TeacherFile:
-    """Draw the source's sentences, have the teacher label them, and write its probabilities file."""
+def label_pool(source: TeacherSource, teacher: Path, classifier: Classifier, progress: bool = True) -> TeacherFile:
+    """Draw the source's sentences, have the teacher (`classifier`, loaded from `teacher`) label them, and write
+    its probabilities file."""
     started = time.perf_counter()
     pool, counts = draw_pool(source, progress)
     log.info("%s: %d of %d sentences drawn from %d articles", source.articles, counts["drawn"], counts["sentences"],
              counts["articles"])
-    classifier = load_classifier(teacher)
     texts = [p.sentence.text for p in pool]
     rows = []
     predictions = classifier.iter_predict(texts, chunk_size=classifier.progress_chunk())
-    for prediction in bar(predictions, total=len(texts), desc=f"teacher on {corpus_name(source.articles)}", unit="sentence",
-                          disable=not progress):
+    for prediction in bar(predictions, total=len(texts), desc=f"teacher on {corpus_name(source.articles)}",
+                          unit="sentence", disable=not progress):
         rows.append([prediction.probabilities[label] for label in LABELS])
     probabilities = np.asarray(rows, dtype=np.float32).reshape(len(texts), len(LABELS))
     predicted = probabilities.argmax(axis=1) if len(texts) else np.array([], dtype=int)
@@ -111,9 +111,12 @@ def distill(config: ExperimentConfig, teacher: Path, train_student: bool = True,
                           f"{'nothing' if not teacher.exists() else 'a folder without it'} at {teacher}; "
                           "train one first (trainer train --config configs/mpnet-news-outlets.yaml)")
     result = DistillResult()
+    classifier = None  # the teacher, loaded once and only if a source needs labeling
     for source in teacher_sources(config):
         kept = None if force else up_to_date(source, teacher)
-        result.files.append(kept or label_pool(source, teacher, progress))
+        if kept is None and classifier is None:
+            classifier = load_classifier(teacher)
+        result.files.append(kept or label_pool(source, teacher, classifier, progress))
     if train_student:
         result.student = train(config, overwrite=overwrite)
     return result

@@ -132,7 +132,8 @@ def fit(
     on_epoch: Callable[[EpochDone], None] | None = None,
     targets: np.ndarray | None = None,
 ) -> Backend:
-    """Train `backend` (with `targets`, a teacher's probabilities per train text: distillation). One that trains in steps runs its loop here, and this function decides:
+    """Train `backend` (with `targets`, a teacher's probabilities per train text: distillation). One that
+    trains in steps runs its loop here, and this function decides:
     per-epoch metrics to MLflow, a checkpoint every `checkpoint_every_steps` steps and at each epoch
     end, early stopping after `early_stopping_patience` epochs without a better score. `on_epoch`
     sees each epoch's event after it is logged (a sweep's pruner raises from it to stop the trial)."""
