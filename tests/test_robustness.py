@@ -1274,7 +1274,7 @@ def test_tag_spark_skips_a_row_without_an_id_as_tag_does():
 
     rows = pd.DataFrame({"article_id": [None, float("nan"), " ", "ok"], "where": ["t.jsonl"] * 4,
                          "text": ["The mayor said so."] * 4})
-    out = pd.concat(list(_split_partitions(iter([rows]), [], "error", from_files=False)))
+    out = pd.concat(list(_split_partitions(iter([rows]), [], "error", "table")))
     assert sorted(out.loc[out["kind"] == "skipped", "reason"].str.split(":").str[0]) == ["no_id"] * 3
     assert set(out.loc[out["kind"] != "skipped", "article_id"]) == {"ok"}
 

@@ -67,3 +67,32 @@ def test_spark_job_writes_what_trainer_tag_writes(trained_sklearn, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".spark.")]  # no staging folder left
     with pytest.raises(Exception, match="written by trainer tag-spark"):
         tag(model, folder, tmp_path / "spark", progress=False)
+
+
+@pytest.mark.slow
+def test_a_json_lines_table_keeps_its_cell_types_on_spark_as_in_trainer_tag(trained_sklearn, tmp_path):
+    """Spark's JSON reader turns a number or an object in the text column into text ("12345"); tag-spark reads
+    each line itself, so such a row is skipped with `trainer tag`'s reason instead of being tagged."""
+    import json
+
+    from trainer.workflows.spark_tag import tag_spark
+
+    rows = [{"id": "a", "text": "The mayor said the bridge would reopen.", "outlet": "Daily"},
+            {"id": "b", "text": 12345, "outlet": "Daily"},
+            {"id": "c", "text": {"body": "Officials confirmed it."}, "outlet": {"name": "Wire"}},
+            {"id": None, "text": "No id here."},
+            {"id": "d", "text": "Rebels reportedly seized the town.", "outlet": 7}]
+    table = tmp_path / "articles.jsonl"
+    table.write_text("\n".join(json.dumps(r) for r in rows) + "\n[1, 2]\n\n")
+    model = trained_sklearn[1].model_dir
+    tag(model, table, tmp_path / "local", id_column="id", progress=False)
+    tag_spark(str(model), str(table), tmp_path / "spark", master="local[2]", id_column="id")
+
+    reasons = {name: sorted(r.split(":")[0] for r in frame["reason"]) for name, frame in
+               (("local", read_tables(tmp_path / "local", "skipped")),
+                ("spark", _spark_tables(tmp_path / "spark", "skipped")))}
+    assert reasons["spark"] == reasons["local"] == ["no_id", "not_text", "not_text", "unreadable"]
+    local = read_tables(tmp_path / "local", "articles").sort_values("article_id").reset_index(drop=True)
+    spark = _spark_tables(tmp_path / "spark", "articles").sort_values("article_id").reset_index(drop=True)
+    assert list(spark["article_id"]) == list(local["article_id"]) == ["a", "d"]
+    assert list(spark["outlet"]) == list(local["outlet"]) == ["Daily", "7"]

@@ -126,12 +126,15 @@ def _no_id(value: Any) -> bool:
 
 
 def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_encoding: str,
-                      from_files: bool) -> Iterator[Any]:
-    """mapInPandas: article rows in, sentence/article/skipped rows out (see `_schema`)."""
+                      source: str, text_column: str = "text", id_column: str | None = None) -> Iterator[Any]:
+    """mapInPandas: article rows in, sentence/article/skipped rows out (see `_schema`). `source` says what a row
+    holds: "files" (a file's path and bytes), "json" (one line of a JSON Lines table, parsed here so that a cell
+    keeps its JSON type and is checked as `trainer tag` checks it) or "table" (Spark's columns)."""
     import pandas as pd
 
     from trainer.data.language import detect
     from trainer.data.rules import RuleLabeler, rules_path
+    from trainer.workflows.tag_input import bad_row, metadata_cell
     from trainer.workflows.tagging import Article, content_hash, file_article, split_article, undecodable
 
     labeler = RuleLabeler.from_yaml(rules_path(None))
@@ -140,7 +143,15 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
     for frame in batches:
         out: list[dict[str, Any]] = []
         for record in frame.to_dict("records"):
-            if from_files:
+            if source == "json":
+                if not str(record["line"] or "").strip():
+                    continue  # a blank line, as `trainer tag` reads JSON Lines
+                article, reason = _json_article(record["line"], record["where"], meta_columns, text_column,
+                                                id_column, bad_row, metadata_cell)
+                if article is None:
+                    out.append({**empty, "kind": "skipped", "where": record["where"], "reason": reason})
+                    continue
+            elif source == "files":
                 path = Path(record["path"].removeprefix("file:"))
                 try:
                     article = file_article(path, bytes(record["content"]), on_bad_encoding)
@@ -170,8 +181,26 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
         yield pd.DataFrame(out, columns=columns)
 
 
-def _read_articles(spark: Any, input: str, text_column: str, id_column: str | None) -> tuple[Any, list[str], bool]:
-    """(DataFrame, metadata columns, whether it holds file bytes) for a folder or a table."""
+def _json_article(line: str, where: str, meta_columns: list[str], text_column: str, id_column: str | None,
+                  bad_row: Any, metadata_cell: Any) -> tuple[Any, str]:
+    """(the article of one JSON Lines row, "") or (None, why it is skipped)."""
+    from trainer.workflows.tagging import Article
+
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        return None, f"unreadable: expected one JSON object per line, found {exc}"
+    if not isinstance(row, dict):
+        return None, f"unreadable: expected one JSON object per line, found a JSON {type(row).__name__}"
+    reason = bad_row(row, text_column, id_column)
+    if reason:
+        return None, reason
+    meta = {c: metadata_cell(row.get(c)) for c in meta_columns}
+    return Article(str(row[id_column]), row[text_column] or "", meta, where), ""
+
+
+def _read_articles(spark: Any, input: str, text_column: str, id_column: str | None) -> tuple[Any, list[str], str]:
+    """(DataFrame, metadata columns, what a row holds: see `_split_partitions`) for a folder or a table."""
     from pyspark.sql import functions as F
 
     from trainer.data.sources import HTML_SUFFIXES, TEXT_SUFFIXES
@@ -189,16 +218,19 @@ def _read_articles(spark: Any, input: str, text_column: str, id_column: str | No
             if column not in frame.columns:
                 raise DataError(f"{input}: expected a '{column}' column, found {sorted(frame.columns)}; "
                                 "set --text-column / --id-column")
-        meta = [c for c in frame.columns if c not in (text_column, id_column)]
+        meta = [c for c in frame.columns if c not in (text_column, id_column, "_corrupt_record")]
+        if suffix in (".jsonl", ".json"):  # Spark's JSON reader turns 12345 or {"body": ...} into text: parse lines
+            lines = spark.read.text(input).select(F.col("value").alias("line"), F.lit(input).alias("where"))
+            return lines, meta, "json"
         frame = frame.select(
             F.col(id_column).cast("string").alias("article_id"), F.col(text_column).cast("string").alias("text"),
             F.lit(input).alias("where"), *[F.col(c).cast("string").alias(f"meta_{c}") for c in meta])
-        return frame, meta, False
+        return frame, meta, "table"
     frame = (spark.read.format("binaryFile").option("recursiveFileLookup", True).load(input)
              .select("path", "content"))
     suffixes = "|".join(s.lstrip(".") for s in TEXT_SUFFIXES + HTML_SUFFIXES)  # what `trainer tag` reads
     frame = frame.filter(F.lower(F.col("path")).rlike(rf"\.({suffixes})$"))
-    return frame, ["path", "decoded_with_replacement"], True
+    return frame, ["path", "decoded_with_replacement"], "files"
 
 
 def tag_spark(model: str, input: str, output: Path, master: str | None = None, text_column: str = "text",
@@ -231,10 +263,11 @@ def tag_spark(model: str, input: str, output: Path, master: str | None = None, t
     spark = _start(builder, master)
     spark.sparkContext.setLogLevel(os.environ.get("TRAINER_SPARK_LOG_LEVEL", "ERROR"))
     try:
-        articles, meta, from_files = _read_articles(spark, input, text_column, id_column)
+        articles, meta, source = _read_articles(spark, input, text_column, id_column)
         schema = _schema(meta)
         rows = articles.mapInPandas(
-            lambda batches: _split_partitions(batches, meta, on_bad_encoding, from_files), schema).cache()
+            lambda batches: _split_partitions(batches, meta, on_bad_encoding, source, text_column, id_column),
+            schema).cache()
         duplicates = (rows.filter("kind = 'article'").groupBy("article_id")
                       .agg(F.count("*").alias("n"), F.collect_list("where").alias("wheres")).filter("n > 1").limit(1)
                       .collect())

@@ -87,19 +87,19 @@ def table_articles(file: Path, text_column: str, id_column: str | None, on_bad_e
     bad: list[str] = []  # JSONL lines that are not a JSON object: each skipped, the rest of the file read
     for number, (where, row) in enumerate(read_table(file, on_bad_encoding, bad_lines=bad)):
         where = shown(where)
-        reason = _bad_row(row, text_column, id_column)
+        reason = bad_row(row, text_column, id_column)
         if reason:
             skipped.append({"where": where, "reason": reason})
             continue
         # a bad line keeps its place in the numbering: fixing it later renames no other row's article
         article = str(row[id_column]) if id_column else f"{shown(file.stem)}-{number + len(bad)}"
-        meta = {k: _cell(v) for k, v in row.items() if k not in (text_column, id_column)}
+        meta = {k: metadata_cell(v) for k, v in row.items() if k not in (text_column, id_column)}
         yield Article(article, row[text_column] or "", meta, where)
     skipped += [{"where": shown(message.split(": expected")[0]), "reason": f"unreadable: {message[:200]}"}
                 for message in bad]
 
 
-def _bad_row(row: dict[str, Any], text_column: str, id_column: str | None) -> str | None:
+def bad_row(row: dict[str, Any], text_column: str, id_column: str | None) -> str | None:
     if text_column not in row:
         return f"no_text: expected a '{text_column}' column, found {sorted(map(str, row))}; set --text-column"
     text = row[text_column]
@@ -117,7 +117,7 @@ def _bad_row(row: dict[str, Any], text_column: str, id_column: str | None) -> st
     return None
 
 
-def _cell(value: Any) -> str | None:
+def metadata_cell(value: Any) -> str | None:
     """A metadata cell as text: strings as they are, anything else as JSON (never Python's repr)."""
     if value is None or isinstance(value, str):
         return value
