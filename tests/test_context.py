@@ -361,3 +361,15 @@ def test_context_on_a_backend_without_it_is_a_config_error(project):
     with pytest.raises(ConfigError, match="context"):
         load_config(path)
     assert yaml.safe_load(path.read_text())["model"]["context"] is True
+
+
+def test_an_evaluations_data_fingerprint_counts_the_neighbours_only_where_there_are_some():
+    import hashlib
+
+    from trainer.workflows.evaluate import LabeledRows, data_fingerprint
+
+    plain = LabeledRows("dev", ["It fell."], ["verified"])
+    bare = LabeledRows("dev", [InContext("It fell.")], ["verified"])
+    framed = LabeledRows("dev", [InContext("It fell.", before="The river rose.")], ["verified"])
+    assert data_fingerprint(plain) == data_fingerprint(bare) == hashlib.sha256(b"verified\tIt fell.\n").hexdigest()
+    assert data_fingerprint(framed) != data_fingerprint(plain)

@@ -297,10 +297,13 @@ def write_predictions(path: Path, rows: LabeledRows, predicted: np.ndarray, prob
 
 
 def data_fingerprint(rows: LabeledRows) -> str:
-    """SHA-256 of the evaluated sentences and their gold labels, in order."""
+    """SHA-256 of the evaluated sentences and their gold labels, in order; a sentence's neighbours count
+    where it has them (the same sentences with context are other data for a model that reads it)."""
     digest = hashlib.sha256()
     for text, gold in zip(rows.texts, rows.gold):
-        digest.update(f"{gold}\t{text}\n".encode())
+        before, after = getattr(text, "before", ""), getattr(text, "after", "")
+        neighbours = f"\t{before}\t{after}" if before or after else ""
+        digest.update(f"{gold}\t{text}{neighbours}\n".encode())
     return digest.hexdigest()
 
 
