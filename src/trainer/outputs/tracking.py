@@ -362,6 +362,8 @@ def _check_reachable(uri: str) -> None:
     must be writable."""
     if uri.startswith("sqlite:///"):
         _check_writable(Path(uri.removeprefix("sqlite:///")))
+    if uri.split(":", 1)[0].split("+", 1)[0] in _DATABASE_PORTS:
+        _check_database_port(uri)
     if not uri.startswith(("http://", "https://")):
         return
     import requests
@@ -370,6 +372,31 @@ def _check_reachable(uri: str) -> None:
         requests.get(f"{uri.rstrip('/')}/health", timeout=_PROBE_TIMEOUT_S).raise_for_status()
     except requests.RequestException as exc:
         raise ConnectionError(f"tracking server {uri} is unreachable ({type(exc).__name__})") from None
+
+
+# Database stores MLflow reaches over TCP, and their default ports: MLflow retries a refused connection
+# for about 100 s before it gives up, so one socket connect tells first.
+_DATABASE_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
+
+
+def _check_database_port(uri: str) -> None:
+    """One TCP connect to a database store's host and port (skipped for a Unix socket: no host)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number: the database driver says so itself
+        return
+    if not host:
+        return
+    port = port or _DATABASE_PORTS[parts.scheme.split("+", 1)[0]]
+    try:
+        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConnectionError(f"tracking database {host}:{port} is unreachable ({exc.strerror or type(exc).__name__})"
+                              ) from None
 
 
 def _requirements() -> list[str]:
