@@ -63,6 +63,13 @@ def test_teacher_rows_learn_the_probabilities_with_their_weight():
     soft = soft_targets(y, targets, torch.tensor([1.0, 1.0, 3.0]), 0.5, torch.device("cpu"))
     assert torch.allclose(soft.distributions[1], torch.tensor([0.2, 0.3, 0.5]))
     assert soft.weights.tolist() == pytest.approx([1.0, 0.5 * (0.2 + 0.3 + 1.5)])
+    plain = soft_targets(y, targets, torch.tensor([1.0, 1.0, 3.0]), 0.5, torch.device("cpu"),
+                         teacher_class_weights=False)  # the gold row keeps its class weight, the teacher's not
+    assert plain.weights.tolist() == pytest.approx([1.0, 0.5])
+    soft = soft_targets(y, targets, None, 1.0, torch.device("cpu"), temperature=2.0)
+    expected = torch.tensor([0.2, 0.3, 0.5]).sqrt()
+    assert torch.allclose(soft.distributions[1], expected / expected.sum())
+    assert soft.distributions[0].tolist() == [1.0, 0.0, 0.0]  # gold stays one-hot
 
 
 def test_distill_writes_offsets_and_probabilities_without_text(student_config: ExperimentConfig, trained_sklearn):

@@ -529,6 +529,12 @@ class TrainingConfig(_Strict):
     )
     distill_weight: float = Field(default=1.0, gt=0, description="weight of a teacher's sentence in the loss, "
                                   "relative to a gold one (kind: teacher sources)")
+    distill_class_weights: bool = Field(
+        default=True, description="weigh a teacher's sentence by its expected class weight as well; false: by "
+        "distill_weight alone (the teacher's probabilities already carry its own class weighting)")
+    distill_temperature: float = Field(
+        default=1.0, gt=0, le=20, description="temperature applied to a teacher's probabilities "
+        "(p^(1/T), renormalised): above 1 softens them, 1 keeps them as the teacher gave them")
     temperature_scaling: bool = Field(
         default=False, description="fit a temperature on validation; saved with the model and used by predict"
     )

@@ -137,8 +137,9 @@ class TrainingLoop(Generic[T]):
             weight = torch.tensor(len(gold) / (len(LABELS) * np.maximum(counts, 1)), dtype=torch.float32)
             log.info("class weights %s", {label: round(float(w), 2) for label, w in zip(LABELS, weight)})
         self.loss_fn = torch.nn.CrossEntropyLoss(weight=weight.to(trainable.device) if weight is not None else None)
-        self.soft = None if self.targets is None else soft_targets(y, self.targets, weight, cfg.distill_weight,
-                                                                   trainable.device)
+        self.soft = None if self.targets is None else soft_targets(
+            y, self.targets, weight, cfg.distill_weight, trainable.device, cfg.distill_class_weights,
+            cfg.distill_temperature)
 
         steps_per_epoch = -(-len(self.ids) // cfg.batch_size)
         self.total_steps = steps_per_epoch * cfg.epochs
@@ -311,14 +312,21 @@ class SoftTargets:
 
 
 def soft_targets(y: torch.Tensor, targets: np.ndarray, class_weight: torch.Tensor | None, distill_weight: float,
-                 device: torch.device) -> SoftTargets:
-    """`SoftTargets` from the hard labels `y` and `targets` (the teacher's rows, NaN for gold sentences)."""
+                 device: torch.device, teacher_class_weights: bool = True,
+                 temperature: float = 1.0) -> SoftTargets:
+    """`SoftTargets` from the hard labels `y` and `targets` (the teacher's rows, NaN for gold sentences).
+    A teacher's row weighs `distill_weight` times its expected class weight, or `distill_weight` alone when
+    `teacher_class_weights` is false. A `temperature` T renormalises the teacher's p to p^(1/T): the softmax of
+    its log-probabilities divided by T, as distillation softens logits."""
     teacher = torch.from_numpy(np.asarray(targets, dtype=np.float32))
     is_teacher = ~torch.isnan(teacher).any(dim=1)
     distributions = torch.nn.functional.one_hot(y, len(LABELS)).float()
-    distributions[is_teacher] = teacher[is_teacher] / teacher[is_teacher].sum(dim=1, keepdim=True)
+    probabilities = teacher[is_teacher].clamp(min=1e-12)
+    distributions[is_teacher] = torch.softmax(probabilities.log() / temperature, dim=1)
     per_label = class_weight if class_weight is not None else torch.ones(len(LABELS))
     weights = (distributions * per_label).sum(dim=1)
+    if not teacher_class_weights:
+        weights[is_teacher] = 1.0
     weights[is_teacher] *= distill_weight
     return SoftTargets(distributions.to(device), weights.to(device))
 
