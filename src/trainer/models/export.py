@@ -123,6 +123,9 @@ def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportC
     from trainer.models import load_backend
 
     exporter = EXPORTS.get(format, "--format: ")
+    if output.resolve().is_relative_to(model_dir.resolve()):  # `train --overwrite` replaces that folder whole
+        raise ConfigError(f"--output: expected a folder outside the model folder {model_dir}, found {output} inside "
+                          "it; choose another folder")
     check_no_links_out(model_dir)
     meta = read_meta(model_dir)
     backend = meta.get("backend")
