@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -202,10 +203,11 @@ def read_table(
 
 def once(columns: list[str], path: Path) -> None:
     """A DataError for a table whose header names a column twice: a row would keep only the last one's cell."""
-    twice = sorted({c for c in columns if columns.count(c) > 1})
+    counts = Counter(columns)  # a header can have 300,000 columns: counted once, not once per column
+    twice = sorted(c for c, n in counts.items() if n > 1)
     if twice:
         raise DataError(f"{path}: expected each column name once in the header, found {twice[0]!r} "
-                        f"{columns.count(twice[0])} times; rename or remove the extra columns")
+                        f"{counts[twice[0]]} times; rename or remove the extra columns")
 
 
 def column_value(row: dict[str, Any], column: str, where: str) -> Any:
