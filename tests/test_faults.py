@@ -565,3 +565,15 @@ def test_an_export_that_fills_the_disk_blames_the_disk_not_torch():
     except RuntimeError as wrapped:
         assert disk_error_behind(wrapped) is full
     assert disk_error_behind(RuntimeError("a real exporter failure")) is None
+
+
+def test_a_workbook_the_disk_refuses_is_one_line_and_no_report(trained_sklearn, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("The mayor said so. " * 40)
+    assert main(["-q", "tag", "--model", str(trained_sklearn[1].model_dir), "--input", str(tmp_path / "in"),
+                 "--output", str(tmp_path / "out")]) == 0
+    # openpyxl's temporary sheet files hit the limit; their cleanup printed a traceback at exit
+    done = _limited(2, "summarize", str(tmp_path / "out"), "--by", "path", "--report", str(tmp_path / "report"))
+    assert done.returncode == 2, done.stderr[-1500:]
+    _one_error_line(done.stderr, r"expected room to write the command's output, found a file over the size limit")
+    assert "Exception ignored" not in done.stderr and not (tmp_path / "report").exists()

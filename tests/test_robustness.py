@@ -62,6 +62,7 @@ def test_label_set_must_be_the_schemes(project):
         ("training.seed=-5", r"--set training\.seed: expected greater than or equal to 0, found -5"),
         ("training.seed=99999999999999", r"--set training\.seed: expected less than or equal to 4294967295"),
         ("data.split.seed=-1", r"--set data\.split\.seed: expected greater than or equal to 0, found -1"),
+        ("data.num_proc=100000", r"--set data\.num_proc: expected less than or equal to 256, found 100000"),
     ],
 )
 def test_out_of_range_values(project, override, message):
@@ -1292,3 +1293,207 @@ def test_summarize_plots_a_huge_group_name_cut_and_keeps_it_whole_in_the_tables(
     assert main(["summarize", str(tmp_path / "out"), "--by", "pub", "--metadata", str(tmp_path / "meta.jsonl"),
                  "--key", "id", "--report", str(tmp_path / "report")]) == 0
     assert set(pd.read_csv(tmp_path / "report" / "summary.csv")["group"]) == {name, "(all)"}
+
+
+# ---------------------------------------------------------------- hostile cases, round three, third pass
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("dup.csv", b'id,text,text\na,"The mayor said so.","Police said nothing."\n',
+     r"dup\.csv: expected each column name once in the header, found 'text' 2 times"),
+    ("u16.csv", 'id,text\na,"The mayor said so."\n'.encode("utf-16"),
+     r"u16\.csv: expected UTF-8 text, found UTF-16 \(its byte-order mark\); re-save the file as UTF-8$"),
+    ("u32.jsonl", '{"id": "a", "text": "x"}\n'.encode("utf-32"), r"expected UTF-8 text, found UTF-32"),
+    ("dup.parquet", None, r"dup\.parquet: expected each column name once in the header, found 'text' 2 times"),
+])
+def test_a_table_with_a_column_named_twice_or_in_utf16_is_one_line(tmp_path, name, content, message):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trainer.data.sources import read_table
+
+    path = tmp_path / name
+    if content is None:  # a row would keep only the last 'text' cell
+        pq.write_table(pa.Table.from_arrays([pa.array(["a"]), pa.array(["x"]), pa.array(["y"])],
+                                            names=["id", "text", "text"]), path)
+    else:
+        path.write_bytes(content)
+    for on_bad_encoding in ("error", "replace"):  # replacement characters would not make UTF-16 readable
+        with pytest.raises(DataError, match=message):
+            list(read_table(path, on_bad_encoding))
+
+
+def test_summarize_refuses_metadata_that_counts_an_article_twice_or_joins_none(trained_sklearn, tmp_path, capsys):
+    import pandas as pd
+
+    from trainer.cli import main
+
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps({"id": f"00{i}", "text": f"Official {i} said so."}) + "\n"
+                                              for i in range(3)))
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "t.jsonl", tmp_path / "out", "--id-column", "id")) == 0
+    summarize = ["summarize", str(tmp_path / "out"), "--by", "pub", "--key", "id", "--report", str(tmp_path / "rep")]
+    (tmp_path / "twice.csv").write_text("id,pub\n000,A\n001,B\n002,B\n000,C\n")
+    assert main([*summarize, "--metadata", str(tmp_path / "twice.csv")]) == 2
+    assert "expected each article once in the 'id' column, found '000' 2 times" in capsys.readouterr().err
+    (tmp_path / "none.csv").write_text("id,pub\n000.txt,A\n")
+    assert main([*summarize, "--metadata", str(tmp_path / "none.csv")]) == 2
+    assert "found none of them (its values are such as '000.txt')" in capsys.readouterr().err
+    (tmp_path / "zeros.csv").write_text("id,pub\n000,A\n001,B\n002,B\n")  # read as numbers, 000 joined nothing
+    assert main([*summarize, "--metadata", str(tmp_path / "zeros.csv")]) == 0
+    summary = pd.read_csv(tmp_path / "rep" / "summary.csv").query("label == 'verified'").set_index("group")
+    assert summary.loc["A", "articles"] == 1 and summary.loc["B", "articles"] == 2
+
+
+@pytest.mark.parametrize("damage", ["no sentences", "a broken part"])
+def test_summarize_or_audit_of_a_tag_output_without_its_parts_is_one_line(trained_sklearn, tmp_path, capsys, damage):
+    import shutil
+
+    from trainer.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("The mayor said so. Officials confirmed it.")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / "out")) == 0
+    if damage == "no sentences":
+        shutil.rmtree(tmp_path / "out" / "sentences")
+    else:
+        next((tmp_path / "out" / "sentences").glob("part-*.parquet")).write_bytes(b"PAR1 not parquet")
+    assert main(["summarize", str(tmp_path / "out"), "--by", "path"]) == 2
+    assert main(["audit", str(tmp_path / "out"), "--n", "1", "--output", str(tmp_path / "audit")]) == 2
+    err = capsys.readouterr().err
+    expected = "expected the sentences/ parts trainer tag wrote" if damage == "no sentences" else "found one that cannot be read"
+    assert err.count(expected) == 2 and "unexpected" not in err
+
+
+def test_label_studio_tasks_of_one_sentence_meet_whatever_their_types_and_unicode_forms(tmp_path):
+    import unicodedata
+
+    from trainer.config import LabelStudioSource
+    from trainer.data.labelstudio import read_labelstudio
+
+    (tmp_path / "arts").mkdir()
+    (tmp_path / "arts" / "1.txt").write_text("Police said the fire is out. It burned on Monday.")
+    decomposed = unicodedata.normalize("NFD", "Café owners said the rent rose.")
+    (tmp_path / "arts" / "n.txt").write_text(decomposed)
+
+    def task(i, article, start, end, label, who, text=None):
+        return {"id": i, "data": {"text": text, "meta": {"article": article, "start": start, "end": end}},
+                "annotations": [{"id": i, "completed_by": who, "result": [
+                    {"from_name": "label", "type": "choices", "value": {"choices": [label]}}]}]}
+
+    tasks = [task(1, 1, 0, 28, "attributed", "a"), task(2, "1", 0, 28, "attributed", "b"),
+             task(3, "1", "0", "28", "attributed", "c"),  # article 1 and "1", offset 0 and "0": one sentence
+             task(4, "n", 0, len(decomposed), "attributed", "a", text=unicodedata.normalize("NFC", decomposed))]
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    result = read_labelstudio(LabelStudioSource(path=tmp_path / "export.json", articles=tmp_path / "arts"),
+                              progress=False)
+    assert sorted(e.article for e in result.examples) == ["1", "n"]
+    assert result.skipped["task_of_a_sentence_seen_before"] == 2
+
+
+@pytest.mark.parametrize(("tasks", "message"), [
+    ([{**_ls_task(), "annotations": [{"id": 9, "result": [{"from_name": "label", "type": "choices",
+                                                           "value": {"choices": ["verified"] * 20_000}}]}]}],
+     r"found 20,000 \('verified', 'verified', 'verified', \.\.\.\); make the control single-choice"),
+    ([_ls_task(article="x" * 300)], r"expected an article id that names a file in .*found one of 300 bytes"),
+])
+def test_label_studio_exports_too_large_to_show_or_name_are_short_lines(tmp_path, tasks, message):
+    from trainer.config import LabelStudioSource
+    from trainer.data.labelstudio import read_labelstudio
+
+    (tmp_path / "arts").mkdir()
+    (tmp_path / "arts" / "a.txt").write_text("The mayor said so. It rained.")
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    with pytest.raises(DataError, match=message) as error:
+        read_labelstudio(LabelStudioSource(path=tmp_path / "export.json", articles=tmp_path / "arts"), progress=False)
+    assert len(str(error.value)) < 400
+
+
+def test_a_name_too_long_for_the_file_system_is_one_line(trained_sklearn, tmp_path, capsys):
+    import errno
+
+    from trainer.cli import main
+    from trainer.infra.crash import disk_message
+
+    assert disk_message(OSError(errno.ENAMETOOLONG, "File name too long", f"/x/{'a' * 300}/b")) == (
+        f"expected file names of at most 255 bytes, found one of 300 ({'a' * 40}...); choose a shorter path or name")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("The mayor said so.")
+    assert main(_tag_args(trained_sklearn[1].model_dir, tmp_path / "in", tmp_path / ("o" * 300))) == 2
+    assert "error: expected file names of at most 255 bytes, found one of 300" in capsys.readouterr().err
+
+
+def test_a_password_in_a_config_is_never_printed_or_saved(project, capsys):
+    from trainer.cli import main
+    from trainer.outputs.model_folder import write_training_files
+
+    config = project.experiment("secret", {"backend": "sklearn"})
+    uri = "https://bob:hunter2@example.org/x?token=t0ken"
+    assert main(["validate", "--config", str(config), "--set", f"tracking.uri={uri}"]) == 0
+    out = capsys.readouterr().out
+    assert "https://bob:***@example.org/x?token=***" in out and "hunter2" not in out and "t0ken" not in out
+    write_training_files(project.root, {"tracking": {"uri": uri}, "sources": [uri]}, {}, {}, project.root)
+    for name in ("training_config.json", "training_config.yaml"):
+        saved = (project.root / name).read_text()
+        assert "bob:***@" in saved and "hunter2" not in saved and "t0ken" not in saved
+    from trainer.infra.secrets import mask_secrets
+
+    # a quote ends a secret parameter (the error's closing quote stays), and a quoted value is masked whole
+    assert mask_secrets("found 'sqlite:///x.db?password=pw' (x)") == "found 'sqlite:///x.db?password=***' (x)"
+    assert mask_secrets('a?token="p w"&b=1') == "a?token=***&b=1"
+
+
+def test_a_link_out_of_a_folder_without_a_manifest_is_refused(trained_sklearn, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained_sklearn[1].model_dir, folder)
+    (folder / "manifest.json").unlink()  # an older folder: nothing checks its files' hashes
+    shutil.move(folder / "trainer_model.json", tmp_path / "elsewhere.json")
+    (folder / "trainer_model.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(ModelLoadError, match=r"trainer_model\.json: expected the files of the model folder, found a "
+                                             r"link to .*elsewhere\.json outside it"):
+        load_classifier(folder)
+    with pytest.raises(ModelLoadError, match=r"expected a model folder, found a file"):
+        load_classifier(tmp_path / "elsewhere.json")
+
+
+def test_a_sweep_space_that_names_a_key_twice_is_refused(tmp_path):
+    from trainer.workflows.sweep import load_space
+
+    (tmp_path / "space.yaml").write_text("study: s\nparams:\n  model.C: {type: float, low: 0.1, high: 1}\n"
+                                         "  'model.C ': {type: float, low: 1, high: 2}\n")
+    with pytest.raises(ConfigError, match=r"params: expected each config key once, found 'model\.C' twice"):
+        load_space(tmp_path / "space.yaml", None)
+
+
+def test_an_output_inside_the_folder_it_comes_from_is_refused(trained_sklearn, tmp_path):
+    from types import SimpleNamespace
+
+    from trainer.models.export import export_model
+    from trainer.workflows.label_issues import label_issues
+
+    model_dir = trained_sklearn[1].model_dir
+    with pytest.raises(ConfigError, match=r"--output: expected a folder outside the model folder .*found .*onnx inside"):
+        export_model(model_dir, model_dir / "onnx", "onnx")
+    assert not (model_dir / "onnx").exists()
+    dataset = SimpleNamespace(path=tmp_path / "dataset")  # the check comes before any work on it
+    with pytest.raises(ConfigError, match=r"--issues-output: expected a folder outside the dataset .*which its next "
+                                          r"build would delete"):
+        label_issues(dataset, dataset.path / "issues")
+
+
+def test_tag_spark_refuses_a_parquet_text_column_that_holds_no_text(tmp_path):
+    pytest.importorskip("pyspark")
+    from types import SimpleNamespace
+
+    from trainer.workflows.spark_tag import _read_articles
+
+    # a stand-in for a Spark session whose Parquet reader gives these column types (no JVM started);
+    # Spark would cast the lists to text ("[x, y]") and tag them, where `trainer tag` skips each as not_text
+    kinds = {"id": "string", "text": "array<string>"}
+    column = lambda kind: SimpleNamespace(dataType=SimpleNamespace(simpleString=lambda: kind))  # noqa: E731
+    frame = SimpleNamespace(columns=list(kinds), schema={c: column(k) for c, k in kinds.items()})
+    spark = SimpleNamespace(read=SimpleNamespace(parquet=lambda path: frame, json=None))
+    with pytest.raises(DataError, match=r"t\.parquet: expected text in the 'text' column, found array<string> in every "
+                                        r"row; set --text-column"):
+        _read_articles(spark, str(tmp_path / "t.parquet"), "text", "id")

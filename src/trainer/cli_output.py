@@ -21,7 +21,7 @@ def print_config(config: Any) -> None:
     """`validate`: the config fully resolved, defaults included."""
     from trainer.config import dump_yaml
 
-    print(dump_yaml(config), end="")
+    print(mask_secrets(dump_yaml(config)), end="")
 
 
 def print_dataset(built: Any) -> None:

@@ -47,6 +47,9 @@ DEFAULT_MAX_LENGTH = 128
 # padding. Only the context is ever cut: the sentence itself is the first segment, truncated last.
 DEFAULT_CONTEXT_MAX_LENGTH = 192
 MAX_LENGTH_RANGE = (8, 4096)
+# The most reading processes a data config may ask for: each starts a Python that imports the project (about
+# 150 MB), so 100,000 would exhaust any machine before reading a file; larger machines are rare.
+MAX_PROCESSES = 256
 # The field that tells the members of each discriminated union apart: source kinds, backends, sweep parameters.
 SOURCE_TAG = "kind"
 BACKEND_TAG = "backend"
@@ -401,7 +404,7 @@ class DataConfig(_Strict):
     )
     split: SplitConfig = Field(default=SplitConfig(), description="the held-out shares of articles, and the seed")
     output_dir: Path = Field(default=Path("data/processed"), description="where built datasets go")
-    num_proc: int = Field(default=1, ge=1, description="processes for reading large corpora")
+    num_proc: int = Field(default=1, ge=1, le=MAX_PROCESSES, description="processes for reading large corpora")
     labels: list[str] = Field(
         default_factory=lambda: list(LABELS), description="the label scheme; must be the project's, in its order"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from trainer.config.schema import DEFAULT_SEED, SWEEP_PARAM_TAG, SafeName, Strict
 
@@ -64,3 +64,17 @@ class SweepSpace(Strict):
     seed: int = Field(default=DEFAULT_SEED, ge=0, le=2**32 - 1, description="the TPE sampler's seed")
     startup_trials: int = Field(default=5, ge=1, description="random trials before TPE models the results")
     params: dict[str, SweepParam] = Field(min_length=1, description="dotted config key (as for --set) -> its range")
+
+    @field_validator("params")
+    @classmethod
+    def _keys_once(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """A key written twice (`model.C` and `'model.C '`) is one setting: --set strips keys, so the later
+        range would silently win over the earlier."""
+        seen: dict[str, str] = {}
+        for key in params:
+            plain = key.strip()
+            if plain in seen:
+                raise ValueError(f"expected each config key once, found {plain!r} twice (as {seen[plain]!r} and "
+                                 f"{key!r}); keep one range for it")
+            seen[plain] = key
+        return params

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,9 +110,9 @@ def _choice(annotation: dict[str, Any], control: str, where: str) -> str:
             choices = _shaped(_shaped(result.get("value"), dict, "a result's value", where).get("choices"), list,
                               "value.choices", where)
             if len(choices) > 1:
+                shown = ", ".join(f"{c!r:.40}" for c in choices[:3]) + (", ..." if len(choices) > 3 else "")
                 raise DataError(f"{where}: expected one '{control}' choice in the annotation's result, found "
-                                f"{len(choices)} ({', '.join(map(repr, choices))}); make the control single-choice "
-                                "and relabel the task")
+                                f"{len(choices):,} ({shown}); make the control single-choice and relabel the task")
             if len(choices) == 1:
                 label = str(choices[0])
                 if label not in LABELS:
@@ -243,7 +244,15 @@ def _sentence_key(task: Any) -> tuple[str, ...] | None:
         return None
     if not isinstance(task.get("annotations", []), (list, type(None))):
         return None
-    return tuple(json.dumps(meta[k]) for k in ("article", "start", "end"))
+    # as the task is read: article 1 and "1" name one file, start 0 and "0" one offset
+    return (str(meta["article"]), *(_offset_key(meta[k]) for k in ("start", "end")))
+
+
+def _offset_key(value: Any) -> str:
+    """An offset as `_whole` reads it (an int, or a string of digits), else as written (checked later)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return str(int(value))
+    return json.dumps(value)
 
 
 def _check_adjudicator(source: Any, labels_by_task: list[dict[str, str]], unsettled: int) -> None:
@@ -273,10 +282,15 @@ def _task_text(data: dict[str, Any], meta: dict[str, Any], article: str, source:
         raise DataError(f"{where}: expected offsets with 0 <= start < end <= {len(articles[article])} (the length "
                         f"of article {article!r}), found [{start}, {end}); the export and the article do not match")
     found = articles[article][start:end]
-    if text is not None and normalize(found) != normalize(str(text)):
+    if text is not None and _canonical(found) != _canonical(str(text)):
         raise DataError(f"{where}: expected its text at [{meta['start']}, {meta['end']}) of article {article!r}, "
                         f"found {found[:60]!r}; the export and the article do not match")
     return found
+
+
+def _canonical(text: str) -> str:
+    """A sentence for comparison: NFC, so that an accent composed in one file and decomposed in the other match."""
+    return unicodedata.normalize("NFC", normalize(text))
 
 
 def _whole(value: Any, what: str, where: str) -> int:

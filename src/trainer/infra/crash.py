@@ -79,7 +79,12 @@ def bug_message(exc: BaseException, argv: list[str], version: str) -> str:
 
 
 def disk_message(exc: OSError) -> str | None:
-    """The one line for a write the disk refused (full, over quota, read-only), or None for other errors."""
+    """The one line for a write the disk refused (full, over quota, read-only, a name too long for it), or
+    None for other errors."""
+    if exc.errno == errno.ENAMETOOLONG:
+        name = max(os.fsdecode(exc.filename or "").split(os.sep), key=len)
+        found = f"one of {len(os.fsencode(name)):,} ({name[:40]}...)" if name else "a longer one"
+        return f"expected file names of at most 255 bytes, found {found}; choose a shorter path or name"
     found = DISK_ERRORS.get(exc.errno or 0)
     if found is None:
         return None

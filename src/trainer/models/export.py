@@ -123,6 +123,10 @@ def export_model(model_dir: Path, output: Path, format: str = "onnx") -> ExportC
     from trainer.models import load_backend
 
     exporter = EXPORTS.get(format, "--format: ")
+    inside = output.resolve() != model_dir.resolve() and output.resolve().is_relative_to(model_dir.resolve())
+    if inside:  # `train --overwrite` replaces that folder whole (the folder itself is refused as existing)
+        raise ConfigError(f"--output: expected a folder outside the model folder {model_dir}, found {output} inside "
+                          "it; choose another folder")
     check_no_links_out(model_dir)
     meta = read_meta(model_dir)
     backend = meta.get("backend")

@@ -38,6 +38,7 @@ from typing import Any
 
 from trainer.config import DEFAULT_MAX_LENGTH, MAX_LENGTH_RANGE
 from trainer.errors import ModelLoadError
+from trainer.infra.secrets import mask_values
 from trainer.labels import LABELS
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ def read_meta(directory: Path) -> dict[str, Any]:
     """Read a model folder's metadata, with a ModelLoadError when it is not a model folder."""
     path = directory / MODEL_META
     if not directory.is_dir():
-        raise ModelLoadError(f"{directory}: expected a model folder, found nothing there (check the path)")
+        found = "a file" if directory.is_file() else "nothing there"
+        raise ModelLoadError(f"{directory}: expected a model folder, found {found} (check the path)")
     if not path.is_file():
         raise ModelLoadError(
             f"{directory}: expected a model folder with {MODEL_META}, found none "
@@ -169,11 +171,12 @@ def write_manifest(directory: Path) -> None:
 def verify_manifest(directory: Path) -> None:
     """Refuse a folder whose files are missing, truncated or changed since it was saved, naming the file.
 
-    A folder saved before manifests existed loads with a warning, unchecked.
+    A folder saved before manifests existed loads with a warning, unchecked but for links out of it.
     """
     record = _read_json(directory / MANIFEST_FILE)
     if record is None:
         if (directory / MODEL_META).is_file():
+            check_no_links_out(directory)  # a manifest would refuse them too: a load reads the folder's own files
             log.warning("%s: no %s (saved by an older trainer); its files cannot be checked for damage",
                         directory, MANIFEST_FILE)
         return
@@ -219,6 +222,7 @@ def write_training_files(
     model = plain.get("model")
     if isinstance(model, dict) and isinstance(model.get("pretrained"), str) and os.path.isabs(model["pretrained"]):
         plain["model"] = {**model, "pretrained": os.path.relpath(model["pretrained"], project)}
+    plain = mask_values(plain)  # a password in tracking.uri stays out of the folder (it is copied, shared)
     _write_json(directory / RESOLVED_CONFIG, plain)
     (directory / RESOLVED_CONFIG_YAML).write_text(yaml.safe_dump(plain, sort_keys=False), encoding="utf-8")
     _write_json(directory / METRICS_FILE, metrics)

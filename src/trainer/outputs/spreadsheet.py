@@ -21,15 +21,43 @@ def excel_text(value: Any) -> Any:
 
 def write_workbook(path: Path, sheets: dict[str, Any]) -> None:
     """Write each data frame of `sheets` as a sheet of one workbook at `path`, every text cell as text."""
+    import io
+
+    buffer = io.BytesIO()  # built in memory, then written in one go
+    failure = None
+    try:
+        _fill(buffer, sheets)
+    except OSError as exc:  # openpyxl's own temporary files, refused by a full /tmp or `ulimit -f`
+        failure = (exc.errno, exc.strerror, exc.filename)
+    if failure is not None:
+        _collect_quietly()
+        raise OSError(*failure)
+    path.write_bytes(buffer.getvalue())
+
+
+def _fill(buffer: Any, sheets: dict[str, Any]) -> None:
     import pandas as pd
 
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         for name, frame in sheets.items():
             text = frame.select_dtypes(include="object").columns
             frame = frame.assign(**{column: frame[column].map(excel_text) for column in text})
             frame.to_excel(writer, sheet_name=name, index=False)
             if any(frame[c].map(lambda v: isinstance(v, str) and v.startswith("=")).any() for c in text):
                 _no_formulas(writer.sheets[name])
+
+
+def _collect_quietly() -> None:
+    """Finish the writers a failed write left open: their cleanup hits the same refusal, which the error
+    raised after this reports once (Python would print each as "Exception ignored", a traceback at exit)."""
+    import gc
+    import sys
+
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
 
 
 def _no_formulas(sheet: Any) -> None:

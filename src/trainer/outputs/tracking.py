@@ -23,6 +23,7 @@ from typing import Any
 
 from trainer.config import DEFAULT_TRACKING_DB, TrackingConfig
 from trainer.errors import ModelLoadError
+from trainer.infra.secrets import mask_values
 from trainer.outputs.model_folder import FREEZE_FILE, MODEL_META, PROVENANCE_FILE
 from trainer.outputs.report import REPORT_FILES, TABLES_DIR
 
@@ -151,14 +152,16 @@ class Tracker:
         """Params from the flattened config; values too long for a param go to config.json in full."""
         import mlflow
 
+        masked = mask_values(plain_config)  # the tracking server is told no password, not even its own
+
         def do() -> None:
-            flat = flatten(plain_config)
+            flat = flatten(masked)
             params = {k: v for k, v in flat.items() if len(str(v)) <= MAX_PARAM_CHARS}
             long = sorted(set(flat) - set(params))
             if long:
                 params["long_params_in_artifact"] = ",".join(long)[:MAX_PARAM_CHARS]
             mlflow.log_params(params)
-            mlflow.log_dict(plain_config, "config/resolved_config.json")
+            mlflow.log_dict(masked, "config/resolved_config.json")
 
         self._guard("logging the config", do)
 

@@ -95,12 +95,12 @@ def audit(
         raise ConfigError(f"--output: expected a new folder, found existing {destination}; choose another")
     if not (output / MANIFEST).is_file():
         raise DataError(f"{output}: expected the output of `trainer tag` (with {MANIFEST}), found none")
-    sentences = read_tables(output, "sentences")
+    sentences = read_tables(output, "sentences", required=True)
     if not len(sentences):
         raise DataError(f"{output}: expected tagged sentences, found none")
     strata = np.array(["all"] * len(sentences), dtype=object)
     if by is not None:
-        articles = with_metadata(read_tables(output, "articles"), metadata, key)
+        articles = with_metadata(read_tables(output, "articles", required=True), metadata, key)
         groups = dict(zip(articles["article_id"], group_column(articles, by), strict=True))
         strata = sentences["article_id"].map(groups).fillna("(none)").astype(str).to_numpy()
     if n is not None and n > len(sentences):

@@ -26,7 +26,7 @@ from trainer.infra.atomic import atomic_file
 from trainer.infra.progress import bar
 from trainer.config import DEFAULT_SEED, SklearnModel, TrainingConfig
 from trainer.data.build import CARD_JSON, CARD_MD, SPLITS, BuiltDataset, card_markdown, split_texts
-from trainer.errors import DataError
+from trainer.errors import ConfigError, DataError
 from trainer.labels import LABEL2ID, LABELS
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,9 @@ def label_issues(
     count them per source in the dataset card. Returns the ranked rows."""
     from trainer.infra.atomic import atomic_folder, check_replaceable
 
+    if output.resolve().is_relative_to(built.path.resolve()):  # a rebuild replaces that folder whole
+        raise ConfigError(f"--issues-output: expected a folder outside the dataset {built.path}, found {output} "
+                          "inside it, which its next build would delete; choose another folder")
     check_replaceable(output, (ISSUES_CSV, ISSUES_TASKS), "--issues-output")
     sentences = all_sentences(built)
     probabilities = out_of_fold_probabilities(sentences, model, folds=folds, seed=seed)

@@ -218,6 +218,10 @@ def _read_articles(spark: Any, input: str, text_column: str, id_column: str | No
             if column not in frame.columns:
                 raise DataError(f"{input}: expected a '{column}' column, found {sorted(frame.columns)}; "
                                 "set --text-column / --id-column")
+        kind = frame.schema[text_column].dataType.simpleString()
+        if suffix == ".parquet" and kind != "string":  # `trainer tag` skips each such row as not_text
+            raise DataError(f"{input}: expected text in the '{text_column}' column, found {kind} in every row; "
+                            "set --text-column to the column of article text")
         meta = [c for c in frame.columns if c not in (text_column, id_column, "_corrupt_record")]
         if suffix in (".jsonl", ".json"):  # Spark's JSON reader turns 12345 or {"body": ...} into text: parse lines
             lines = spark.read.text(input).select(F.col("value").alias("line"), F.lit(input).alias("where"))

@@ -117,11 +117,11 @@ def summarize(
         raise DataError(f"{manifest_path}: expected the manifest trainer tag wrote, found invalid JSON ({exc})") from None
     if not isinstance(manifest, dict) or "model" not in manifest:
         raise DataError(f"{manifest_path}: expected the manifest trainer tag wrote, found another JSON")
-    articles = with_metadata(read_tables(output, "articles"), metadata, key)
+    articles = with_metadata(read_tables(output, "articles", required=True), metadata, key)
     if not len(articles):
         raise DataError(f"{output}: expected tagged articles, found none")
     articles["group"] = group_column(articles, by).to_numpy()
-    sentences = read_tables(output, "sentences")
+    sentences = read_tables(output, "sentences", required=True)
     sentences = sentences.merge(articles[["article_id", "group"]], on="article_id", how="left")
     audited, audit_info = (None, None)
     if audit is not None:

@@ -150,6 +150,8 @@ def count_inputs(path: Path) -> int | None:
 def undecodable(error: DataError) -> str:
     """The `skipped` table's reason for a file that is not UTF-8 (with --on-bad-encoding error)."""
     found = str(error).split(";")[0].split(": expected UTF-8 text, ")[-1]
+    if "byte-order mark" in found:  # UTF-16: replacement characters would not make it readable
+        return f"undecodable: {found}; re-save it as UTF-8"
     return f"undecodable: {found}; re-save it as UTF-8, or pass --on-bad-encoding replace"
 
 
@@ -571,11 +573,18 @@ def _earlier_manifest(output: Path, model_name: str, run_id: str | None, overwri
     return manifest
 
 
-def read_tables(output: Path, table: str = "sentences") -> Any:
-    """One table of a tag output as a pandas frame (all parts)."""
+def read_tables(output: Path, table: str = "sentences", required: bool = False) -> Any:
+    """One table of a tag output as a pandas frame (all parts); with `required`, one without parts is a DataError."""
     import pandas as pd
     import pyarrow.parquet as pq
 
     parts = sorted((output / table).glob("part-*.parquet"))
-    frames = [pq.read_table(p).to_pandas() for p in parts]
+    try:
+        frames = [pq.read_table(p).to_pandas() for p in parts]
+    except (OSError, ValueError) as exc:  # Arrow's errors are ValueErrors, over several lines
+        raise DataError(f"{output / table}: expected the Parquet parts trainer tag wrote, found one that cannot be "
+                        f"read ({' '.join(str(exc).split())[:200]}); tag again into a new folder") from None
+    if required and not any("article_id" in frame.columns for frame in frames):
+        raise DataError(f"{output}: expected the {table}/ parts trainer tag wrote (part-*.parquet), found "
+                        f"{'none' if not frames else 'tables without article_id'}; tag again into a new folder")
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
 # A text or HTML file larger than this is not one article (a 200 MB one-line dump, a log): skipped as
 # `too_large` by raw folders, `trainer tag` and `select`, so that one file cannot exhaust memory.
 MAX_ARTICLE_BYTES = 16 * 2**20
+# The longest file name most file systems hold (ext4, XFS, tmpfs, APFS: 255 bytes).
+MAX_NAME_BYTES = 255
+# Byte-order marks of the encodings a UTF-8 decoder would turn into noise (UTF-32 first: its LE mark starts
+# with UTF-16's); Windows' "Unicode" is UTF-16.
+OTHER_UNICODE = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+                 (b"\xfe\xff", "UTF-16"))
 
 
 def shown(path: Path | str) -> str:
@@ -54,6 +61,10 @@ def article_path(folder: Path, article: str, where: str, named_by: str) -> Path:
     is a DataError (`named_by`: where the id came from): paths from data never leave the folder they belong to."""
     path = folder / f"{article}.txt"
     plain = article and not any(c in article for c in "/\\\0") and not article.startswith(".")
+    if plain and len(os.fsencode(path.name)) > MAX_NAME_BYTES:
+        raise DataError(f"{where}: expected an article id that names a file in {folder}, found one of "
+                        f"{len(os.fsencode(article)):,} bytes ({article[:40]!r}...), longer than a file name can be; "
+                        f"fix {named_by}")
     if not plain or not path.resolve().is_relative_to(folder.resolve()):
         raise DataError(f"{where}: expected an article id that names a file in {folder}, found {article!r}; fix "
                         f"{named_by}")
@@ -80,6 +91,9 @@ def read_bytes(path: Path) -> bytes:
 def decode_text(data: bytes, path: Path, on_bad_encoding: str, result: SourceResult) -> str:
     """UTF-8 bytes as text, without a leading byte-order mark. Bytes that are not UTF-8 are a DataError,
     or with `on_bad_encoding: replace` become U+FFFD, counted as `decoded_with_replacement` and logged."""
+    other = next((name for mark, name in OTHER_UNICODE if data.startswith(mark)), None)
+    if other is not None:  # replacement characters would not make it readable either
+        raise DataError(f"{path}: expected UTF-8 text, found {other} (its byte-order mark); re-save the file as UTF-8")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -158,9 +172,12 @@ def read_table(
         import pyarrow.parquet as pq
 
         try:
+            names = pq.read_schema(path).names
+            once(names, path)
             rows = pq.read_table(path).to_pylist()
         except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: expected a Parquet file, found one that cannot be read ({exc})") from None
+            found = " ".join(str(exc).split())[:200]  # Arrow's messages run over several lines
+            raise DataError(f"{path}: expected a Parquet file, found one that cannot be read ({found})") from None
         for number, row in enumerate(rows, start=1):
             yield f"{path}:row {number}", row
         return
@@ -170,6 +187,7 @@ def read_table(
             # newline="": a quoted cell keeps its line breaks (paragraphs), as the csv module asks
             reader = csv.DictReader(io.StringIO(text, newline=""))
             csv.field_size_limit(max(csv.field_size_limit(), MAX_ARTICLE_BYTES))  # an article per cell
+            once(reader.fieldnames or [], path)
             for row in reader:
                 number = reader.line_num
                 if None in row:  # more fields than the header names
@@ -181,6 +199,15 @@ def read_table(
     else:
         for number, row in read_jsonl(path, text, bad_lines):
             yield f"{path}:{number}", row
+
+
+def once(columns: list[str], path: Path) -> None:
+    """A DataError for a table whose header names a column twice: a row would keep only the last one's cell."""
+    counts = Counter(columns)  # a header can have 300,000 columns: counted once, not once per column
+    twice = sorted(c for c, n in counts.items() if n > 1)
+    if twice:
+        raise DataError(f"{path}: expected each column name once in the header, found {twice[0]!r} "
+                        f"{counts[twice[0]]} times; rename or remove the extra columns")
 
 
 def column_value(row: dict[str, Any], column: str, where: str) -> Any:
