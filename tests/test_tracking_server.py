@@ -73,14 +73,14 @@ def test_unreachable_server_still_saves_the_model(project):
 def test_a_database_store_that_nobody_listens_on_is_one_connect_not_mlflows_retries():
     import socket
 
-    from trainer.outputs.tracking import _check_reachable
+    from trainer.outputs.tracking_store import check_reachable
 
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         listening.listen()
         port = listening.getsockname()[1]
-        _check_reachable(f"postgresql://me:hunter2@127.0.0.1:{port}/mlflow")  # someone listens: no error
+        check_reachable(f"postgresql://me:hunter2@127.0.0.1:{port}/mlflow")  # someone listens: no error
     with pytest.raises(ConnectionError, match=rf"tracking database 127.0.0.1:{port} is unreachable") as caught:
-        _check_reachable(f"postgresql+psycopg2://me:hunter2@127.0.0.1:{port}/mlflow")
+        check_reachable(f"postgresql+psycopg2://me:hunter2@127.0.0.1:{port}/mlflow")
     assert "hunter2" not in str(caught.value)
-    _check_reachable("postgresql:///mlflow")  # a Unix socket: the driver tells
+    check_reachable("postgresql:///mlflow")  # a Unix socket: the driver tells

@@ -26,6 +26,7 @@ from trainer.errors import ModelLoadError
 from trainer.infra.secrets import mask_values
 from trainer.outputs.model_folder import FREEZE_FILE, MODEL_META, PROVENANCE_FILE
 from trainer.outputs.report import REPORT_FILES, TABLES_DIR
+from trainer.outputs.tracking_store import check_reachable
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class Tracker:
         def start() -> None:
             if not self.nested:
                 _bound_http_waits()
-                _check_reachable(self.uri)
+                check_reachable(self.uri)
                 mlflow.set_tracking_uri(self.uri)
                 experiment = mlflow.set_experiment(self.config.experiment)
                 if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
@@ -355,53 +356,6 @@ def spark_udf(spark: Any, uri: str, result_type: str) -> Any:
     return mlflow.pyfunc.spark_udf(spark, uri, env_manager="local", result_type=result_type)
 
 
-# A tracking server that does not answer within this many seconds is reported as unreachable,
-# instead of MLflow's own retries holding training up for minutes.
-_PROBE_TIMEOUT_S = 5
-
-
-def _check_reachable(uri: str) -> None:
-    """For http(s) tracking URIs, one quick request to the server's health endpoint; a SQLite store
-    must be writable."""
-    if uri.startswith("sqlite:///"):
-        _check_writable(Path(uri.removeprefix("sqlite:///")))
-    if uri.split(":", 1)[0].split("+", 1)[0] in _DATABASE_PORTS:
-        _check_database_port(uri)
-    if not uri.startswith(("http://", "https://")):
-        return
-    import requests
-
-    try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=_PROBE_TIMEOUT_S).raise_for_status()
-    except requests.RequestException as exc:
-        raise ConnectionError(f"tracking server {uri} is unreachable ({type(exc).__name__})") from None
-
-
-# Database stores MLflow reaches over TCP, and their default ports: MLflow retries a refused connection
-# for about 100 s before it gives up, so one socket connect tells first.
-_DATABASE_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
-
-
-def _check_database_port(uri: str) -> None:
-    """One TCP connect to a database store's host and port (skipped for a Unix socket: no host)."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(uri)
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:  # a port that is not a number: the database driver says so itself
-        return
-    if not host:
-        return
-    port = port or _DATABASE_PORTS[parts.scheme.split("+", 1)[0]]
-    try:
-        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
-    except OSError as exc:
-        raise ConnectionError(f"tracking database {host}:{port} is unreachable ({exc.strerror or type(exc).__name__})"
-                              ) from None
-
-
 def _requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -503,16 +457,6 @@ def _reason(exc: BaseException) -> str:
         exc = exc.__cause__
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
-def _check_writable(db: Path) -> None:
-    if not db.parent.is_dir():
-        raise FileNotFoundError(f"{db.parent} (the folder of the SQLite store) does not exist; create it, or set "
-                                "tracking.uri (or MLFLOW_TRACKING_URI) to another store")
-    where = db if db.exists() else db.parent
-    if not (os.access(where, os.W_OK) and os.access(db.parent, os.W_OK)):
-        raise PermissionError(f"{where} is read-only; make it writable, or set tracking.uri (or MLFLOW_TRACKING_URI) "
-                              "to another store")
 
 
 def _runs_dir(uri: str) -> Path:
