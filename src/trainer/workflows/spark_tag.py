@@ -134,7 +134,6 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
 
     from trainer.data.language import detect
     from trainer.data.rules import RuleLabeler, rules_path
-    from trainer.workflows.tag_input import bad_row, metadata_cell
     from trainer.workflows.tagging import Article, content_hash, file_article, split_article, undecodable
 
     labeler = RuleLabeler.from_yaml(rules_path(None))
@@ -147,7 +146,7 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
                 if not str(record["line"] or "").strip():
                     continue  # a blank line, as `trainer tag` reads JSON Lines
                 article, reason = _json_article(record["line"], record["where"], meta_columns, text_column,
-                                                id_column, bad_row, metadata_cell)
+                                                id_column)
                 if article is None:
                     out.append({**empty, "kind": "skipped", "where": record["where"], "reason": reason})
                     continue
@@ -181,9 +180,10 @@ def _split_partitions(batches: Iterator[Any], meta_columns: list[str], on_bad_en
         yield pd.DataFrame(out, columns=columns)
 
 
-def _json_article(line: str, where: str, meta_columns: list[str], text_column: str, id_column: str | None,
-                  bad_row: Any, metadata_cell: Any) -> tuple[Any, str]:
-    """(the article of one JSON Lines row, "") or (None, why it is skipped)."""
+def _json_article(line: str, where: str, meta_columns: list[str], text_column: str,
+                  id_column: str | None) -> tuple[Any, str]:
+    """(the article of one JSON Lines row, "") or (None, why it is skipped), checked as `trainer tag` checks it."""
+    from trainer.workflows.tag_input import bad_row, metadata_cell
     from trainer.workflows.tagging import Article
 
     try:
