@@ -14,6 +14,7 @@ import torch
 from trainer.config import ExperimentConfig, load_config
 from trainer.data.build import TEACHER_COLUMN, build_dataset, dedup_key
 from trainer.data.teacher import COLUMNS, read_meta
+from trainer.errors import ConfigError
 from trainer.labels import LABELS
 from trainer.models.loop import soft_targets
 from trainer.workflows.distill import distill
@@ -85,6 +86,31 @@ def test_distill_writes_offsets_and_probabilities_without_text(student_config: E
     text = (source.articles / "mayor.txt").read_text(encoding="utf-8")
     first = frame[frame["article"] == "mayor"].sort_values("start").iloc[0]
     assert text[first.start:first.end] == "The mayor said the bridge would reopen in May."
+
+
+def test_several_teachers_give_the_mean_of_their_probabilities(student_config: ExperimentConfig, trained_sklearn,
+                                                              trained_tiny):
+    columns = [f"p_{label}" for label in LABELS]
+    first, second = trained_sklearn[1].model_dir, trained_tiny[1].model_dir
+    path = student_config.data.sources[-1].path
+    alone = {}
+    for teacher in (second, first):  # the first teacher's file stays on disk for the ensemble to reuse
+        distill(student_config, teacher, train_student=False, progress=False, force=True)
+        alone[teacher] = pd.read_parquet(path).set_index(["article", "start"])[columns]
+    (written,) = distill(student_config, [first, second], train_student=False, progress=False).files
+    assert written.reused_members == [first.name]  # only the new member labeled the pool
+    both = pd.read_parquet(path).set_index(["article", "start"])[columns]
+    assert np.allclose(both, (alone[first] + alone[second].loc[both.index]) / 2, atol=2e-5)
+    assert not np.allclose(alone[first], alone[second].loc[alone[first].index], atol=1e-3)  # two real teachers
+    assert read_meta(path)["teacher"] == f"{first.name}+{second.name}"
+    again = distill(student_config, [first, second], train_student=False, progress=False).files[0]
+    assert again.reused  # the same ensemble and draw: kept
+
+
+def test_a_teacher_named_twice_is_one_line(student_config: ExperimentConfig, trained_sklearn):
+    teacher = trained_sklearn[1].model_dir
+    with pytest.raises(ConfigError, match="expected each teacher once"):
+        distill(student_config, [teacher, teacher], train_student=False, progress=False)
 
 
 def test_the_dataset_reads_the_teacher_back_into_train_only(student_config: ExperimentConfig, trained_sklearn):

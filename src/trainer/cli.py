@@ -173,7 +173,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser, "the student's experiment config (its data: kind: teacher sources)")
-    parser.add_argument("--teacher", required=True, type=Path, help="the teacher's model folder")
+    parser.add_argument("--teacher", required=True, type=Path, nargs="+",
+                        help="the teacher's model folder; several: an ensemble (the mean of their probabilities)")
     parser.add_argument("--no-train", action="store_true", help="write the probabilities only (train later)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing models/<run_name> folder")
     parser.add_argument("--force", action="store_true", help="label a source again though its file is up to date")

@@ -85,7 +85,9 @@ def print_distill(result: Any) -> None:
         shares = "  ".join(f"{label} {written.shares[label]:.3f}" for label in LABELS if label in written.shares)
         print(f"{written.path}: {counts['drawn']:,} of {counts['sentences']:,} sentences of {counts['articles']:,} "
               f"articles ({counts.get('excluded_articles', 0)} excluded); teacher's labels: {shares}; "
-              + ("kept (the same teacher and draw)" if written.reused else f"{written.seconds:.0f}s"))
+              + ("kept (the same teacher and draw)" if written.reused else f"{written.seconds:.0f}s")
+              + (f" (stored probabilities of {', '.join(written.reused_members)} reused)"
+                 if written.reused_members else ""))
     if result.student is not None:
         print_training(result.student)
 

@@ -128,7 +128,7 @@ def teacher_summary(source: TeacherSource, project: Path) -> dict[str, Any]:
             "corpus": meta.get("articles", corpus_name(source.articles))}
 
 
-def _frame(source: TeacherSource, columns: list[str] = COLUMNS) -> Any:
+def read_frame(source: TeacherSource, columns: list[str] = COLUMNS) -> Any:
     """The probabilities file's `columns` (all by default), with a DataError for a file that is not one."""
     import pandas as pd
     import pyarrow.parquet as pq
@@ -153,7 +153,7 @@ def read_teacher(source: TeacherSource, num_proc: int = 1, progress: bool = True
     """Train-only examples from a teacher's probabilities file: each sentence read back from its article at
     its offsets (a changed article's sentences are skipped and counted), labeled with the teacher's most
     probable label, and carrying the probabilities and its neighbours."""
-    frame = _frame(source)
+    frame = read_frame(source)
     excluded = read_exclusions(source.exclude_articles)
     result = SourceResult()
     rows_by_article: dict[str, list[Any]] = defaultdict(list)
@@ -190,5 +190,5 @@ def teacher_files(source: TeacherSource) -> list[Path]:
     articles it names."""
     if not source.path.is_file():
         return []
-    articles = sorted({str(a) for a in _frame(source, ["article"])["article"]})  # one column: the rest is read later
+    articles = sorted({str(a) for a in read_frame(source, ["article"])["article"]})  # one column: the rest is read later
     return [source.path, *(source.articles / f"{article}.txt" for article in articles)]
