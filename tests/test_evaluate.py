@@ -9,8 +9,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import FIXTURES
-from trainer.config import TrackingConfig
-from trainer.errors import DataError
+from sklearn.metrics import f1_score
+
+from trainer.config import TrackingConfig, load_config
+from trainer.errors import DataError, ModelLoadError
+from trainer.labels import LABELS
+from trainer.outputs.model_folder import write_manifest
+from trainer.workflows.predict import load_classifier
+from trainer.workflows.train import train
 from trainer.workflows.evaluate import evaluate, rows_from_file
 from trainer.metrics import compute_metrics
 
@@ -74,7 +80,7 @@ def test_labeled_file_errors(tmp_path):
 
 import numpy as np
 
-from trainer.models.calibration import apply_temperature, fit_temperature
+from trainer.models.calibration import apply_temperature, fit_bias_and_temperature, fit_temperature
 from trainer.metrics import bootstrap_ci, paired_bootstrap, reliability
 
 
@@ -135,6 +141,48 @@ def test_temperature_scaling_fixes_overconfidence():
     before = reliability(overconfident.max(1), overconfident.argmax(1) == gold)["ece"]
     after = reliability(scaled.max(1), scaled.argmax(1) == gold)["ece"]
     assert after < before / 2
+
+
+def test_class_bias_recovers_a_shifted_prior():
+    """A model that over-predicts the rare label (its scores pushed up by a fixed log-offset, as a student of
+    softened teacher probabilities is): BCTS finds the offset, and the decision gets better."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    gold = rng.choice(3, n, p=[0.55, 0.4, 0.05])
+    scores = rng.normal(0, 1, (n, 3))
+    scores[np.arange(n), gold] += 2.0
+    logits = 2.0 * scores + np.log([0.55, 0.4, 0.05])  # the true log-posterior (unit-variance noise, shift 2)
+    shifted = logits + np.array([0.0, 0.0, 2.0])  # the model's extra push towards the rare label
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    temperature, bias = fit_bias_and_temperature(probabilities, gold)
+    assert 0.8 < temperature < 1.25 and bias[0] == 0
+    assert -2.6 < bias[2] < -1.4 and abs(bias[1]) < 0.4  # the push, undone
+    fixed = apply_temperature(probabilities, temperature, bias)
+    assert np.allclose(fixed.sum(axis=1), 1)
+    macro = [f1_score(gold, p.argmax(1), average="macro") for p in (probabilities, fixed)]
+    assert macro[1] > macro[0] + 0.02
+    absent = fit_bias_and_temperature(probabilities[gold < 2], gold[gold < 2])[1]
+    assert absent[2] == 0  # a label validation does not hold is left alone
+
+
+def test_class_bias_is_saved_applied_and_carded(project):
+    config = load_config(project.experiment("tfidf-bias", {"backend": "sklearn"}, {"class_bias": True}))
+    result = train(config)
+    record = json.loads((result.model_dir / "temperature.json").read_text())
+    assert set(record["bias"]) == set(LABELS) and record["bias"]["verified"] == 0
+    classifier = load_classifier(result.model_dir)
+    assert classifier.bias == record["bias"]
+    text = "Officials reportedly considered closing the road."
+    raw = classifier.backend.predict_proba([text])
+    expected = apply_temperature(raw, record["temperature"], np.array([record["bias"][k] for k in LABELS]))
+    got = classifier.predict(text)[0].probabilities
+    assert np.allclose([got[k] for k in LABELS], expected[0], atol=1e-6)
+    card = (result.model_dir / "README.md").read_text(encoding="utf-8")
+    assert "Bias-corrected temperature scaling" in card and "training.class_bias" in card
+    (result.model_dir / "temperature.json").write_text(json.dumps({**record, "bias": {"verified": "x"}}))
+    write_manifest(result.model_dir)  # a file written wrong at save time, not changed since
+    with pytest.raises(ModelLoadError, match="expected 'bias' to give a finite number"):
+        load_classifier(result.model_dir)
 
 
 def test_report_files_html_and_json(trained_sklearn, tmp_path):

@@ -541,6 +541,9 @@ class TrainingConfig(_Strict):
     temperature_scaling: bool = Field(
         default=False, description="fit a temperature on validation; saved with the model and used by predict"
     )
+    class_bias: bool = Field(
+        default=False, description="fit a temperature and one offset per label on validation (bias-corrected "
+        "temperature scaling): moves the decision between labels as well; saved with the model, used by predict")
     seed: Seed = Field(default=DEFAULT_SEED, description="seeds everything random in the run")
 
 

@@ -1,23 +1,29 @@
 """Temperature scaling: one scalar T fitted on validation so that probabilities match accuracy.
 
 `softmax(log p / T)` keeps every prediction's label (argmax is unchanged) and only sharpens (T < 1)
-or softens (T > 1) the probabilities. Saved as `temperature.json` in the model folder (`model_folder.save_temperature`); the
+or softens (T > 1) the probabilities. Bias-corrected temperature scaling (BCTS; Alexandari, Kundaje and
+Shrikumar, ICML 2020) adds one offset per label, `softmax(log p / T + b)`, fitted with T on validation: it
+moves the decision between labels too, which corrects a model whose training priors differ from the news it
+reads (a student learning softened teacher probabilities over-predicts the rare label). Saved as `temperature.json` in the model folder (`model_folder.save_temperature`); the
 Classifier applies it whenever the file is there.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 
 _EPS = 1e-12
 
 
-def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """Rescale probability rows by a temperature; rows still sum to 1."""
-    if temperature == 1.0:
+def apply_temperature(probabilities: np.ndarray, temperature: float, bias: np.ndarray | None = None) -> np.ndarray:
+    """Rescale probability rows by a temperature, and shift them by per-label offsets `bias` (log scale) when
+    given; rows still sum to 1."""
+    if temperature == 1.0 and bias is None:
         return probabilities
     logits = np.log(np.clip(probabilities, _EPS, 1.0)) / temperature
+    if bias is not None:
+        logits = logits + np.asarray(bias, dtype=logits.dtype)
     logits -= logits.max(axis=1, keepdims=True)
     scaled = np.exp(logits)
     return scaled / scaled.sum(axis=1, keepdims=True)
@@ -34,3 +40,24 @@ def fit_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> float:
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
 
+
+
+def fit_bias_and_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> tuple[float, np.ndarray]:
+    """BCTS: the temperature and per-label offsets (the first label's fixed at 0) that minimise the negative
+    log-likelihood of the gold labels. A label absent from `gold_ids` keeps offset 0 (nothing to fit it on)."""
+    rows = np.arange(len(gold_ids))
+    classes = probabilities.shape[1]
+    free = [k for k in range(1, classes) if np.any(gold_ids == k)]
+
+    def unpack(x: np.ndarray) -> tuple[float, np.ndarray]:
+        bias = np.zeros(classes)
+        bias[free] = x[1:]
+        return float(np.exp(x[0])), bias
+
+    def nll(x: np.ndarray) -> float:
+        scaled = apply_temperature(probabilities, *unpack(x))
+        return float(-np.log(np.clip(scaled[rows, gold_ids], _EPS, 1.0)).mean())
+
+    bounds = [(np.log(0.05), np.log(20.0))] + [(-10.0, 10.0)] * len(free)
+    result = minimize(nll, np.zeros(1 + len(free)), method="L-BFGS-B", bounds=bounds)
+    return unpack(result.x)

@@ -232,6 +232,11 @@ def render_card(model_dir: Path, name: str | None = None) -> str:
         "scales the probabilities (labels never change)."
         if temperature else "No temperature scaling: probabilities are the model's own."
     )
+    if temperature and isinstance(temperature.get("bias"), dict):
+        offsets = ", ".join(f"{label} {float(value):+.2f}" for label, value in temperature["bias"].items())
+        calibration = (f"Bias-corrected temperature scaling, fitted on {temperature.get('fitted_on', 'validation')}: "
+                       f"a temperature of {temperature['temperature']:.3f} and per-label offsets ({offsets}) on the "
+                       "log-probabilities, which move the decision between labels (`training.class_bias`).")
     if test_report is not None:
         calibration += f" Test-split ECE {_fmt(test_report['calibration']['ece'])} (reliability diagram in test_report/)."
     version = (record or {}).get("trainer_version", "?")

@@ -13,7 +13,7 @@ Nothing in the folder names an absolute path: the config's paths and a SQLite tr
 relative to the folder's project (`project_of`) and read back against the project it lies in now, so a
 folder copied into another clone uses that clone's data and store, never the original's.
       metrics.json               validation and test figures (read_metrics)
-      temperature.json           the fitted temperature, when there is one (load_temperature)
+      temperature.json           the fitted temperature (and per-label offsets), when fitted (load_calibration)
       provenance.json, pip-freeze.txt
       README.md                  the model card
       manifest.json              size and SHA-256 of every other file written at save (write_manifest),
@@ -338,16 +338,24 @@ def read_json(path: Path) -> Any:
 # ---------------------------------------------------------------- temperature
 
 
-def save_temperature(directory: Path, temperature: float, fitted_on: str) -> None:
-    _write_json(directory / TEMPERATURE_FILE, {"temperature": temperature, "fitted_on": fitted_on})
+def save_temperature(directory: Path, temperature: float, fitted_on: str, bias: dict[str, float] | None = None) -> None:
+    record: dict[str, Any] = {"temperature": temperature, "fitted_on": fitted_on}
+    if bias is not None:
+        record["bias"] = bias  # per-label offsets of bias-corrected temperature scaling (training.class_bias)
+    _write_json(directory / TEMPERATURE_FILE, record)
 
 
 def load_temperature(directory: Path) -> float:
     """The model's temperature, or 1.0 when it has none; one that is not a positive number is refused
     (a negative one would reverse the label order, zero divides by zero)."""
+    return load_calibration(directory)[0]
+
+
+def load_calibration(directory: Path) -> tuple[float, dict[str, float] | None]:
+    """The model's temperature (1.0 when it has none) and its per-label offsets (None when it has none)."""
     record = _read_json(directory / TEMPERATURE_FILE)
     if record is None:
-        return 1.0
+        return 1.0, None
     value = record.get("temperature") if isinstance(record, dict) else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ModelLoadError(f"{directory / TEMPERATURE_FILE}: expected a number under 'temperature', found "
@@ -357,7 +365,15 @@ def load_temperature(directory: Path) -> float:
             f"{directory / TEMPERATURE_FILE}: expected a positive temperature, found {value}; "
             "delete the file or train again with training.temperature_scaling"
         )
-    return float(value)
+    bias = record.get("bias")
+    if bias is None:
+        return float(value), None
+    if (not isinstance(bias, dict) or set(bias) != set(LABELS) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bias.values())):
+        raise ModelLoadError(f"{directory / TEMPERATURE_FILE}: expected 'bias' to give a finite number for each "
+                             f"of {', '.join(LABELS)}, found {bias!r}; delete the file or train again with "
+                             "training.class_bias")
+    return float(value), {label: float(bias[label]) for label in LABELS}
 
 
 # ---------------------------------------------------------------- reports

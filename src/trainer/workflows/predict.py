@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
+import numpy as np
+
 from trainer.models.calibration import apply_temperature
 from trainer.config import Precision
 from trainer.data.cleaning import clean_article
@@ -21,7 +23,7 @@ from trainer.data.sentences import article_sentences, in_context
 from trainer.errors import ConfigError, DataError
 from trainer.labels import LABELS
 from trainer.models import load_backend
-from trainer.outputs.model_folder import load_temperature
+from trainer.outputs.model_folder import load_calibration
 from trainer.models.base import Backend
 
 DEFAULT_BATCH_SIZE = 64
@@ -51,11 +53,12 @@ class Prediction:
 class Classifier:
     """A loaded model with one API for every backend."""
 
-    def __init__(self, backend: Backend, source: str, temperature: float = 1.0):
+    def __init__(self, backend: Backend, source: str, temperature: float = 1.0, bias: dict[str, float] | None = None):
         self.backend = backend
         self.source = source
         self.labels = LABELS
         self.temperature = temperature  # from temperature scaling; 1.0 leaves probabilities as they are
+        self.bias = bias  # per-label offsets (training.class_bias); None leaves the decision as the model gives it
 
     def predict(self, texts: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
         """One Prediction per input text, in input order. A single string is one text (one Prediction).
@@ -96,7 +99,8 @@ class Classifier:
 
     def _predict_chunk(self, texts: list[str], batch_size: int) -> Iterator[Prediction]:
         raw, truncated = self.backend.predict_proba_and_truncated(texts, batch_size=batch_size)
-        probabilities = apply_temperature(raw, self.temperature)
+        bias = None if self.bias is None else np.array([self.bias[label] for label in LABELS])
+        probabilities = apply_temperature(raw, self.temperature, bias)
         for text, row, cut in zip(texts, probabilities, truncated):
             best = int(row.argmax())
             yield Prediction(text, LABELS[best], {label: float(row[i]) for i, label in enumerate(LABELS)}, cut)
@@ -151,7 +155,7 @@ def load_classifier(model: str | Path, precision: str = "auto") -> Classifier:
     if precision not in PRECISIONS:
         raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")
     with local_model(model) as folder:
-        return Classifier(load_backend(folder, precision), str(model), load_temperature(folder))
+        return Classifier(load_backend(folder, precision), str(model), *load_calibration(folder))
 
 
 def is_mlflow_uri(model: str | Path) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import f1_score
 
 from trainer.infra import distributed
 
@@ -23,7 +24,7 @@ from trainer.models import encoders
 from trainer.outputs import model_folder, provenance
 from trainer.infra.secrets import mask_secrets
 from trainer.infra.atomic import atomic_folder
-from trainer.models.calibration import apply_temperature, fit_temperature
+from trainer.models.calibration import apply_temperature, fit_bias_and_temperature, fit_temperature
 from trainer.outputs.card import write_card
 from trainer.models.checkpoint import Checkpointer, checkpoint_dir, setting_differences
 from trainer.config import ExperimentConfig, dump_yaml, portable, to_plain
@@ -108,16 +109,16 @@ def _train(
         log.info("4/5 evaluate on validation and test")
         classifier = Classifier(backend, str(target))
         val_probabilities, val_metrics = run.score("validation")
-        temperature = _calibrate(config, val_probabilities, run.labels["validation"])
-        classifier.temperature = temperature
+        temperature, bias = _calibrate(config, val_probabilities, run.labels["validation"])
+        classifier.temperature, classifier.bias = temperature, bias
 
         log.info("5/5 save to %s", target)
         project = model_folder.project_of(target)  # the folder records paths relative to it, none absolute
         test_rows = rows_from_dataset(built.dataset["test"], f"{config.data.name}:test", project)
         with atomic_folder(target) as tmp:
             backend.save(tmp)
-            if config.training.temperature_scaling:
-                model_folder.save_temperature(tmp, temperature, f"{config.data.name}:validation")
+            if config.training.temperature_scaling or bias is not None:
+                model_folder.save_temperature(tmp, temperature, f"{config.data.name}:validation", bias)
             report_dir = tmp / model_folder.TEST_REPORT_DIR
             block = {"model": model_folder.shown_path(target, project), "training_run": tracker.run_id,
                      "model_dataset": built.fingerprint,
@@ -141,8 +142,8 @@ def _train(
         tracker.log_metrics({**flat_metrics(report["metrics"], "test"), "test_ece": report["calibration"]["ece"],
                              **flat_intervals(report["ci"], "test")}, model_id=tracker.model_id,
                             dataset=datasets.get("test"))
-        if config.training.temperature_scaling:
-            tracker.log_metrics({"temperature": temperature})
+        if config.training.temperature_scaling or bias is not None:
+            tracker.log_metrics({"temperature": temperature, **{f"bias_{k}": v for k, v in (bias or {}).items()}})
 
     return TrainResult(target, metrics, tracker.run_id, model_uri, tracker.error, time.perf_counter() - started)
 
@@ -263,17 +264,27 @@ def _dataset_summary(config: ExperimentConfig, card: dict[str, Any]) -> dict[str
     }
 
 
-def _calibrate(config: ExperimentConfig, probabilities: np.ndarray, labels: list[str]) -> float:
-    """Fit a temperature on validation when the config asks for it; report ECE before and after."""
-    if not config.training.temperature_scaling or not len(labels):
-        return 1.0
+def _calibrate(config: ExperimentConfig, probabilities: np.ndarray, labels: list[str],
+               ) -> tuple[float, dict[str, float] | None]:
+    """Fit a temperature (`temperature_scaling`), or a temperature and per-label offsets (`class_bias`), on
+    validation when the config asks for it; report ECE and macro-F1 before and after."""
+    training = config.training
+    if not (training.temperature_scaling or training.class_bias) or not len(labels):
+        return 1.0, None
     gold = np.array([LABEL2ID[label] for label in labels])
-    temperature = fit_temperature(probabilities, gold)
+    bias = None
+    if training.class_bias:
+        temperature, offsets = fit_bias_and_temperature(probabilities, gold)
+        bias = {label: round(float(offsets[i]), 4) for i, label in enumerate(LABELS)}
+    else:
+        temperature = fit_temperature(probabilities, gold)
     before = reliability(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold)["ece"]
-    scaled = apply_temperature(probabilities, temperature)
+    scaled = apply_temperature(probabilities, temperature, None if bias is None else np.array(list(bias.values())))
     after = reliability(scaled.max(axis=1), scaled.argmax(axis=1) == gold)["ece"]
-    log.info("temperature %.3f: validation ECE %.3f -> %.3f", temperature, before, after)
-    return temperature
+    f1 = [f1_score(gold, p.argmax(axis=1), average="macro", labels=range(len(LABELS))) for p in (probabilities, scaled)]
+    log.info("temperature %.3f%s: validation ECE %.3f -> %.3f, macro-F1 %.3f -> %.3f", temperature,
+             f", offsets {bias}" if bias else "", before, after, *f1)
+    return temperature, bias
 
 
 # ---------------------------------------------------------------- cross-validation
