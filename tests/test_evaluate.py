@@ -153,7 +153,7 @@ def test_class_bias_recovers_a_shifted_prior():
     scores[np.arange(n), gold] += 2.0
     logits = 2.0 * scores + np.log([0.55, 0.4, 0.05])  # the true log-posterior (unit-variance noise, shift 2)
     shifted = logits + np.array([0.0, 0.0, 2.0])  # the model's extra push towards the rare label
-    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    probabilities = (np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)).astype(np.float32)  # as models give
     temperature, bias = fit_bias_and_temperature(probabilities, gold)
     assert 0.8 < temperature < 1.25 and bias[0] == 0
     assert -2.6 < bias[2] < -1.4 and abs(bias[1]) < 0.4  # the push, undone
@@ -170,6 +170,7 @@ def test_class_bias_is_saved_applied_and_carded(project):
     result = train(config)
     record = json.loads((result.model_dir / "temperature.json").read_text())
     assert set(record["bias"]) == set(LABELS) and record["bias"]["verified"] == 0
+    assert record["bias"]["attributed"] != 0 and record["temperature"] != 1  # fitted, not left where it started
     classifier = load_classifier(result.model_dir)
     assert classifier.bias == record["bias"]
     text = "Officials reportedly considered closing the road."

@@ -45,6 +45,8 @@ def fit_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> float:
 def fit_bias_and_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> tuple[float, np.ndarray]:
     """BCTS: the temperature and per-label offsets (the first label's fixed at 0) that minimise the negative
     log-likelihood of the gold labels. A label absent from `gold_ids` keeps offset 0 (nothing to fit it on)."""
+    # float64: the optimiser's finite-difference steps vanish in float32 (it would stop where it started)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
     rows = np.arange(len(gold_ids))
     classes = probabilities.shape[1]
     free = [k for k in range(1, classes) if np.any(gold_ids == k)]
