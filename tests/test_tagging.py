@@ -138,7 +138,18 @@ def test_summarize_gives_shares_per_group_with_intervals(trained_sklearn, tmp_pa
         summarize(tmp_path / "out", "outlet")
     # no audit: QuaPy's quantifier, fitted on the tagging model's probabilities over labeled sentences
     project, trained = trained_sklearn
-    labeled = project.write("data/fixture.yaml", project.data_config())
+    with pytest.raises(ConfigError, match="expected labels that tfidf never trained on, found labels.jsonl"):
+        summarize(tmp_path / "out", "publisher", report=tmp_path / "own", model=str(trained.model_dir),
+                  labeled=project.write("data/fixture.yaml", project.data_config()), n_resamples=20)
+    held = tmp_path / "held-out.jsonl"  # labels the model never trained on
+    held.write_text("".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in [
+        ("The bridge was built in 1931.", "verified"), ("It rained all week.", "verified"),
+        ("Shares rose three percent.", "verified"), ("The mill closed in 1987.", "verified"),
+        ("Officials said the road was closed.", "attributed"), ("The mayor said the budget was cut.", "attributed"),
+        ("Police said two men were arrested.", "attributed"), ("She said the talks had failed.", "attributed"),
+        ("Rebels reportedly seized the town.", "unverified"), ("The claim could not be verified.", "unverified"),
+        ("Troops were allegedly moved north.", "unverified")]))
+    labeled = project.write("data/held-out.yaml", {"name": "held-out", "sources": [{"kind": "labeled", "path": str(held)}]})
     quantified = summarize(tmp_path / "out", "publisher", report=tmp_path / "pacc", model=str(trained.model_dir),
                            labeled=labeled, quantifier="pacc", n_resamples=20)
     assert quantified.primary == "pacc" and any("prior probability shift" in note for note in quantified.notes)

@@ -176,6 +176,24 @@ def _provenance_lines(record: dict[str, Any] | None, precision: str | None) -> l
     ]
 
 
+def _calibration_text(temperature: dict | None, test_report: dict | None) -> str:
+    """The card's calibration sentence: the fitted temperature (and offsets), and the test split's ECE."""
+    fitted_on = (temperature or {}).get("fitted_on", "validation")
+    if temperature and isinstance(temperature.get("bias"), dict):
+        offsets = ", ".join(f"{label} {float(value):+.2f}" for label, value in temperature["bias"].items())
+        text = (f"Bias-corrected temperature scaling, fitted on {fitted_on}: a temperature of "
+                f"{temperature['temperature']:.3f} and per-label offsets ({offsets}) on the log-probabilities, "
+                "which move the decision between labels (`training.class_bias`).")
+    elif temperature:
+        text = (f"A temperature of {temperature['temperature']:.3f}, fitted on {fitted_on}, scales the probabilities "
+                "(labels never change).")
+    else:
+        text = "No temperature scaling: probabilities are the model's own."
+    if test_report is not None:
+        text += f" Test-split ECE {_fmt(test_report['calibration']['ece'])} (reliability diagram in test_report/)."
+    return text
+
+
 def render_card(model_dir: Path, name: str | None = None) -> str:
     """The card's text for `model_dir` (named `name`, default the folder's name), from its files;
     figures are exactly those of the reports."""
@@ -227,18 +245,7 @@ def render_card(model_dir: Path, name: str | None = None) -> str:
         eval_results=eval_results or None,
         metrics=["f1", "accuracy"],
     )
-    calibration = (
-        f"A temperature of {temperature['temperature']:.3f}, fitted on {temperature.get('fitted_on', 'validation')}, "
-        "scales the probabilities (labels never change)."
-        if temperature else "No temperature scaling: probabilities are the model's own."
-    )
-    if temperature and isinstance(temperature.get("bias"), dict):
-        offsets = ", ".join(f"{label} {float(value):+.2f}" for label, value in temperature["bias"].items())
-        calibration = (f"Bias-corrected temperature scaling, fitted on {temperature.get('fitted_on', 'validation')}: "
-                       f"a temperature of {temperature['temperature']:.3f} and per-label offsets ({offsets}) on the "
-                       "log-probabilities, which move the decision between labels (`training.class_bias`).")
-    if test_report is not None:
-        calibration += f" Test-split ECE {_fmt(test_report['calibration']['ece'])} (reliability diagram in test_report/)."
+    calibration = _calibration_text(temperature, test_report)
     version = (record or {}).get("trainer_version", "?")
     card = ModelCard.from_template(
         card_data,

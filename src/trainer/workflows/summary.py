@@ -200,6 +200,35 @@ def _estimators(row: dict[str, Any]) -> list[str]:
     return [name for name in ESTIMATORS if f"{name}_share" in row]
 
 
+def label_files(sources: Any, root: Path | None = None) -> set[Path]:
+    """The files of labels that data sources read (`path`, `labels`), resolved; `root` for relative ones."""
+    files = set()
+    for source in sources:
+        for key in ("path", "labels"):
+            value = source.get(key) if isinstance(source, dict) else getattr(source, key, None)
+            if value:
+                path = Path(value)
+                files.add(((root / path) if root is not None and not path.is_absolute() else path).resolve())
+    return files
+
+
+def check_held_out(model: str, labeled: Path, sources: Any) -> None:
+    """A ConfigError when the model (a local folder) trained on a file of `labeled`'s labels: a quantifier fitted
+    on sentences the model learned would see too few of its errors, and its intervals would be too narrow."""
+    from trainer.outputs import model_folder
+
+    folder = Path(model)
+    trained = model_folder.read_json(folder / model_folder.RESOLVED_CONFIG) if folder.is_dir() else None
+    if not isinstance(trained, dict) or not isinstance(trained.get("data"), dict):
+        return
+    shared = label_files(trained["data"].get("sources") or [], model_folder.project_of(folder)) & label_files(sources)
+    if shared:
+        names = ", ".join(sorted(p.name for p in shared))
+        raise ConfigError(f"--labeled: expected labels that {folder.name} never trained on, found {names} in its "
+                          f"training data ({labeled}); a quantifier fitted on them would miss its errors. Pass "
+                          "held-out labels, e.g. --labeled configs/data/real-news-dev-context.yaml (the dev set)")
+
+
 def _fit_quantifiers(model: str, manifest: dict[str, Any], labeled: Path, name: str, n_resamples: int) -> list[Any]:
     """The quantifier fitted on the model's probabilities over labeled real news, and on resamples of it."""
     from trainer.config import load_data_config
@@ -212,8 +241,9 @@ def _fit_quantifiers(model: str, manifest: dict[str, Any], labeled: Path, name: 
                           f"{model_label(model)!r}; the quantifier must learn the errors of that model")
     if not labeled.is_file():
         raise ConfigError(f"--labeled: expected a data config of labeled real news, found nothing at {labeled}")
-    examples = [e for s in load_data_config(labeled).sources for e in read_source(s, progress=False).examples
-                if e.label_source != "rule"]
+    sources = load_data_config(labeled).sources
+    check_held_out(model, labeled, sources)
+    examples = [e for s in sources for e in read_source(s, progress=False).examples if e.label_source != "rule"]
     if not examples:
         raise DataError(f"{labeled}: expected hand-labeled sentences to fit the quantifier on, found none")
     log.info("fitting %s on %d labeled sentences of %s", name, len(examples), labeled)
