@@ -107,7 +107,7 @@ data: $(STAMP)
 # The main job: the default model, MiniLM distilled from the teacher (configs/minilm-distilled.yaml): build its
 # dataset (every gold label, and the teacher's committed probabilities over 86,910 unlabeled sentences of
 # ../shared/corpora), fine-tune, evaluate on its test split and the dev set, print metrics, folder and run.
-# About 12 minutes on 2 cores with bf16 (AMX or AVX512-BF16). An existing models/minilm-distilled is kept (and
+# 12-15 minutes on 2 cores with bf16 (AMX or AVX512-BF16; 887 s measured on a fresh clone). An existing models/minilm-distilled is kept (and
 # evaluated again); `make train OVERWRITE=1` retrains it. `make train-bundled`: MiniLM on the bundled corpus
 # alone (the default until 2026-12-05; 2 minutes, no ../shared needed).
 OVERWRITE ?=
