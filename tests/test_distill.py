@@ -103,8 +103,18 @@ def test_several_teachers_give_the_mean_of_their_probabilities(student_config: E
     assert np.allclose(both, (alone[first] + alone[second].loc[both.index]) / 2, atol=2e-5)
     assert not np.allclose(alone[first], alone[second].loc[alone[first].index], atol=1e-3)  # two real teachers
     assert read_meta(path)["teacher"] == f"{first.name}+{second.name}"
-    again = distill(student_config, [first, second], train_student=False, progress=False).files[0]
-    assert again.reused  # the same ensemble and draw: kept
+    again = distill(student_config, [second, first], train_student=False, progress=False).files[0]
+    assert again.reused  # the same ensemble (in any order) and draw: kept
+
+
+def test_a_member_whose_article_changed_is_run_again(student_config: ExperimentConfig, trained_sklearn,
+                                                     trained_tiny):
+    first, second = trained_sklearn[1].model_dir, trained_tiny[1].model_dir
+    distill(student_config, first, train_student=False, progress=False)
+    article = student_config.data.sources[-1].articles / "mayor.txt"
+    article.write_text(article.read_text(encoding="utf-8").replace("bridge", "tunnel"), encoding="utf-8")  # same offsets
+    (written,) = distill(student_config, [first, second], train_student=False, progress=False).files
+    assert written.reused_members == []  # the stored row is another sentence now: never averaged in
 
 
 def test_a_teacher_named_twice_is_one_line(student_config: ExperimentConfig, trained_sklearn):

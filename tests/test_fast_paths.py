@@ -218,6 +218,28 @@ def test_onnx_export_gives_the_source_probabilities_in_input_order(trained_tiny,
         assert mine.probabilities == pytest.approx(theirs.probabilities, abs=1e-4)
 
 
+def test_onnx_export_keeps_the_fitted_offsets(trained_tiny, tmp_path):
+    """class_bias offsets move labels: an export without them would label differently from its source."""
+    import shutil
+
+    from trainer.outputs.model_folder import write_manifest
+
+    pytest.importorskip("onnxruntime")
+    model_dir = tmp_path / "biased"
+    shutil.copytree(trained_tiny[1].model_dir, model_dir)
+    record = {"temperature": 0.8, "fitted_on": "x:validation",
+              "bias": {"verified": 0.0, "attributed": -0.5, "unverified": -2.0}}
+    (model_dir / "temperature.json").write_text(json.dumps(record))
+    write_manifest(model_dir)
+    output = tmp_path / "onnx"
+    assert main(["export", "--model", str(model_dir), "--output", str(output)]) == 0
+    exported, source = load_classifier(output), load_classifier(model_dir, precision="fp32")
+    assert exported.bias == source.bias == record["bias"] and exported.temperature == 0.8
+    for mine, theirs in zip(exported.predict(TEXTS), source.predict(TEXTS)):
+        assert mine.label == theirs.label
+        assert mine.probabilities == pytest.approx(theirs.probabilities, abs=1e-4)
+
+
 def test_onnx_int8_export_quantises_all_but_the_feed_forward_outputs(trained_tiny, tmp_path):
     onnx = pytest.importorskip("onnx")
     model_dir = trained_tiny[1].model_dir

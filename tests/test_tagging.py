@@ -201,3 +201,19 @@ def test_tag_records_each_articles_language_and_counts_the_foreign_ones(trained_
     assert main(["tag", "--model", str(trained_sklearn[1].model_dir), "--input", str(table), "--output",
                  str(tmp_path / "again"), "--id-column", "id"]) == 0
     assert "not English: 1 articles (de 1)" in capsys.readouterr().err
+
+
+def test_the_quantifier_defaults_to_the_dev_set_for_a_model_trained_on_the_real_news_labels(tmp_path, monkeypatch):
+    from trainer.workflows.summary import DEFAULT_LABELED, HELD_OUT_LABELED, default_labeled
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root.parent / "shared" / "corpora" / "polnear").is_dir():
+        pytest.skip("needs ../shared (the real-news labels' articles)")
+    monkeypatch.chdir(root)
+    for name, labels, expected in (("student", "data/real-news/polnear-labels.json", HELD_OUT_LABELED),
+                                   ("bundled", "data/corpus/labels.jsonl", DEFAULT_LABELED)):
+        folder = tmp_path / "models" / name
+        folder.mkdir(parents=True)
+        (folder / "training_config.json").write_text(json.dumps(
+            {"data": {"sources": [{"kind": "labelstudio", "path": str(root / labels)}]}}))
+        assert default_labeled(str(folder)) == expected

@@ -389,8 +389,8 @@ def _summarize_arguments(parser: argparse.ArgumentParser) -> None:
                         "inference")
     parser.add_argument("--model", help="without --audit: the model that tagged, to fit QuaPy's quantifier on "
                         "labeled real news")
-    parser.add_argument("--labeled", type=Path, help="with --model: the data config of labeled real news to fit "
-                        "the quantifier on (default: configs/data/real-news.yaml)")
+    parser.add_argument("--labeled", type=Path, help="with --model: labels the model never trained on, to fit the "
+                        "quantifier on (default: configs/data/real-news.yaml, or the dev set for a model trained on it)")
     parser.add_argument("--quantifier", choices=QUANTIFIERS, default=QUANTIFIERS[0],
                         help="with --model: QuaPy's method")
     parser.add_argument("--track", action="store_true", help="log the summary and its audit to MLflow as a run")

@@ -42,24 +42,25 @@ def fit_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> float:
 
 
 
-def fit_bias_and_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> tuple[float, np.ndarray]:
+def fit_bias_and_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> tuple[float, np.ndarray | None]:
     """BCTS: the temperature and per-label offsets (the first label's fixed at 0) that minimise the negative
-    log-likelihood of the gold labels. A label absent from `gold_ids` keeps offset 0 (nothing to fit it on)."""
+    log-likelihood of the gold labels. When a label is absent from `gold_ids` there is nothing to fit its offset
+    on, and the others' would run off to push it out (or, for the reference label, to suppress it): then only
+    the temperature is fitted, and the offsets are None."""
+    classes = probabilities.shape[1]
+    if len(np.unique(gold_ids)) < classes:
+        return fit_temperature(probabilities, gold_ids), None
     # float64: the optimiser's finite-difference steps vanish in float32 (it would stop where it started)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     rows = np.arange(len(gold_ids))
-    classes = probabilities.shape[1]
-    free = [k for k in range(1, classes) if np.any(gold_ids == k)]
 
     def unpack(x: np.ndarray) -> tuple[float, np.ndarray]:
-        bias = np.zeros(classes)
-        bias[free] = x[1:]
-        return float(np.exp(x[0])), bias
+        return float(np.exp(x[0])), np.concatenate([[0.0], x[1:]])
 
     def nll(x: np.ndarray) -> float:
         scaled = apply_temperature(probabilities, *unpack(x))
         return float(-np.log(np.clip(scaled[rows, gold_ids], _EPS, 1.0)).mean())
 
-    bounds = [(np.log(0.05), np.log(20.0))] + [(-10.0, 10.0)] * len(free)
-    result = minimize(nll, np.zeros(1 + len(free)), method="L-BFGS-B", bounds=bounds)
+    bounds = [(np.log(0.05), np.log(20.0))] + [(-10.0, 10.0)] * (classes - 1)
+    result = minimize(nll, np.zeros(classes), method="L-BFGS-B", bounds=bounds)
     return unpack(result.x)

@@ -31,6 +31,7 @@ from trainer.errors import ConfigError, ModelLoadError
 from trainer.outputs.model_folder import (
     EVAL_DIR,
     MODEL_META,
+    TEMPERATURE_FILE,
     check_no_links_out,
     context_meta,
     read_meta,
@@ -77,6 +78,9 @@ def _write_onnx(source: Any, model_dir: Path, folder: Path, int8: bool) -> None:
 
     export_onnx(source, folder, int8=int8)
     source.tokenizer.save_pretrained(folder)
+    calibration = model_dir / TEMPERATURE_FILE
+    if calibration.is_file():  # the fitted temperature and per-label offsets (class_bias move labels): kept
+        shutil.copy2(calibration, folder / TEMPERATURE_FILE)
     write_meta(folder, "onnx", max_length=source.max_length, base_model=source.base_model,
                quantize="int8" if int8 else None, exported_from=str(model_dir), **context_meta(source.context))
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from trainer.config import ExperimentConfig, TeacherSource
-from trainer.data.teacher import PROBABILITY_COLUMNS, PoolSentence, corpus_name, draw_pool, read_frame
+from trainer.data.teacher import PROBABILITY_COLUMNS, PoolSentence, corpus_name, digest, draw_pool, read_frame
 from trainer.data.teacher import write_probabilities
 from trainer.data.teacher import read_meta as read_teacher_meta
 from trainer.errors import ConfigError
@@ -62,8 +62,9 @@ def teacher_sources(config: ExperimentConfig) -> list[TeacherSource]:
 
 
 def ensemble_name(teachers: Sequence[Path]) -> str:
-    """How the probabilities files name their teacher: a folder's name, or the members' joined by '+'."""
-    return "+".join(t.name for t in teachers)
+    """How the probabilities files name their teacher: a folder's name, or the members' sorted and joined by
+    '+' (the mean does not depend on their order, so neither does the name)."""
+    return "+".join(sorted(t.name for t in teachers))
 
 
 def draw_settings(source: TeacherSource, teachers: Sequence[Path]) -> dict[str, Any]:
@@ -88,10 +89,11 @@ def stored_probabilities(source: TeacherSource, teacher: Path, pool: list[PoolSe
     it with the same draw (an ensemble of a teacher already run labels only the new members); else None."""
     if up_to_date(source, [teacher]) is None:
         return None
-    frame = read_frame(source, ["article", "start", "end", *PROBABILITY_COLUMNS])
-    stored = {(a, int(s), int(e)): i for i, (a, s, e) in enumerate(zip(frame["article"], frame["start"],
-                                                                      frame["end"], strict=True))}
-    rows = [stored.get((p.article, p.sentence.start, p.sentence.end)) for p in pool]
+    frame = read_frame(source, ["article", "start", "end", "digest", *PROBABILITY_COLUMNS])
+    stored = {(a, int(s), int(e), d): i for i, (a, s, e, d) in enumerate(zip(
+        frame["article"], frame["start"], frame["end"], frame["digest"], strict=True))}
+    # the digest too: an article changed under the same offsets is a new sentence, labeled again
+    rows = [stored.get((p.article, p.sentence.start, p.sentence.end, digest(p.sentence.text))) for p in pool]
     if any(row is None for row in rows):
         return None
     return frame[PROBABILITY_COLUMNS].to_numpy(dtype=np.float32)[rows]

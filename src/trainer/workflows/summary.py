@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 SUMMARY_FILES = ("summary.csv", "summary.xlsx", "summary.json", "summary.png", "summary.svg", "summary.html")
 DEFAULT_LABELED = Path("configs/data/real-news.yaml")
+# The quantifier's labeled set for a model that trained on DEFAULT_LABELED's labels (the distilled default does).
+HELD_OUT_LABELED = Path("configs/data/real-news-dev-context.yaml")
 ALL = "(all)"
 
 
@@ -130,7 +132,7 @@ def summarize(
         audited, audit_info = join_audit(read_audit(audit), sentences)
     quantifiers = None
     if audit is None and model is not None:
-        quantifiers = _fit_quantifiers(model, manifest, labeled or DEFAULT_LABELED, quantifier, n_resamples)
+        quantifiers = _fit_quantifiers(model, manifest, labeled or default_labeled(model), quantifier, n_resamples)
     summary = _estimate(articles, sentences, audited, quantifiers, quantifier, by, manifest, n_resamples)
     summary.audit = audit_info
     from trainer.outputs.summary_report import write_summary
@@ -210,6 +212,26 @@ def label_files(sources: Any, root: Path | None = None) -> set[Path]:
                 path = Path(value)
                 files.add(((root / path) if root is not None and not path.is_absolute() else path).resolve())
     return files
+
+
+def default_labeled(model: str) -> Path:
+    """The labeled set to fit the quantifier on when none is given: the project's real-news labels, or the dev
+    set (HELD_OUT_LABELED) when the model trained on those labels."""
+    from trainer.config import load_data_config
+
+    if not HELD_OUT_LABELED.is_file():
+        return DEFAULT_LABELED
+    try:
+        sources = load_data_config(DEFAULT_LABELED).sources
+    except (ConfigError, DataError):
+        return DEFAULT_LABELED  # _fit_quantifiers says what is wrong with it
+    try:
+        check_held_out(model, DEFAULT_LABELED, sources)
+    except ConfigError:
+        log.info("%s trained on the labels of %s: fitting the quantifier on %s instead", Path(model).name,
+                 DEFAULT_LABELED, HELD_OUT_LABELED)
+        return HELD_OUT_LABELED
+    return DEFAULT_LABELED
 
 
 def check_held_out(model: str, labeled: Path, sources: Any) -> None:

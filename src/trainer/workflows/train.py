@@ -275,7 +275,11 @@ def _calibrate(config: ExperimentConfig, probabilities: np.ndarray, labels: list
     bias = None
     if training.class_bias:
         temperature, offsets = fit_bias_and_temperature(probabilities, gold)
-        bias = {label: round(float(offsets[i]), 4) for i, label in enumerate(LABELS)}
+        if offsets is None:
+            log.warning("class_bias: validation has no %s sentence, so no offsets are fitted (a temperature only)",
+                        " or ".join(sorted(set(LABELS) - set(labels))))
+        else:
+            bias = {label: round(float(offsets[i]), 4) for i, label in enumerate(LABELS)}
     else:
         temperature = fit_temperature(probabilities, gold)
     before = reliability(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold)["ece"]
