@@ -188,6 +188,20 @@ def test_class_bias_is_saved_applied_and_carded(project):
         load_classifier(result.model_dir)
 
 
+def test_class_bias_without_offsets_still_saves_its_temperature(project, monkeypatch):
+    """A validation split that lacks a label gets a temperature only: the test report used it, so the folder
+    must hold it too (else predict would give other probabilities than the report)."""
+    import trainer.workflows.train as train_module
+
+    monkeypatch.setattr(train_module, "fit_bias_and_temperature", lambda probabilities, gold: (0.7, None))
+    config = load_config(project.experiment("tfidf-nobias", {"backend": "sklearn"}, {"class_bias": True}))
+    result = train(config)
+    record = json.loads((result.model_dir / "temperature.json").read_text())
+    assert record["temperature"] == 0.7 and "bias" not in record
+    classifier = load_classifier(result.model_dir)
+    assert classifier.temperature == 0.7 and classifier.bias is None
+
+
 def test_report_files_html_and_json(trained_sklearn, tmp_path):
     import json as _json
 

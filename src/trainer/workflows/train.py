@@ -111,13 +111,14 @@ def _train(
         val_probabilities, val_metrics = run.score("validation")
         temperature, bias = _calibrate(config, val_probabilities, run.labels["validation"])
         classifier.temperature, classifier.bias = temperature, bias
+        calibrated = config.training.temperature_scaling or config.training.class_bias  # saved, offsets or not
 
         log.info("5/5 save to %s", target)
         project = model_folder.project_of(target)  # the folder records paths relative to it, none absolute
         test_rows = rows_from_dataset(built.dataset["test"], f"{config.data.name}:test", project)
         with atomic_folder(target) as tmp:
             backend.save(tmp)
-            if config.training.temperature_scaling or bias is not None:
+            if calibrated:
                 model_folder.save_temperature(tmp, temperature, f"{config.data.name}:validation", bias)
             report_dir = tmp / model_folder.TEST_REPORT_DIR
             block = {"model": model_folder.shown_path(target, project), "training_run": tracker.run_id,
@@ -142,7 +143,7 @@ def _train(
         tracker.log_metrics({**flat_metrics(report["metrics"], "test"), "test_ece": report["calibration"]["ece"],
                              **flat_intervals(report["ci"], "test")}, model_id=tracker.model_id,
                             dataset=datasets.get("test"))
-        if config.training.temperature_scaling or bias is not None:
+        if calibrated:
             tracker.log_metrics({"temperature": temperature, **{f"bias_{k}": v for k, v in (bias or {}).items()}})
 
     return TrainResult(target, metrics, tracker.run_id, model_uri, tracker.error, time.perf_counter() - started)
