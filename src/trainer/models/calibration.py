@@ -4,8 +4,9 @@
 or softens (T > 1) the probabilities. Bias-corrected temperature scaling (BCTS; Alexandari, Kundaje and
 Shrikumar, ICML 2020) adds one offset per label, `softmax(log p / T + b)`, fitted with T on validation: it
 moves the decision between labels too, which corrects a model whose training priors differ from the news it
-reads (a student learning softened teacher probabilities over-predicts the rare label). Saved as `temperature.json` in the model folder (`model_folder.save_temperature`); the
-Classifier applies it whenever the file is there.
+reads (a student learning softened teacher probabilities over-predicts the rare label). Saved as
+`temperature.json` in the model folder (`model_folder.save_temperature`); the Classifier applies it whenever
+the file is there.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ def fit_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> float:
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
-
 
 
 def fit_bias_and_temperature(probabilities: np.ndarray, gold_ids: np.ndarray) -> tuple[float, np.ndarray | None]:

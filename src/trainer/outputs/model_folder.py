@@ -345,14 +345,10 @@ def save_temperature(directory: Path, temperature: float, fitted_on: str, bias: 
     _write_json(directory / TEMPERATURE_FILE, record)
 
 
-def load_temperature(directory: Path) -> float:
-    """The model's temperature, or 1.0 when it has none; one that is not a positive number is refused
-    (a negative one would reverse the label order, zero divides by zero)."""
-    return load_calibration(directory)[0]
-
-
 def load_calibration(directory: Path) -> tuple[float, dict[str, float] | None]:
-    """The model's temperature (1.0 when it has none) and its per-label offsets (None when it has none)."""
+    """The model's temperature (1.0 when it has none) and its per-label offsets (None when it has none). A
+    temperature that is not a positive number is refused (a negative one would reverse the label order, zero
+    divides by zero), as are offsets that do not give a finite number for each label."""
     record = _read_json(directory / TEMPERATURE_FILE)
     if record is None:
         return 1.0, None

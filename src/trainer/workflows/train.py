@@ -273,18 +273,19 @@ def _calibrate(config: ExperimentConfig, probabilities: np.ndarray, labels: list
     if not (training.temperature_scaling or training.class_bias) or not len(labels):
         return 1.0, None
     gold = np.array([LABEL2ID[label] for label in labels])
-    bias = None
+    offsets = None
     if training.class_bias:
         temperature, offsets = fit_bias_and_temperature(probabilities, gold)
         if offsets is None:
             log.warning("class_bias: validation has no %s sentence, so no offsets are fitted (a temperature only)",
                         " or ".join(sorted(set(LABELS) - set(labels))))
         else:
-            bias = {label: round(float(offsets[i]), 4) for i, label in enumerate(LABELS)}
+            offsets = offsets.round(4)  # as saved: the report and predict apply the same offsets
     else:
         temperature = fit_temperature(probabilities, gold)
+    bias = None if offsets is None else {label: float(offsets[i]) for i, label in enumerate(LABELS)}
     before = reliability(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold)["ece"]
-    scaled = apply_temperature(probabilities, temperature, None if bias is None else np.array(list(bias.values())))
+    scaled = apply_temperature(probabilities, temperature, offsets)
     after = reliability(scaled.max(axis=1), scaled.argmax(axis=1) == gold)["ece"]
     f1 = [f1_score(gold, p.argmax(axis=1), average="macro", labels=range(len(LABELS))) for p in (probabilities, scaled)]
     log.info("temperature %.3f%s: validation ECE %.3f -> %.3f, macro-F1 %.3f -> %.3f", temperature,
